@@ -1,0 +1,57 @@
+# The two commands a fresh machine needs: `make demo` and `make test`. Everything installs into .venv;
+# the test servers (Kafka, kube-apiserver/etcd, helm) are fetched or built into $(ALGORUN_TESTBIN).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+UV_VERSION := 0.13.9
+export ALGORUN_TESTBIN ?= $(HOME)/.cache/algorun/testbin
+
+.PHONY: demo test test-unit testbin bench lint crds lock clean
+
+# The virtualenv is (re)built when the lock file changes. uv is bootstrapped with pip, then installs the lock.
+$(VENV)/.runtime-stamp: requirements/runtime.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "algorun needs Python 3.11 or newer")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -x $(UV) || $(PY) -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	$(UV) pip install -q --python $(PY) -r requirements/runtime.lock
+	$(UV) pip install -q --python $(PY) --no-deps -e .
+	@touch $@
+
+$(VENV)/.dev-stamp: $(VENV)/.runtime-stamp requirements/dev.lock
+	$(UV) pip install -q --python $(PY) -r requirements/dev.lock
+	@touch $@
+
+demo: $(VENV)/.runtime-stamp
+	$(PY) -m algorun.cli.main validate examples/text-transform/pipeline.yaml examples/*/pipeline.yaml
+	$(PY) -m algorun.cli.main describe examples/text-transform/pipeline.yaml
+
+test: $(VENV)/.dev-stamp testbin lint
+	$(PY) -m pytest tests
+
+# Unit tests only: no servers, no builds.
+test-unit: $(VENV)/.dev-stamp
+	$(PY) -m pytest tests/unit
+
+testbin: $(VENV)/.dev-stamp
+	$(PY) -m tests.support.testbin build
+
+bench: $(VENV)/.dev-stamp testbin
+	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+lint: $(VENV)/.dev-stamp
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/mypy src
+
+# Regenerate the committed CRDs from the api models (a test fails when they are stale).
+crds: $(VENV)/.runtime-stamp
+	$(PY) -m algorun.cli.main crds --output-dir deploy/crds
+
+# Re-resolve the lock files from pyproject.toml.
+lock: $(VENV)/.runtime-stamp
+	$(UV) pip compile pyproject.toml --python-version 3.11 --no-header -q -o requirements/runtime.lock
+	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -q -o requirements/dev.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The `algorun` command line."""
