@@ -1,12 +1,19 @@
-"""Entry point of the `algorun` command."""
+"""Entry point of the `algorun` command. Subcommands live in their own modules and import heavy
+dependencies (kopf, confluent-kafka, aiohttp) only when they run, so `algorun --help` stays fast."""
 
 from __future__ import annotations
 
 import typer
 
 from algorun import __version__
+from algorun.cli import spec_commands
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="algorun: Algo.Run pipelines on Kafka.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    help="algorun: declarative data pipelines on Kafka, on Kubernetes or on one machine.",
+)
 
 
 def _version(value: bool) -> None:
@@ -19,7 +26,10 @@ def _version(value: bool) -> None:
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
-    """algorun: Algo.Run pipelines on Kafka."""
+    """algorun: declarative data pipelines on Kafka, on Kubernetes or on one machine."""
+
+
+spec_commands.register(app)
 
 
 def main() -> None:
