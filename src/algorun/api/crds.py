@@ -107,7 +107,10 @@ def _crd(
         "served": True,
         "storage": True,
         "schema": {"openAPIV3Schema": schema},
-        "additionalPrinterColumns": [*columns, {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}],
+        "additionalPrinterColumns": [
+            *columns,
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ],
     }
     if status:
         version["subresources"] = {"status": {}}
@@ -153,7 +156,9 @@ def generate_crds() -> list[dict[str, Any]]:
             "Cluster",
             ["dcon"],
             _envelope(
-                structural_schema(DataConnectorSpec), None, "A Kafka Connect connector template, by dataConnectorRef."
+                structural_schema(DataConnectorSpec),
+                None,
+                "A Kafka Connect connector template, by dataConnectorRef.",
             ),
             [
                 {"name": "Type", "type": "string", "jsonPath": ".spec.dataConnectorType"},

@@ -66,11 +66,11 @@ def parse_resource(document: Document) -> Checked:
     problems: list[Problem] = []
     if kind not in KINDS:
         known = ", ".join(KINDS)
-        message = "required field is missing" if kind is None else f"unknown kind {kind!r}"
+        message = "required field is missing" if kind is None else f'unknown kind "{kind}"'
         problems.append(Problem("kind", f"{message}; expected one of {known}"))
     api_version = data.get("apiVersion")
     if api_version != API_VERSION:
-        message = "required field is missing" if api_version is None else f"{api_version!r} is not supported"
+        message = "required field is missing" if api_version is None else f'"{api_version}" is not supported'
         problems.append(Problem("apiVersion", f"{message}; expected {API_VERSION}"))
     if problems:
         return Checked(document, None, [document.locate(p) for p in problems])
@@ -99,8 +99,6 @@ def check_documents(documents: Sequence[Document], resolver: Resolver | None = N
             for problem in found:
                 item.problems.append(item.document.locate(problem))
     return report
-
-
 
 
 def check_files(paths: Iterable[str | Path], resolver: Resolver | None = None) -> Report:

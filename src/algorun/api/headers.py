@@ -32,13 +32,13 @@ def parse_http_headers(text: str) -> dict[str, str]:
                 continue
             name, sep, value = entry.partition(":")
             if not sep:
-                raise ValueError(f"httpHeaders entry {entry.strip()!r} is not 'Name: value'")
+                raise ValueError(f"httpHeaders entry \"{entry.strip()}\" is not 'Name: value'")
             pairs.append((name.strip(), value.strip()))
     headers: dict[str, str] = {}
     for name, value in pairs:
         if not _TOKEN.match(name):
-            raise ValueError(f"httpHeaders: {name!r} is not a valid header name")
+            raise ValueError(f'httpHeaders: "{name}" is not a valid header name')
         if "\r" in value or "\n" in value:
-            raise ValueError(f"httpHeaders: the value of {name!r} contains a line break")
+            raise ValueError(f'httpHeaders: the value of "{name}" contains a line break')
         headers[name] = value
     return headers

@@ -51,7 +51,13 @@ class LoadError(Exception):
         self.problems = problems
 
 
-def _walk(node: yaml.Node, path: list[PathPart], positions: dict[str, tuple[int, int]], dups: list[Problem], file: str) -> None:
+def _walk(
+    node: yaml.Node,
+    path: list[PathPart],
+    positions: dict[str, tuple[int, int]],
+    dups: list[Problem],
+    file: str,
+) -> None:
     key = format_path(path)
     positions.setdefault(key, (node.start_mark.line + 1, node.start_mark.column + 1))
     if isinstance(node, yaml.MappingNode):

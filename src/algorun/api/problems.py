@@ -24,6 +24,11 @@ def format_path(parts: Sequence[PathPart]) -> str:
     return out
 
 
+def quoted(values: Iterable[object]) -> str:
+    """`"a", "b"`: how messages list the names a user could have meant."""
+    return ", ".join(f'"{v}"' for v in values)
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with a spec, where it is, and (when known) the file position."""
@@ -109,19 +114,19 @@ def from_validation_error(
         elif kind == "extra_forbidden":
             unknown = str(loc[-1]) if loc else ""
             close = difflib.get_close_matches(unknown, vocabulary, n=1)
-            message = "unknown field" + (f"; did you mean {close[0]!r}?" if close else "")
+            message = "unknown field" + (f'; did you mean "{close[0]}"?' if close else "")
         elif kind == "enum":
-            expected = err.get("ctx", {}).get("expected", "")
-            message = f"{value!r} is not one of {expected}"
+            expected = str(err.get("ctx", {}).get("expected", "")).replace("'", '"')
+            message = f'"{value}" is not one of {expected}'
         elif kind == "literal_error":
-            expected = err.get("ctx", {}).get("expected", "")
-            message = f"{value!r} is not {expected}"
+            expected = str(err.get("ctx", {}).get("expected", "")).replace("'", '"')
+            message = f'"{value}" is not {expected}'
         elif kind == "value_error":
             message = str(err.get("ctx", {}).get("error", err["msg"]))
         else:
             message = err["msg"][0].lower() + err["msg"][1:] if err["msg"] else kind
             if value is not None and kind.endswith(("_type", "_parsing")):
-                message += f" (got {value!r})"
+                message += f' (got "{value}")'
         problems.append(Problem(format_path(loc), message))
     return _dedupe(problems)
 

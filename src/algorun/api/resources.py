@@ -21,7 +21,7 @@ API_VERSION = f"{GROUP}/{VERSION}"
 class Resource(ApiModel):
     """Common envelope. `metadata` is Kubernetes' own; it is kept as given."""
 
-    api_version: Literal["algo.run/v1beta1"] = API_VERSION
+    api_version: Literal["algo.run/v1beta1"] = "algo.run/v1beta1"
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @property

@@ -22,7 +22,7 @@ from algorun.api.pipeline import (
     Pipe,
     PipelineDeploymentSpec,
 )
-from algorun.api.problems import Problems
+from algorun.api.problems import PathPart, Problems
 from algorun.api.resources import Algo, DataConnector
 from algorun.api.units import parse_duration
 
@@ -63,7 +63,7 @@ class Catalog:
 def describe_ref(ref: CustomResourceRef) -> str:
     parts = []
     if ref.name:
-        parts.append(f"name {ref.name!r}")
+        parts.append(f'name "{ref.name}"')
     if ref.match_labels:
         parts.append("labels " + ", ".join(f"{k}={v}" for k, v in sorted(ref.match_labels.items())))
     return " and ".join(parts) or "nothing (empty reference)"
@@ -222,7 +222,10 @@ class Topology:
 
 def is_hook_name(pipe: Pipe) -> bool:
     """Whether a pipe feeds the event hook. The original only recognised `hook`; its own sample says `EventHook`."""
-    return pipe.dest_component_type == ComponentType.EVENT_HOOK or pipe.dest_name.lower() in ("hook", "eventhook")
+    return pipe.dest_component_type == ComponentType.EVENT_HOOK or pipe.dest_name.lower() in (
+        "hook",
+        "eventhook",
+    )
 
 
 def build_topology(
@@ -230,9 +233,7 @@ def build_topology(
 ) -> Topology:
     """Resolve references and topics. Resolution problems are added to `problems` (when given)."""
     problems = problems if problems is not None else Problems()
-    algos = [
-        AlgoNode(i, dep, _resolve_algo(i, dep, resolver, problems)) for i, dep in enumerate(spec.algos)
-    ]
+    algos = [AlgoNode(i, dep, _resolve_algo(i, dep, resolver, problems)) for i, dep in enumerate(spec.algos)]
     connectors = [
         ConnectorNode(i, dep, _resolve_connector(i, dep, resolver, problems))
         for i, dep in enumerate(spec.data_connectors)
@@ -243,7 +244,7 @@ def build_topology(
 
 
 def _resolve_algo(i: int, dep: AlgoDeployment, resolver: Resolver | None, problems: Problems) -> AlgoSpec | None:
-    path = ["spec", "algos", i]
+    path: list[PathPart] = ["spec", "algos", i]
     if dep.algo_ref is not None and dep.spec is not None:
         problems.add(path, "give either algoRef or spec, not both")
         return dep.spec
@@ -263,7 +264,7 @@ def _resolve_algo(i: int, dep: AlgoDeployment, resolver: Resolver | None, proble
 def _resolve_connector(
     i: int, dep: DataConnectorDeployment, resolver: Resolver | None, problems: Problems
 ) -> DataConnectorSpec | None:
-    path = ["spec", "dataConnectors", i]
+    path: list[PathPart] = ["spec", "dataConnectors", i]
     if dep.data_connector_ref is not None and dep.spec is not None:
         problems.add(path, "give either dataConnectorRef or spec, not both")
         return dep.spec
@@ -276,9 +277,7 @@ def _resolve_connector(
         return None
     found = resolver.data_connector(dep.data_connector_ref)
     if found is None:
-        problems.add(
-            [*path, "dataConnectorRef"], f"no DataConnector matches {describe_ref(dep.data_connector_ref)}"
-        )
+        problems.add([*path, "dataConnectorRef"], f"no DataConnector matches {describe_ref(dep.data_connector_ref)}")
     return found
 
 
@@ -324,11 +323,11 @@ def _plan_topics(topology: Topology) -> None:
     for node in topology.algos:
         if node.spec is None or not node.deployment.write_all_outputs:
             continue
-        for output in node.spec.outputs:
-            key = naming.topic_key(node.full_name or "", output.name)
+        for algo_output in node.spec.outputs:
+            key = naming.topic_key(node.full_name or "", algo_output.name)
             if key not in declared:
-                default = naming.default_output_topic(o, n, node.spec.name, node.deployment.index, output.name)
-                entries.append((node.full_name or "", output.name, default, TopicConfig(), None))
+                default = naming.default_output_topic(o, n, node.spec.name, node.deployment.index, algo_output.name)
+                entries.append((node.full_name or "", algo_output.name, default, TopicConfig(), None))
                 declared.add(key)
     for source, output, default, config, path in entries:
         key = naming.topic_key(source, output)

@@ -43,8 +43,7 @@ def parse_duration(text: str) -> float:
         pos = match.end()
     if pos != len(s):
         raise ValueError(
-            f"invalid duration {text!r}; expected a number with a unit (ns, us, ms, s, m, h, d), "
-            "e.g. 30s, 5m, 1h30m"
+            f'invalid duration "{text}"; expected a number with a unit (ns, us, ms, s, m, h, d), e.g. 30s, 5m, 1h30m'
         )
     return total
 
@@ -72,7 +71,7 @@ def parse_quantity(text: str | int | float) -> Decimal:
     s = str(text).strip()
     match = _QUANTITY.match(s)
     if not match:
-        raise ValueError(f"invalid quantity {str(text)!r}; expected e.g. 500m, 2, 1.5Gi, 256Mi")
+        raise ValueError(f'invalid quantity "{text!s}"; expected e.g. 500m, 2, 1.5Gi, 256Mi')
     number, binary, decimal_suffix, exponent = match.groups()
     try:
         value = Decimal(number)
@@ -83,5 +82,5 @@ def parse_quantity(text: str | int | float) -> Decimal:
         if exponent:
             return value * Decimal(10) ** int(exponent[1:])
     except InvalidOperation as exc:  # pragma: no cover - the regex admits only valid decimals
-        raise ValueError(f"invalid quantity {str(text)!r}") from exc
+        raise ValueError(f'invalid quantity "{text!s}"') from exc
     return value

@@ -17,7 +17,7 @@ from algorun.api.base import AutoScaling, RetryStrategy
 from algorun.api.enums import DataConnectorType, Executor, InputDeliveryType, RetryStrategyKind
 from algorun.api.headers import parse_http_headers
 from algorun.api.pipeline import ENDPOINT_NAME, EVENT_HOOK_NAME, PipelineDeploymentSpec
-from algorun.api.problems import PathPart, Problem, Problems
+from algorun.api.problems import PathPart, Problem, Problems, quoted
 from algorun.api.topology import Resolver, Topology, build_topology, is_hook_name
 
 _HTTP_VERBS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
@@ -56,11 +56,11 @@ def _check_identity(spec: PipelineDeploymentSpec, problems: Problems) -> None:
         if len(label) > naming.MAX_OBJECT_NAME:
             problems.add(
                 ["spec", field],
-                f"the label value {label!r} (owner.name) is {len(label)} characters; at most "
+                f'the label value "{label}" (owner.name) is {len(label)} characters; at most '
                 f"{naming.MAX_OBJECT_NAME} fit a Kubernetes label",
             )
     if spec.deployment_namespace is not None and not naming.is_dns_label(spec.deployment_namespace):
-        problems.add(["spec", "deploymentNamespace"], f"{spec.deployment_namespace!r} is not a valid namespace name")
+        problems.add(["spec", "deploymentNamespace"], f'"{spec.deployment_namespace}" is not a valid namespace name')
 
 
 def _check_algos(topology: Topology, problems: Problems) -> None:
@@ -75,7 +75,7 @@ def _check_algos(topology: Topology, problems: Problems) -> None:
         mounts = Counter(m.name for m in dep.config_mounts or [])
         for j, mount in enumerate(dep.config_mounts or []):
             if mounts[mount.name] > 1:
-                problems.add([*path, "configMounts", j, "name"], f"{mount.name!r} is used by more than one mount")
+                problems.add([*path, "configMounts", j, "name"], f'"{mount.name}" is used by more than one mount')
             if not mount.mount_path.startswith("/"):
                 problems.add([*path, "configMounts", j, "mountPath"], "must be an absolute path")
         spec = node.spec
@@ -83,8 +83,11 @@ def _check_algos(topology: Topology, problems: Problems) -> None:
             continue
         spec_path: list[PathPart] = [*path, "spec"] if dep.spec is not None else [*path, "algoRef"]
         if spec.version(dep.version) is None:
-            known = ", ".join(repr(v.version_tag) for v in spec.versions)
-            problems.add([*path, "version"], f"algo {spec.owner}/{spec.name} has no version {dep.version!r}; known: {known}")
+            known = quoted(v.version_tag for v in spec.versions)
+            problems.add(
+                [*path, "version"],
+                f'algo {spec.owner}/{spec.name} has no version "{dep.version}"; known: {known}',
+            )
         for field, value in (("owner", spec.owner), ("name", spec.name)):
             problem = naming.label_value_problem(value) if value else "must not be empty"
             if problem:
@@ -95,26 +98,29 @@ def _check_algos(topology: Topology, problems: Problems) -> None:
             if not topic.output_name:
                 problems.add([*path, "topics", j, "outputName"], "required field is missing")
             elif spec.output(topic.output_name) is None:
-                known = ", ".join(repr(o.name) for o in spec.outputs) or "none"
+                known = quoted(o.name for o in spec.outputs) or "none"
                 problems.add(
                     [*path, "topics", j, "outputName"],
-                    f"algo {spec.owner}/{spec.name} has no output {topic.output_name!r}; known: {known}",
+                    f'algo {spec.owner}/{spec.name} has no output "{topic.output_name}"; known: {known}',
                 )
             elif declared[topic.output_name] > 1:
-                problems.add([*path, "topics", j, "outputName"], f"output {topic.output_name!r} has more than one topic")
+                problems.add(
+                    [*path, "topics", j, "outputName"],
+                    f'output "{topic.output_name}" has more than one topic',
+                )
         param_names = {p.name for p in spec.parameters or []}
         for j, param in enumerate(dep.parameters or []):
             if param_names and param.name not in param_names:
                 problems.warn(
                     [*path, "parameters", j, "name"],
-                    f"algo {spec.owner}/{spec.name} declares no parameter {param.name!r}; it is passed anyway",
+                    f'algo {spec.owner}/{spec.name} declares no parameter "{param.name}"; it is passed anyway',
                 )
         fed = {pipe.dest_input_name for _, pipe, _ in topology.pipes_into(node.full_name or "")}
         for j, algo_input in enumerate(spec.inputs):
             if algo_input.is_required and algo_input.name not in fed:
                 problems.add(
                     [*spec_path, "inputs", j],
-                    f"input {algo_input.name!r} of {node.full_name} is required but no pipe feeds it",
+                    f'input "{algo_input.name}" of {node.full_name} is required but no pipe feeds it',
                 )
 
 
@@ -123,24 +129,30 @@ def _check_algo_spec(spec: AlgoSpec, path: list[PathPart], version: str, problem
     outputs = Counter(o.name for o in spec.outputs)
     for j, algo_input in enumerate(spec.inputs):
         if inputs[algo_input.name] > 1:
-            problems.add([*path, "inputs", j, "name"], f"input {algo_input.name!r} is declared more than once")
+            problems.add([*path, "inputs", j, "name"], f'input "{algo_input.name}" is declared more than once')
         kind = algo_input.input_delivery_type
         if kind in (InputDeliveryType.HTTP, InputDeliveryType.HTTPS):
             if algo_input.http is None or algo_input.http.port is None:
                 problems.add([*path, "inputs", j, "http", "port"], f"an {kind.value} input needs the algo's port")
             elif algo_input.http.verb and algo_input.http.verb.upper() not in _HTTP_VERBS:
-                problems.add([*path, "inputs", j, "http", "verb"], f"{algo_input.http.verb!r} is not an HTTP method")
+                problems.add([*path, "inputs", j, "http", "verb"], f'"{algo_input.http.verb}" is not an HTTP method')
         if kind == InputDeliveryType.GRPC and (algo_input.grpc is None or algo_input.grpc.port is None):
             problems.add([*path, "inputs", j, "grpc", "port"], "a Grpc input needs the algo's port")
         if kind == InputDeliveryType.ENVIRONMENT_VARIABLE and not algo_input.environment_variable:
-            problems.add([*path, "inputs", j, "environmentVariable"], "an EnvironmentVariable input needs the variable's name")
+            problems.add(
+                [*path, "inputs", j, "environmentVariable"],
+                "an EnvironmentVariable input needs the variable's name",
+            )
         if kind in (InputDeliveryType.FILE_PARAMETER, InputDeliveryType.FILE_ARRAY_PARAMETER) and not (
             algo_input.file_parameter and algo_input.file_parameter.parameter
         ):
-            problems.add([*path, "inputs", j, "fileParameter", "parameter"], f"a {kind.value} input needs the parameter name")
+            problems.add(
+                [*path, "inputs", j, "fileParameter", "parameter"],
+                f"a {kind.value} input needs the parameter name",
+            )
     for j, output in enumerate(spec.outputs):
         if outputs[output.name] > 1:
-            problems.add([*path, "outputs", j, "name"], f"output {output.name!r} is declared more than once")
+            problems.add([*path, "outputs", j, "name"], f'output "{output.name}" is declared more than once')
     chosen = spec.version(version)
     if spec.effective_executor == Executor.PYTHON and chosen is not None:
         entry = (chosen.entrypoint or "").strip()
@@ -149,7 +161,7 @@ def _check_algo_spec(spec: AlgoSpec, path: list[PathPart], version: str, problem
             index = spec.versions.index(chosen)
             problems.add(
                 [*path, "versions", index, "entrypoint"],
-                f"the python executor needs an entrypoint 'module:function', got {entry!r}",
+                f"the python executor needs an entrypoint 'module:function', got \"{entry}\"",
             )
 
 
@@ -163,12 +175,16 @@ def _check_connectors(topology: Topology, problems: Problems) -> None:
         if spec is None:
             continue
         if spec.version(cnode.deployment.version) is None:
-            known = ", ".join(repr(v.version_tag) for v in spec.versions)
+            known = quoted(v.version_tag for v in spec.versions)
             problems.add(
-                [*path, "version"], f"data connector {spec.name} has no version {cnode.deployment.version!r}; known: {known}"
+                [*path, "version"],
+                f'data connector {spec.name} has no version "{cnode.deployment.version}"; known: {known}',
             )
         if not spec.connector_class:
-            problems.add([*path, "spec", "connectorClass"] if cnode.deployment.spec else path, "a connector needs connectorClass")
+            problems.add(
+                [*path, "spec", "connectorClass"] if cnode.deployment.spec else path,
+                "a connector needs connectorClass",
+            )
         problem = naming.label_value_problem(spec.name) if spec.name else "must not be empty"
         if problem:
             problems.add([*path, "spec", "name"], problem)
@@ -185,9 +201,9 @@ def _check_endpoint(topology: Topology, problems: Problems) -> None:
     for j, path in enumerate(endpoint.paths):
         where: list[PathPart] = ["spec", "endpoint", "paths", j]
         if names[path.name] > 1:
-            problems.add([*where, "name"], f"path {path.name!r} is declared more than once")
+            problems.add([*where, "name"], f'path "{path.name}" is declared more than once')
         if not path.name or "/" in path.name or path.name != path.name.strip():
-            problems.add([*where, "name"], f"{path.name!r} is not a usable URL path segment")
+            problems.add([*where, "name"], f'"{path.name}" is not a usable URL path segment')
     if sum(1 for p in endpoint.paths if p.is_default) > 1:
         problems.add(["spec", "endpoint", "paths"], "more than one path has isDefault: true")
     _check_autoscaling(endpoint.autoscaling, ["spec", "endpoint", "autoscaling"], problems)
@@ -205,49 +221,52 @@ def _check_pipes(topology: Topology, problems: Problems) -> None:
         if parsed is None:
             return False
         _, _, version, index = parsed
-        candidates = [*unresolved_algos, *unresolved_connectors]
-        return any(c.deployment.version == version and c.deployment.index == index for c in candidates)
+        versions = [(a.deployment.version, a.deployment.index) for a in unresolved_algos]
+        versions += [(c.deployment.version, c.deployment.index) for c in unresolved_connectors]
+        return (version, index) in versions
 
     for i, pipe in enumerate(spec.pipes):
         path: list[PathPart] = ["spec", "pipes", i]
         source = pipe.source_name
         if source == ENDPOINT_NAME:
             if spec.endpoint.path(pipe.source_output_name) is None:
-                paths = ", ".join(repr(p.name) for p in spec.endpoint.paths) or "none"
+                paths = quoted(p.name for p in spec.endpoint.paths) or "none"
                 problems.add(
-                    [*path, "sourceOutputName"], f"the endpoint has no path {pipe.source_output_name!r}; known: {paths}"
+                    [*path, "sourceOutputName"],
+                    f'the endpoint has no path "{pipe.source_output_name}"; known: {paths}',
                 )
         elif (node := topology.algo(source)) is not None and node.spec is not None:
             if node.spec.output(pipe.source_output_name) is None:
-                outs = ", ".join(repr(o.name) for o in node.spec.outputs) or "none"
+                outs = quoted(o.name for o in node.spec.outputs) or "none"
                 problems.add(
-                    [*path, "sourceOutputName"], f"{source} has no output {pipe.source_output_name!r}; known: {outs}"
+                    [*path, "sourceOutputName"],
+                    f'{source} has no output "{pipe.source_output_name}"; known: {outs}',
                 )
         elif (cnode := topology.connector(source)) is not None and cnode.spec is not None:
             if cnode.spec.data_connector_type != DataConnectorType.SOURCE:
                 problems.add([*path, "sourceName"], f"{source} is a Sink connector; only Source connectors produce")
             elif not any(t.output_name == pipe.source_output_name for t in cnode.deployment.topics):
-                outs = ", ".join(repr(t.output_name) for t in cnode.deployment.topics) or "none"
+                outs = quoted(t.output_name for t in cnode.deployment.topics) or "none"
                 problems.add(
                     [*path, "sourceOutputName"],
-                    f"{source} declares no topic for output {pipe.source_output_name!r}; known: {outs}",
+                    f'{source} declares no topic for output "{pipe.source_output_name}"; known: {outs}',
                 )
         elif not unresolved_match(source):
-            problems.add([*path, "sourceName"], f"no component {source!r}; known: {known}")
+            problems.add([*path, "sourceName"], f'no component "{source}"; known: {known}')
         dest = pipe.dest_name
         if is_hook_name(pipe) or dest == EVENT_HOOK_NAME:
             pass
         elif (node := topology.algo(dest)) is not None and node.spec is not None:
             if node.spec.input(pipe.dest_input_name) is None:
-                ins = ", ".join(repr(x.name) for x in node.spec.inputs) or "none"
-                problems.add([*path, "destInputName"], f"{dest} has no input {pipe.dest_input_name!r}; known: {ins}")
+                ins = quoted(x.name for x in node.spec.inputs) or "none"
+                problems.add([*path, "destInputName"], f'{dest} has no input "{pipe.dest_input_name}"; known: {ins}')
         elif (cnode := topology.connector(dest)) is not None and cnode.spec is not None:
             if cnode.spec.data_connector_type != DataConnectorType.SINK:
                 problems.add([*path, "destName"], f"{dest} is a Source connector; only Sink connectors consume")
         elif dest == ENDPOINT_NAME:
             problems.add([*path, "destName"], "the endpoint only produces; it cannot be a pipe's destination")
         elif not unresolved_match(dest):
-            problems.add([*path, "destName"], f"no component {dest!r}; known: {known}")
+            problems.add([*path, "destName"], f'no component "{dest}"; known: {known}')
         if source == dest:
             problems.add(path, f"a pipe from {source} to itself would loop forever")
 
@@ -262,7 +281,11 @@ def _check_topics(topology: Topology, problems: Problems) -> None:
             problems.items.append(Problem(path, problem))
         if topic.name in seen and seen[topic.name] != topic.key:
             problems.items.append(
-                Problem(path, f"topic {topic.name!r} is also written by {seen[topic.name]}; give {where} its own", "warning")
+                Problem(
+                    path,
+                    f'topic "{topic.name}" is also written by {seen[topic.name]}; give {where} its own',
+                    "warning",
+                )
             )
         seen.setdefault(topic.name, topic.key)
     for node in topology.algos:
@@ -279,19 +302,19 @@ def _check_hooks(topology: Topology, problems: Problems) -> None:
         path: list[PathPart] = ["spec", "eventHook", "webHooks", j]
         url = urlparse(hook.web_hook_url)
         if url.scheme not in ("http", "https") or not url.netloc:
-            problems.add([*path, "webHookUrl"], f"{hook.web_hook_url!r} is not an http(s) URL")
+            problems.add([*path, "webHookUrl"], f'"{hook.web_hook_url}" is not an http(s) URL')
         if hook.http_verb and hook.http_verb.upper() not in _HTTP_VERBS:
-            problems.add([*path, "httpVerb"], f"{hook.http_verb!r} is not an HTTP method")
+            problems.add([*path, "httpVerb"], f'"{hook.http_verb}" is not an HTTP method')
         if hook.http_headers:
             try:
                 parse_http_headers(hook.http_headers)
             except ValueError as exc:
                 problems.add([*path, "httpHeaders"], str(exc))
         if hook.pipeline_hook_input_name not in fed:
-            known = ", ".join(repr(x) for x in sorted(fed)) or "none"
+            known = quoted(x for x in sorted(fed)) or "none"
             problems.add(
                 [*path, "pipelineHookInputName"],
-                f"no pipe feeds event hook input {hook.pipeline_hook_input_name!r}; fed inputs: {known}",
+                f'no pipe feeds event hook input "{hook.pipeline_hook_input_name}"; fed inputs: {known}',
             )
 
 

@@ -53,7 +53,11 @@ def _algos(tree: Tree, topology: Topology) -> None:
         node = tree.add(
             f"[magenta]Algo[/magenta] [bold]{algo.full_name}[/bold]  executor {algo.spec.effective_executor.value}"
             f"  replicas {dep.replicas}"
-            + (f" (autoscaled to {dep.autoscaling.max_replicas})" if dep.autoscaling and dep.autoscaling.enabled else "")
+            + (
+                f" (autoscaled to {dep.autoscaling.max_replicas})"
+                if dep.autoscaling and dep.autoscaling.enabled
+                else ""
+            )
         )
         for algo_input in algo.spec.inputs:
             sources = [
@@ -61,10 +65,14 @@ def _algos(tree: Tree, topology: Topology) -> None:
                 for _, pipe, topic in topology.pipes_into(algo.full_name or "")
                 if pipe.dest_input_name == algo_input.name
             ]
-            node.add(f"in  {algo_input.name} [{algo_input.input_delivery_type.value}] <- {', '.join(sources) or '(no pipe)'}")
+            node.add(
+                f"in  {algo_input.name} [{algo_input.input_delivery_type.value}] <- {', '.join(sources) or '(no pipe)'}"
+            )
         for output in algo.spec.outputs:
             topic = topology.topics.get(f"{algo.full_name}|{output.name}")
-            node.add(f"out {output.name} [{output.output_delivery_type.value}] -> {topic.name if topic else '(not piped)'}")
+            node.add(
+                f"out {output.name} [{output.output_delivery_type.value}] -> {topic.name if topic else '(not piped)'}"
+            )
         strategy = plan.strategy.strategy.value if plan.strategy and plan.enabled else "none"
         retry = node.add(f"retries: {strategy}; dead letters -> {plan.dead_letter_topic}")
         for backoff, topic_name in plan.retry_topics.items():
@@ -121,5 +129,9 @@ def _pipes(topology: Topology) -> Table:
     table.add_column("from", overflow="fold")
     table.add_column("to", overflow="fold")
     for i, pipe in enumerate(topology.spec.pipes):
-        table.add_row(str(i), f"{pipe.source_name}.{pipe.source_output_name}", f"{pipe.dest_name}.{pipe.dest_input_name}")
+        table.add_row(
+            str(i),
+            f"{pipe.source_name}.{pipe.source_output_name}",
+            f"{pipe.dest_name}.{pipe.dest_input_name}",
+        )
     return table

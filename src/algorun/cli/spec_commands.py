@@ -6,6 +6,7 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
 import typer
 import yaml
@@ -29,8 +30,8 @@ def _print_problems(console: Console, problems: list[Problem]) -> None:
 
 
 def validate(
-    files: list[Path] = typer.Argument(..., help="Pipeline and template (Algo, DataConnector) YAML files."),
-    output: OutputFormat = typer.Option(OutputFormat.TEXT, "--output", "-o", help="text or json."),
+    files: Annotated[list[Path], typer.Argument(help="Pipeline and template (Algo, DataConnector) YAML files.")],
+    output: Annotated[OutputFormat, typer.Option("--output", "-o", help="text or json.")] = OutputFormat.TEXT,
 ) -> None:
     """Check pipeline YAML: types, references, names and pipes. Exit 0 when valid, 1 when not.
 
@@ -42,13 +43,17 @@ def validate(
             {
                 "file": item.document.file,
                 "document": item.document.index,
-                "kind": item.resource.kind if item.resource is not None else None,  # type: ignore[attr-defined]
+                "kind": getattr(item.resource, "kind", None),
                 "name": item.resource.name if item.resource is not None else None,
                 "valid": not any(p.severity == "error" for p in item.problems),
             }
             for item in report.items
         ]
-        payload = {"valid": report.ok, "documents": documents, "problems": [p.to_json() for p in report.problems]}
+        payload = {
+            "valid": report.ok,
+            "documents": documents,
+            "problems": [p.to_json() for p in report.problems],
+        }
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
     else:
         console = Console(stderr=True)
@@ -57,7 +62,11 @@ def validate(
         for item in report.items:
             if item.resource is not None and not any(p.severity == "error" for p in item.problems):
                 kind = getattr(item.resource, "kind", "?")
-                out.print(f"[green]valid[/green] {item.document.file}: {kind} {item.resource.name}", highlight=False, soft_wrap=True)
+                out.print(
+                    f"[green]valid[/green] {item.document.file}: {kind} {item.resource.name}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
         if not report.ok:
             count = len(report.errors)
             console.print(f"[red]{count} problem{'s' if count != 1 else ''}[/red]")
@@ -65,7 +74,7 @@ def validate(
 
 
 def describe(
-    files: list[Path] = typer.Argument(..., help="The pipeline YAML (and any Algo/DataConnector templates)."),
+    files: Annotated[list[Path], typer.Argument(help="The pipeline YAML (and any Algo/DataConnector templates).")],
 ) -> None:
     """Show a pipeline's graph: components, topics (names, partitions) and pipes."""
     report = check_files(files)
@@ -84,9 +93,10 @@ def describe(
 
 
 def crds(
-    output_dir: Path | None = typer.Option(
-        None, "--output-dir", help="Write one file per CRD into this directory instead of printing them."
-    ),
+    output_dir: Annotated[
+        Path | None,
+        typer.Option("--output-dir", help="Write one file per CRD into this directory instead of printing them."),
+    ] = None,
 ) -> None:
     """Print the algo.run CustomResourceDefinitions (apiextensions.k8s.io/v1), generated from the models."""
     documents = generate_crds()
