@@ -32,7 +32,7 @@ def parse_http_headers(text: str) -> dict[str, str]:
                 continue
             name, sep, value = entry.partition(":")
             if not sep:
-                raise ValueError(f"httpHeaders entry \"{entry.strip()}\" is not 'Name: value'")
+                raise ValueError(f'httpHeaders entry "{entry.strip()}" is not "Name: value"')
             pairs.append((name.strip(), value.strip()))
     headers: dict[str, str] = {}
     for name, value in pairs:

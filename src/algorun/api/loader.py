@@ -75,6 +75,10 @@ def _walk(
                     )
                 )
             seen.add(name)
+            # A key's own position is where a user looks for it (the value may start lines later).
+            positions.setdefault(
+                format_path([*path, name]), (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            )
             _walk(value_node, [*path, name], positions, dups, file)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
@@ -101,6 +105,12 @@ def parse_yaml(text: str, file: str = "<string>") -> list[Document]:
                 )
             ]
         ) from exc
+    except yaml.reader.ReaderError as exc:
+        # Raised for characters YAML forbids; it knows only the character offset.
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        message = f"YAML error: character {exc.character!r} is not allowed in YAML"
+        raise LoadError([Problem("", message, file=file, line=line, column=column)]) from exc
     except yaml.YAMLError as exc:
         raise LoadError([Problem("", f"YAML error: {exc}", file=file)]) from exc
     documents: list[Document] = []

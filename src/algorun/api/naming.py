@@ -110,7 +110,8 @@ def kafka_topic_problem(topic: str) -> str | None:
         return f"topic name is {len(topic)} characters long; Kafka allows {KAFKA_TOPIC_MAX}"
     if not _KAFKA_TOPIC.match(topic):
         bad = sorted({c for c in topic if not re.match(r"[a-zA-Z0-9._-]", c)})
-        return f'topic name "{topic}" has characters Kafka refuses: {" ".join(repr(c) for c in bad)}'
+        listed = " ".join(f'"{c}"' for c in bad)
+        return f'topic name "{topic}" has characters Kafka refuses: {listed}'
     return None
 
 
@@ -120,7 +121,7 @@ def label_value_problem(value: str) -> str | None:
         return f'"{value}" is {len(value)} characters long; a Kubernetes label value allows {MAX_OBJECT_NAME}'
     if not _LABEL_VALUE.match(value):
         return (
-            f"\"{value}\" is not a valid Kubernetes label value (letters, digits, '-', '_' and '.', "
+            f'"{value}" is not a valid Kubernetes label value (letters, digits, "-", "_" and ".", '
             "starting and ending with a letter or digit)"
         )
     return None

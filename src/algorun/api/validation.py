@@ -32,7 +32,9 @@ def validate_spec(spec: PipelineDeploymentSpec, resolver: Resolver | None = None
     _check_connectors(topology, problems)
     _check_endpoint(topology, problems)
     _check_pipes(topology, problems)
-    _check_topics(topology, problems)
+    if not problems.errors:
+        # Topic names derive from the identity and component names: with those wrong, they would only echo it.
+        _check_topics(topology, problems)
     _check_hooks(topology, problems)
     return problems.items
 
@@ -161,7 +163,7 @@ def _check_algo_spec(spec: AlgoSpec, path: list[PathPart], version: str, problem
             index = spec.versions.index(chosen)
             problems.add(
                 [*path, "versions", index, "entrypoint"],
-                f"the python executor needs an entrypoint 'module:function', got \"{entry}\"",
+                f'the python executor needs an entrypoint "module:function", got "{entry}"',
             )
 
 

@@ -1,0 +1,71 @@
+"""The `algorun` command: exit codes, JSON output, help on every command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from algorun import __version__
+from algorun.cli.main import app
+
+EXAMPLES = Path(__file__).parents[3] / "examples"
+runner = CliRunner()
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"algorun {__version__}"
+
+
+@pytest.mark.parametrize("command", [[], ["validate"], ["describe"], ["crds"]])
+def test_help_on_every_command(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_validate_valid_files_exits_0() -> None:
+    result = runner.invoke(app, ["validate", *map(str, sorted(EXAMPLES.glob("*/*.yaml")))])
+    assert result.exit_code == 0, result.output
+
+
+def test_validate_json_reports_problems_with_positions(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((EXAMPLES / "text-transform" / "pipeline.yaml").read_text().replace("index: 1", "index: -1", 1))
+    result = runner.invoke(app, ["validate", "--output", "json", str(bad)])
+    assert result.exit_code == 1
+    payload = json.loads(result.stdout)
+    assert payload["valid"] is False
+    (problem,) = payload["problems"]
+    assert problem["path"] == "spec.algos[0].index" and problem["file"] == str(bad) and problem["line"] > 0
+
+
+def test_validate_missing_file_exits_1() -> None:
+    result = runner.invoke(app, ["validate", "does-not-exist.yaml"])
+    assert result.exit_code == 1 and "no such file" in result.output
+
+
+def test_describe_shows_components_topics_and_pipes() -> None:
+    result = runner.invoke(
+        app, ["describe", str(EXAMPLES / "retry-dead-letter" / "pipeline.yaml")], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0
+    for text in (
+        "shop/charge:1[1]",
+        "algorun.shop.payments.charge.1.retry.5s",
+        "algorun.shop.payments.charge.1.failed",
+        "Pipes",
+    ):
+        assert text in result.output
+
+
+def test_crds_prints_three_crds(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["crds"])
+    assert result.exit_code == 0
+    names = [d["metadata"]["name"] for d in yaml.safe_load_all(result.output)]
+    assert names == ["algos.algo.run", "dataconnectors.algo.run", "pipelinedeployments.algo.run"]
+    result = runner.invoke(app, ["crds", "--output-dir", str(tmp_path)])
+    assert result.exit_code == 0 and len(list(tmp_path.glob("*.yaml"))) == 3
