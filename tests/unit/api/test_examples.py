@@ -28,7 +28,7 @@ def test_example_validates_without_problems(path: Path) -> None:
 
 
 def test_original_sample_resolves_its_algo_ref_and_folds_flat_keys() -> None:
-    pipeline, topology = load_pipeline(SAMPLE)
+    _, topology = load_pipeline(SAMPLE)
     (algo,) = topology.algos
     assert algo.full_name == "tests/test-text-transform-http:latest[1]"
     assert algo.spec is not None
