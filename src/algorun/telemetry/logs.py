@@ -1,0 +1,68 @@
+"""Structured logs: one JSON object per line on stderr, with the component, its instance and the traceID of
+the message being handled, so one request can be followed across every component's logs."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+_trace_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("algorun_trace_id", default=None)
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+def current_trace_id() -> str | None:
+    return _trace_id.get()
+
+
+@contextlib.contextmanager
+def trace_context(trace_id: str | None) -> Iterator[None]:
+    """Log lines emitted inside carry `traceID` (per asyncio task: contextvars follow tasks)."""
+    token = _trace_id.set(trace_id)
+    try:
+        yield
+    finally:
+        _trace_id.reset(token)
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, component: str, instance: str | None) -> None:
+        super().__init__()
+        self.static = {"component": component, **({"instance": instance} if instance else {})}
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+            **self.static,
+        }
+        trace = _trace_id.get()
+        if trace:
+            entry["traceID"] = trace
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = value if isinstance(value, str | int | float | bool | None) else repr(value)
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(
+    component: str, *, instance: str | None = None, level: str = "INFO", json_format: bool = True
+) -> None:
+    """Route the root logger to stderr, as JSON lines (or plain text for a terminal when `json_format` is off)."""
+    handler = logging.StreamHandler(sys.stderr)
+    if json_format:
+        handler.setFormatter(JsonFormatter(component, instance))
+    else:
+        handler.setFormatter(logging.Formatter(f"%(asctime)s {component} %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
