@@ -14,9 +14,9 @@ from pydantic import Field
 from algorun.api import naming
 from algorun.api.algo import AlgoInput, AlgoOutput
 from algorun.api.base import ApiModel, Param, RetryStrategy
-from algorun.api.enums import EndpointType, Executor, MessageDataType
+from algorun.api.enums import DataConnectorType, EndpointType, Executor, MessageDataType
 from algorun.api.pipeline import ENDPOINT_NAME, EndpointServer, Producer
-from algorun.api.topology import AlgoNode, Topology
+from algorun.api.topology import AlgoNode, ConnectorNode, Topology
 
 
 class Identity(ApiModel):
@@ -262,3 +262,32 @@ def hook_config(topology: Topology) -> HookConfig:
         ],
         kafka=KafkaConfig(brokers=topology.spec.kafka_brokers),
     )
+
+
+def connector_config(topology: Topology, node: ConnectorNode) -> dict[str, str]:
+    """The Kafka Connect configuration of one connector instance (KafkaConnector `config`, or the body of a
+    Connect REST `PUT /connectors/{name}/config` without `connector.class`/`tasks.max`).
+
+    The template's options are overridden by the instance's. A source connector is told its output topic
+    (`topic`, the key Kafka's own connectors read) unless the options name one; a sink connector gets every
+    upstream topic in `topics` (the original took only the first pipe's).
+    """
+    if node.spec is None or node.full_name is None:
+        raise ValueError(f"{node.path}: the data connector reference is not resolved")
+    config = node.options()
+    if node.spec.data_connector_type == DataConnectorType.SOURCE:
+        outputs = [
+            topology.topics[naming.topic_key(node.full_name, t.output_name or "")] for t in node.deployment.topics
+        ]
+        if outputs and "topic" not in config and "topics" not in config:
+            config["topic"] = outputs[0].name
+    else:
+        upstream = sorted({topic.name for _, _, topic in topology.pipes_into(node.full_name) if topic is not None})
+        config["topics"] = ",".join(upstream)
+    return config
+
+
+def connector_name(topology: Topology, node: ConnectorNode) -> str:
+    """The connector's name on the Connect cluster (also the KafkaConnector object name)."""
+    name = node.spec.name if node.spec else f"connector-{node.position}"
+    return naming.object_name(topology.name, name, node.deployment.index)

@@ -102,3 +102,19 @@ spec:
     assert report.ok, report.problems
     (pipeline,) = report.pipelines()
     assert pipeline.spec.endpoint.paths == [] and pipeline.spec.event_hook.web_hooks == []
+
+
+def test_connector_configs_tell_sources_and_sinks_their_topics() -> None:
+    from algorun.api.configs import connector_config, connector_name
+
+    _, topology = load_pipeline([EXAMPLES / "data-connector" / "pipeline.yaml"])
+    source, sink = topology.connectors
+    assert connector_config(topology, source) == {
+        "file": "/data/in.txt",
+        "topic": "algorun.ops.file-copy.file-source.1.lines",
+    }
+    assert connector_config(topology, sink) == {
+        "file": "/data/out.txt",
+        "topics": "algorun.ops.file-copy.normalise.1.clean",
+    }
+    assert connector_name(topology, source) == "file-copy-file-source-1"
