@@ -64,7 +64,7 @@ def parse_resource(document: Document) -> Checked:
         return Checked(document, None, [document.locate(problem)])
     kind = data.get("kind")
     problems: list[Problem] = []
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         known = ", ".join(KINDS)
         message = "required field is missing" if kind is None else f'unknown kind "{kind}"'
         problems.append(Problem("kind", f"{message}; expected one of {known}"))
