@@ -1,0 +1,229 @@
+"""`algorun run`: load the pipeline, prepare the data plane, start and supervise every component, show the live
+view or run until idle, and shut down gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import mimetypes
+import signal
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+from rich.console import Console
+from rich.live import Live
+
+from algorun.api import load_pipeline
+from algorun.bus import Bus, KafkaSettings, TopicSpec, open_bus
+from algorun.local.connect import apply_connectors
+from algorun.local.plan import LocalPlan, Ports, build_plan
+from algorun.local.progress import Snapshot, quiescent, snapshot
+from algorun.local.supervisor import State, Supervisor
+from algorun.local.view import render
+
+
+@dataclass
+class RunOptions:
+    files: list[Path]
+    state_dir: Path | None = None
+    kafka: KafkaSettings | None = None
+    connect_url: str | None = None
+    algo_overrides: dict[str, str] = field(default_factory=dict)
+    until_idle: bool = False
+    inputs: list[tuple[str | None, Path]] = field(default_factory=list)
+    """(endpoint path name or None for the only path, file) to send once everything is ready."""
+    ready_timeout: float = 60.0
+    idle_timeout: float = 300.0
+    ports: Ports = field(default_factory=Ports)
+    live: bool = True
+
+
+class RunFailed(Exception):
+    """The run could not go on; the message says which component and why."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def kafka_env(settings: KafkaSettings) -> dict[str, str]:
+    """The original runtime's environment variables, which every component reads its Kafka settings from."""
+    env = {"KAFKA_BROKERS": settings.bootstrap_servers}
+    if settings.tls:
+        env["KAFKA_TLS"] = "true"
+    if settings.ca_location:
+        env["KAFKA_TLS_CA_LOCATION"] = settings.ca_location
+    if settings.auth_type.value != "none":
+        env["KAFKA_AUTH_TYPE"] = settings.auth_type.value
+    if settings.cert_location:
+        env["KAFKA_AUTH_TLS_USER_LOCATION"] = settings.cert_location
+    if settings.key_location:
+        env["KAFKA_AUTH_TLS_KEY_LOCATION"] = settings.key_location
+    if settings.username:
+        env["KAFKA_AUTH_USERNAME"] = settings.username
+    if settings.password:
+        env["KAFKA_AUTH_PASSWORD"] = settings.password.get_secret_value()
+    return env
+
+
+def state_dir_for(files: Sequence[Path], explicit: Path | None) -> Path:
+    return explicit if explicit is not None else files[0].resolve().parent / ".algorun"
+
+
+def local_bus_url(state_dir: Path) -> str:
+    return f"local://{state_dir.resolve() / 'log.db'}"
+
+
+async def run(options: RunOptions, console: Console) -> int:
+    """Run a pipeline; the exit code: 0 ok, 1 dead letters or a failed component, 2 not idle in time."""
+    _, topology = load_pipeline(options.files)
+    pipeline_dir = options.files[0].resolve().parent
+    state_dir = state_dir_for(options.files, options.state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    if options.kafka is not None:
+        bus_env = {"ALGORUN_BUS": f"kafka://{options.kafka.bootstrap_servers}", **kafka_env(options.kafka)}
+        bus: Bus = open_bus(options.kafka)
+    else:
+        url = local_bus_url(state_dir)
+        bus_env = {"ALGORUN_BUS": url}
+        bus = open_bus(url)
+    plan = build_plan(
+        topology,
+        state_dir=state_dir,
+        workdir=pipeline_dir,
+        bus_env=bus_env,
+        allocate=free_port,
+        ports=options.ports,
+        algo_overrides=options.algo_overrides,
+        kafka=options.kafka is not None,
+    )
+    if plan.connectors and not options.connect_url:
+        names = ", ".join(c.name for c in plan.connectors)
+        raise RunFailed(f"the pipeline has data connectors ({names}): pass --connect URL of a Kafka Connect worker")
+    for path, content in plan.config_files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(content, indent=2))
+    try:
+        await bus.create_topics([TopicSpec(name, partitions) for name, partitions in sorted(plan.topics.items())])
+        if plan.connectors and options.connect_url:
+            await apply_connectors(options.connect_url, plan.connectors)
+        supervisor = Supervisor(plan.processes, state_dir / "logs")
+        await supervisor.start()
+        try:
+            return await _supervise(options, console, plan, supervisor, bus, state_dir)
+        finally:
+            console.print("[dim]stopping: draining in-flight work...[/dim]")
+            await supervisor.stop()
+    finally:
+        await bus.close()
+
+
+async def _supervise(
+    options: RunOptions, console: Console, plan: LocalPlan, supervisor: Supervisor, bus: Bus, state_dir: Path
+) -> int:
+    log_dir = str(state_dir / "logs")
+    if not await supervisor.wait_ready(options.ready_timeout):
+        _report_failures(console, supervisor)
+        return 1
+    console.print(f"[green]ready[/green]: {len(plan.processes)} processes")
+    for url in plan.endpoint_urls:
+        console.print(f"  POST {url}")
+    if options.until_idle:
+        return await _until_idle(options, console, plan, supervisor, bus)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        with Live(render(supervisor, plan, None, log_dir), console=console, refresh_per_second=2) as live:
+            while not stop.is_set():
+                snap = None
+                with contextlib.suppress(Exception):
+                    snap = await snapshot(bus, plan)
+                live.update(render(supervisor, plan, snap, log_dir))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.5)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return 1 if supervisor.failed() else 0
+
+
+async def _until_idle(options: RunOptions, console: Console, plan: LocalPlan, supervisor: Supervisor, bus: Bus) -> int:
+    for path_name, file in options.inputs:
+        await send_file(plan, path_name, file, console)
+    previous: Snapshot | None = None
+    deadline = asyncio.get_running_loop().time() + options.idle_timeout
+    while True:
+        if supervisor.failed():
+            _report_failures(console, supervisor)
+            return 1
+        current = await snapshot(bus, plan)
+        if quiescent(previous, current):
+            break
+        if asyncio.get_running_loop().time() > deadline:
+            console.print(f"[red]not idle after {options.idle_timeout:.0f}s: backlog {current.backlog}[/red]")
+            return 2
+        previous = current
+        await asyncio.sleep(0.3)  # polling the data plane's offsets
+    _summary(console, plan, current)
+    if current.dead_letters:
+        console.print(f"[red]{current.dead_letters} message(s) dead-lettered[/red]")
+        return 1
+    return 0
+
+
+def _summary(console: Console, plan: LocalPlan, snap: Snapshot) -> None:
+    for component, progress in snap.components.items():
+        console.print(
+            f"  {component}: in {progress.consumed}, out {progress.produced}, dead letters {progress.dead_letters}",
+            highlight=False,
+        )
+
+
+def _report_failures(console: Console, supervisor: Supervisor) -> None:
+    for status in supervisor.statuses:
+        if status.state == State.FAILED or (status.state != State.READY and status.reason):
+            console.print(f"[red]{status.spec.name}: {status.reason or status.state.value}[/red]", highlight=False)
+            for line in supervisor.tail(status, 10):
+                console.print(f"    {line}", highlight=False, markup=False)
+            console.print(f"    (full log: {status.log_path})", style="dim", highlight=False)
+    for status in supervisor.statuses:
+        if status.state not in (State.FAILED, State.READY) and not status.reason:
+            console.print(f"[yellow]{status.spec.name}: not ready ({status.state.value})[/yellow]", highlight=False)
+
+
+async def send_file(
+    plan: LocalPlan, path_name: str | None, file: Path, console: Console | None = None
+) -> dict[str, object]:
+    """POST a file to an endpoint path of the running pipeline; returns the endpoint's JSON answer."""
+    urls = {url.rsplit("/", 1)[1]: url for url in plan.endpoint_urls}
+    if path_name is None:
+        if len(urls) != 1:
+            raise RunFailed(f"the pipeline has {len(urls)} endpoint paths; name one: --input PATH=FILE")
+        path_name = next(iter(urls))
+    if path_name not in urls:
+        raise RunFailed(f"no endpoint path {path_name!r}; known: {', '.join(urls) or 'none'}")
+    body = await asyncio.to_thread(file.read_bytes)
+    return await post(urls[path_name], body, mimetypes.guess_type(file.name)[0], console, str(file))
+
+
+async def post(
+    url: str, body: bytes, content_type: str | None, console: Console | None, label: str
+) -> dict[str, object]:
+    headers = {"Content-Type": content_type or "application/octet-stream"}
+    async with aiohttp.ClientSession() as session, session.post(url, data=body, headers=headers) as response:
+        text = await response.text()
+        if response.status >= 300:
+            raise RunFailed(f"POST {url} answered {response.status}: {text}")
+        answer: dict[str, object] = json.loads(text) if text else {}
+    if console is not None:
+        console.print(f"sent {label} -> {url}: {answer}", highlight=False)
+    return answer
