@@ -99,7 +99,7 @@ def _crd(
     scope: str,
     short_names: list[str],
     schema: Schema,
-    columns: list[dict[str, str]],
+    columns: list[dict[str, str | int]],
     status: bool,
 ) -> dict[str, Any]:
     version: dict[str, Any] = {
@@ -179,8 +179,8 @@ def generate_crds() -> list[dict[str, Any]]:
             [
                 {"name": "Status", "type": "string", "jsonPath": ".status.status"},
                 {"name": "Algos", "type": "integer", "jsonPath": ".status.algoCount"},
-                {"name": "Owner", "type": "string", "jsonPath": ".spec.deploymentOwner", "priority": "1"},
-                {"name": "Deployment", "type": "string", "jsonPath": ".spec.deploymentName", "priority": "1"},
+                {"name": "Owner", "type": "string", "jsonPath": ".spec.deploymentOwner", "priority": 1},
+                {"name": "Deployment", "type": "string", "jsonPath": ".spec.deploymentName", "priority": 1},
             ],
             status=True,
         ),

@@ -40,6 +40,8 @@ def test_scopes_names_subresources_and_columns() -> None:
     version = pd["versions"][0]
     assert version["subresources"] == {"status": {}}
     columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
+    # the API server refuses a string priority (found against the real kube-apiserver)
+    assert all(isinstance(c.get("priority", 0), int) for c in version["additionalPrinterColumns"])
     assert columns["Status"] == ".status.status" and columns["Algos"] == ".status.algoCount" and "Age" in columns
 
 
