@@ -1,0 +1,50 @@
+"""The data plane: one small asyncio interface over Kafka (`kafka://`) or an embedded SQLite log (`local://`).
+
+See `interface.py` for the semantics both backends share, `contract.py` for the message headers.
+"""
+
+from algorun.bus.errors import (
+    AuthenticationFailed,
+    BrokerUnreachable,
+    BusClosed,
+    BusError,
+    ConfigError,
+    MessageTooLarge,
+    NotAuthorized,
+    ProduceFailed,
+    TopicExists,
+    TransactionError,
+    UnknownTopic,
+)
+from algorun.bus.interface import Bus, Consumer, PartitionsCallback, Producer
+from algorun.bus.settings import AuthType, KafkaSettings
+from algorun.bus.types import Delivery, Headers, Message, PartitionLag, TopicInfo, TopicPartition, TopicSpec
+from algorun.bus.url import open_bus
+
+__all__ = [
+    "AuthType",
+    "AuthenticationFailed",
+    "BrokerUnreachable",
+    "Bus",
+    "BusClosed",
+    "BusError",
+    "ConfigError",
+    "Consumer",
+    "Delivery",
+    "Headers",
+    "KafkaSettings",
+    "Message",
+    "MessageTooLarge",
+    "NotAuthorized",
+    "PartitionLag",
+    "PartitionsCallback",
+    "ProduceFailed",
+    "Producer",
+    "TopicExists",
+    "TopicInfo",
+    "TopicPartition",
+    "TopicSpec",
+    "TransactionError",
+    "UnknownTopic",
+    "open_bus",
+]

@@ -1,0 +1,273 @@
+"""The message contract: header names and value formats shared with the original Algo.Run, and our additions.
+
+Pure functions only. The original's names and formats are kept so that existing producers and consumers
+interoperate (original-runtime.md 0.2); its gaps are fixed here, in one place:
+
+- `messageDataType` is set on *every* hop (the original set it only on retries, so FileReference payloads
+  reached algos as the reference JSON);
+- outputs inherit their input's headers (`traceID`, `contentType`, `endpointParams`, custom headers) instead
+  of only `traceID`/`fileName`;
+- every message carries a W3C `traceparent` whose trace-id is the `traceID`, so one request can be followed;
+- dead letters carry the failure (`errorMessage`, `errorType`, where it came from).
+
+The message key is the traceID, so every part of one trace lands on one partition.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
+
+from algorun.bus.types import Headers
+
+# Original header names (case-sensitive, values are UTF-8 strings).
+TRACE_ID = "traceID"
+RUN = "run"
+CONTENT_TYPE = "contentType"
+ENDPOINT_PARAMS = "endpointParams"
+FILE_NAME = "fileName"
+MESSAGE_DATA_TYPE = "messageDataType"
+RETRY_STEP_INDEX = "retryStepIndex"
+RETRY_NUM = "retryNum"
+RETRY_TIMESTAMP = "retryTimestamp"
+# Added by algorun.
+TRACEPARENT = "traceparent"
+ERROR_MESSAGE = "errorMessage"
+ERROR_TYPE = "errorType"
+ERROR_TOPIC = "errorTopic"
+ERROR_PARTITION = "errorPartition"
+ERROR_OFFSET = "errorOffset"
+ERROR_TIMESTAMP = "errorTimestamp"
+ERROR_COMPONENT = "errorComponent"
+
+RETRY_HEADERS = frozenset({RETRY_STEP_INDEX, RETRY_NUM, RETRY_TIMESTAMP})
+ERROR_HEADERS = frozenset(
+    {ERROR_MESSAGE, ERROR_TYPE, ERROR_TOPIC, ERROR_PARTITION, ERROR_OFFSET, ERROR_TIMESTAMP, ERROR_COMPONENT}
+)
+PER_HOP_HEADERS = frozenset({MESSAGE_DATA_TYPE, FILE_NAME, TRACEPARENT, RUN}) | RETRY_HEADERS | ERROR_HEADERS
+"""Headers that describe one message, not the request: an output never inherits them from its input."""
+
+MAX_ERROR_MESSAGE = 4096
+
+
+class MessageDataType(StrEnum):
+    EMBEDDED = "Embedded"
+    FILE_REFERENCE = "FileReference"
+
+
+# ---- reading ----
+
+
+def get(headers: Iterable[tuple[str, bytes]], name: str) -> str | None:
+    """The last value of `name` as text (Kafka: a later duplicate wins), or None when absent."""
+    found: bytes | None = None
+    for k, v in headers:
+        if k == name:
+            found = v
+    return None if found is None else found.decode("utf-8", "replace")
+
+
+_GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+
+
+def parse_run(value: str | None) -> bool:
+    """The original's `run` parsing: absent is true; Go ParseBool's true spellings are true; else false."""
+    return True if value is None else value in _GO_TRUE
+
+
+def data_type(headers: Iterable[tuple[str, bytes]]) -> MessageDataType:
+    """`FileReference` only when the header says so exactly; anything else (or nothing) is Embedded."""
+    return (
+        MessageDataType.FILE_REFERENCE
+        if get(headers, MESSAGE_DATA_TYPE) == MessageDataType.FILE_REFERENCE
+        else MessageDataType.EMBEDDED
+    )
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value) if value is not None else 0
+    except ValueError:
+        return 0
+
+
+def retry_state(headers: Iterable[tuple[str, bytes]]) -> tuple[int, int, int | None]:
+    """(retryStepIndex, retryNum, retryTimestamp in Unix seconds or None); zeros when absent or malformed."""
+    hs = list(headers)
+    ts = get(hs, RETRY_TIMESTAMP)
+    try:
+        timestamp: int | None = int(ts) if ts is not None else None
+    except ValueError:
+        timestamp = None
+    return _int(get(hs, RETRY_STEP_INDEX)), _int(get(hs, RETRY_NUM)), timestamp
+
+
+# ---- ids ----
+
+
+def new_trace_id() -> str:
+    """A traceID in the original's format: UUID4 as 32 lower-case hex digits, no dashes."""
+    return uuid.uuid4().hex
+
+
+def message_key(trace_id: str) -> bytes:
+    """The key of every message of a trace, so its parts stay on one partition (and in order)."""
+    return trace_id.encode()
+
+
+_HEX32 = re.compile(r"^[0-9a-f]{32}$")
+_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+
+
+def w3c_trace_id(trace_id: str) -> str:
+    """The W3C trace-id for a traceID: itself when 32 hex digits (dashes ignored), else a hash of it."""
+    compact = trace_id.replace("-", "").lower()
+    if _HEX32.match(compact) and compact != "0" * 32:
+        return compact
+    return hashlib.sha256(trace_id.encode()).hexdigest()[:32]
+
+
+def child_traceparent(trace_id: str, parent: str | None = None) -> str:
+    """A `traceparent` for a new hop of `trace_id`: same trace, new span id, the sampled flag of `parent`."""
+    flags = "01"
+    if parent is not None and (m := _TRACEPARENT.match(parent.strip().lower())):
+        flags = m.group(3)
+    span = os.urandom(8).hex()
+    if span == "0" * 16:  # invalid per the spec; astronomically unlikely
+        span = "0" * 15 + "1"
+    return f"00-{w3c_trace_id(trace_id)}-{span}-{flags}"
+
+
+# ---- building ----
+
+
+def _h(name: str, value: str) -> tuple[str, bytes]:
+    return (name, value.encode())
+
+
+def replace(headers: Iterable[tuple[str, bytes]], values: Mapping[str, str | None]) -> Headers:
+    """Headers with `values` set (replacing every earlier occurrence) and None-valued names removed."""
+    out = [(k, v) for k, v in headers if k not in values]
+    out.extend(_h(k, v) for k, v in values.items() if v is not None)
+    return out
+
+
+def first_hop(
+    *,
+    trace_id: str,
+    run: bool = True,
+    content_type: str | None = None,
+    endpoint_params: str | None = None,
+    file_name: str | None = None,
+    data_type: MessageDataType = MessageDataType.EMBEDDED,
+    traceparent: str | None = None,
+) -> Headers:
+    """Headers of a message entering the pipeline (the endpoint); `traceparent` continues the caller's."""
+    return replace(
+        [],
+        {
+            TRACE_ID: trace_id,
+            RUN: "true" if run else "false",
+            CONTENT_TYPE: content_type,
+            ENDPOINT_PARAMS: endpoint_params,
+            FILE_NAME: file_name,
+            MESSAGE_DATA_TYPE: data_type.value,
+            TRACEPARENT: child_traceparent(trace_id, traceparent),
+        },
+    )
+
+
+def trace_id_of(headers: Iterable[tuple[str, bytes]]) -> str | None:
+    return get(headers, TRACE_ID)
+
+
+def output(
+    input_headers: Iterable[tuple[str, bytes]],
+    *,
+    trace_id: str,
+    data_type: MessageDataType,
+    content_type: str | None = None,
+    file_name: str | None = None,
+) -> Headers:
+    """Headers of a message an algo produced from its input.
+
+    It inherits every input header except the per-hop ones (`PER_HOP_HEADERS`: data type, file name,
+    traceparent, run, retry and error headers), so `contentType`, `endpointParams` and custom headers flow
+    downstream. `run` is "true": an output is a complete part that triggers the next step. `contentType` is
+    the output's own when given.
+    """
+    hs = list(input_headers)
+    inherited = [(k, v) for k, v in hs if k not in PER_HOP_HEADERS]
+    parent = get(hs, TRACEPARENT)
+    return replace(
+        inherited,
+        {
+            TRACE_ID: trace_id,
+            RUN: "true",
+            CONTENT_TYPE: content_type if content_type is not None else get(hs, CONTENT_TYPE),
+            FILE_NAME: file_name,
+            MESSAGE_DATA_TYPE: data_type.value,
+            TRACEPARENT: child_traceparent(trace_id, parent),
+        },
+    )
+
+
+def retry(
+    input_headers: Iterable[tuple[str, bytes]],
+    *,
+    trace_id: str,
+    step_index: int,
+    retry_num: int,
+    due_unix_seconds: float,
+) -> Headers:
+    """Headers of a copy sent to a retry topic: the input's, with the retry state set (original format).
+
+    `messageDataType` is kept as received (the value is the input's bytes, unchanged) and made explicit.
+    """
+    hs = list(input_headers)
+    return replace(
+        hs,
+        {
+            TRACE_ID: trace_id,
+            MESSAGE_DATA_TYPE: data_type(hs).value,
+            RETRY_STEP_INDEX: str(step_index),
+            RETRY_NUM: str(retry_num),
+            RETRY_TIMESTAMP: str(int(due_unix_seconds)),
+        },
+    )
+
+
+def dead_letter(
+    input_headers: Iterable[tuple[str, bytes]],
+    *,
+    trace_id: str,
+    error: str,
+    error_type: str,
+    source_topic: str,
+    source_partition: int,
+    source_offset: int,
+    component: str | None = None,
+    now: float | None = None,
+) -> Headers:
+    """Headers of a dead letter: the input's (retry state included) plus why and where it failed."""
+    hs = list(input_headers)
+    message = error if len(error) <= MAX_ERROR_MESSAGE else error[: MAX_ERROR_MESSAGE - 1] + "…"
+    return replace(
+        hs,
+        {
+            TRACE_ID: trace_id,
+            MESSAGE_DATA_TYPE: data_type(hs).value,
+            ERROR_MESSAGE: message,
+            ERROR_TYPE: error_type,
+            ERROR_TOPIC: source_topic,
+            ERROR_PARTITION: str(source_partition),
+            ERROR_OFFSET: str(source_offset),
+            ERROR_TIMESTAMP: str(int(time.time() if now is None else now)),
+            ERROR_COMPONENT: component,
+        },
+    )

@@ -1,0 +1,81 @@
+"""Where claim-checked values live: an S3-compatible endpoint, credentials, the bucket, the size threshold.
+
+Two ways in: the original's connection string `http(s)://ACCESS:SECRET@host:port` (env `MC_HOST_algorun`),
+whose secret may contain URL-unsafe characters (`/`, `+`, `@`, `:`...) raw or percent-encoded; or the standard
+AWS variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_ENDPOINT_URL`, `AWS_REGION`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from urllib.parse import unquote
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from algorun.storage.errors import StorageConfigError
+
+DEFAULT_THRESHOLD = 1024 * 1024
+_HOSTPORT = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
+
+
+class StorageSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    endpoint_url: str | None = Field(default=None, description="None means AWS S3 itself")
+    access_key: str | None = None
+    secret_key: SecretStr | None = None
+    region: str = "us-east-1"
+    bucket: str = ""
+    threshold: int = Field(default=DEFAULT_THRESHOLD, ge=0, description="values larger than this are offloaded")
+    part_size: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024, description="multipart upload part")
+
+    @property
+    def host(self) -> str:
+        """The `host` written into FileReferences (informational, as in the original)."""
+        if not self.endpoint_url:
+            return "s3.amazonaws.com"
+        return self.endpoint_url.split("://", 1)[-1].rstrip("/")
+
+    @classmethod
+    def from_connection_string(cls, conn: str, **fields: object) -> StorageSettings:
+        endpoint, access, secret = parse_connection_string(conn)
+        return cls(endpoint_url=endpoint, access_key=access, secret_key=SecretStr(secret), **fields)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **fields: object) -> StorageSettings:
+        e = os.environ if env is None else env
+        if conn := e.get("MC_HOST_algorun"):
+            return cls.from_connection_string(conn, **fields)
+        access, secret = e.get("AWS_ACCESS_KEY_ID"), e.get("AWS_SECRET_ACCESS_KEY")
+        return cls(
+            endpoint_url=e.get("AWS_ENDPOINT_URL_S3") or e.get("AWS_ENDPOINT_URL") or None,
+            access_key=access or None,
+            secret_key=SecretStr(secret) if secret else None,
+            region=e.get("AWS_REGION") or e.get("AWS_DEFAULT_REGION") or "us-east-1",
+            **fields,
+        )
+
+
+def parse_connection_string(conn: str) -> tuple[str, str, str]:
+    """`http(s)://ACCESS:SECRET@host[:port][/]` -> (endpoint URL, access key, secret key).
+
+    Split by hand, not by a URL parser: secrets are often not URL-encoded. The host is after the *last* `@`,
+    the access key before the *first* `:`; percent-escapes in either key are decoded (`%40` is `@`).
+    """
+    scheme, sep, rest = conn.strip().partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        raise StorageConfigError("storage connection string must look like http(s)://ACCESS:SECRET@host:port")
+    userinfo, at, hostport = rest.rpartition("@")
+    hostport = hostport.rstrip("/")
+    if not at or not userinfo:
+        raise StorageConfigError("storage connection string has no ACCESS:SECRET@ part")
+    if not _HOSTPORT.match(hostport):
+        raise StorageConfigError(
+            f"storage connection string: {hostport!r} is not host[:port] (no path, query or fragment)"
+        )
+    access, colon, secret = userinfo.partition(":")
+    if not colon or not access or not secret:
+        raise StorageConfigError("storage connection string needs both ACCESS and SECRET (ACCESS:SECRET@)")
+    return f"{scheme.lower()}://{hostport}", unquote(access), unquote(secret)

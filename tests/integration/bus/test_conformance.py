@@ -1,0 +1,237 @@
+"""One conformance suite for both backends: what the runner, endpoint and hooks rely on."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from algorun.bus import Bus, Message, TopicPartition, TopicSpec, TransactionError, UnknownTopic
+from algorun.bus.partitioning import partition_for_key
+from tests.integration.bus.helpers import assert_nothing_more, consume_n
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+Names = Callable[[str], str]
+
+
+async def make_topic(bus: Bus, new_name: Names, partitions: int = 1) -> str:
+    name = new_name("topic")
+    await bus.create_topics([TopicSpec(name, partitions)])
+    return name
+
+
+async def test_order_within_a_partition(bus: Bus, new_name: Names) -> None:
+    topic = await make_topic(bus, new_name, partitions=3)
+    async with bus.producer() as p:
+        deliveries = await asyncio.gather(*[p.produce(topic, str(i).encode(), key=b"one-trace") for i in range(300)])
+    assert {d.partition for d in deliveries} == {partition_for_key(b"one-trace", 3)}
+    assert [d.offset for d in deliveries] == sorted(d.offset for d in deliveries)
+    async with bus.consumer(new_name("g"), [topic]) as c:
+        got = await consume_n(c, 300)
+    assert [m.value for m in got] == [str(i).encode() for i in range(300)]
+    assert [m.offset for m in got] == [d.offset for d in deliveries]
+
+
+async def test_keys_map_to_partitions_like_librdkafka(bus: Bus, new_name: Names) -> None:
+    topic = await make_topic(bus, new_name, partitions=4)
+    keys = [f"trace-{i}".encode() for i in range(40)]
+    async with bus.producer() as p:
+        deliveries = await asyncio.gather(*[p.produce(topic, b"v", key=k) for k in keys])
+    assert [d.partition for d in deliveries] == [partition_for_key(k, 4) for k in keys]
+
+
+async def test_uncommitted_messages_are_redelivered_after_restart(bus: Bus, new_name: Names) -> None:
+    topic = await make_topic(bus, new_name)
+    group = new_name("g")
+    async with bus.producer() as p:
+        for i in range(10):
+            await p.send(topic, f"m{i}".encode())
+    async with bus.consumer(group, [topic]) as c:
+        got = await consume_n(c, 10)
+        c.store(got[:4])  # only the first four were processed
+        await c.commit()
+    async with bus.consumer(group, [topic]) as c:
+        again = await consume_n(c, 6)
+        assert [m.value for m in again] == [f"m{i}".encode() for i in range(4, 10)]
+        # Stored but not explicitly committed: close() commits it.
+        c.store(again[:2])
+    async with bus.consumer(group, [topic]) as c:
+        rest = await consume_n(c, 4)
+        assert [m.value for m in rest] == [f"m{i}".encode() for i in range(6, 10)]
+
+
+async def test_every_group_gets_every_message(bus: Bus, new_name: Names) -> None:
+    topic = await make_topic(bus, new_name, partitions=2)
+    async with bus.producer() as p:
+        await asyncio.gather(*[p.produce(topic, str(i).encode(), key=str(i).encode()) for i in range(50)])
+    for _ in range(2):
+        async with bus.consumer(new_name("g"), [topic]) as c:
+            got = await consume_n(c, 50)
+            assert sorted(int(m.value) for m in got) == list(range(50))
+
+
+async def test_headers_and_keys_round_trip_byte_exact(bus: Bus, new_name: Names) -> None:
+    topic = await make_topic(bus, new_name)
+    headers = [
+        ("traceID", b"0123456789abcdef0123456789abcdef"),
+        ("binary", bytes(range(256))),
+        ("empty", b""),
+        ("repeated", b"first"),
+        ("repeated", b"second"),
+        ("ünïcode-näme", "välue".encode()),
+    ]
+    key = b"\x00\xff\x80key\n"
+    async with bus.producer() as p:
+        await p.send(topic, b"payload", key=key, headers=headers)
+        await p.send(topic, b"no headers, no key")
+    async with bus.consumer(new_name("g"), [topic]) as c:
+        first, second = await consume_n(c, 2)
+    assert first.key == key
+    assert first.headers == headers
+    assert first.header("repeated") == b"second"
+    assert first.value == b"payload"
+    assert second.key is None
+    assert second.headers == []
+    assert first.timestamp_ms > 0
+
+
+async def test_empty_and_large_values(bus: Bus, new_name: Names) -> None:
+    topic = await make_topic(bus, new_name)
+    large = bytes(range(256)) * 3500  # ~900 KB: under Kafka's default 1 MB message limit
+    async with bus.producer() as p:
+        await p.send(topic, b"")
+        await p.send(topic, large)
+    async with bus.consumer(new_name("g"), [topic]) as c:
+        empty, big = await consume_n(c, 2)
+    assert empty.value == b""
+    assert big.value == large
+
+
+async def test_many_topics_one_consumer(bus: Bus, new_name: Names) -> None:
+    topics = [new_name(f"many{i}") for i in range(20)]
+    await bus.create_topics([TopicSpec(t, 2) for t in topics])
+    listed = await bus.list_topics()
+    assert all(listed[t].partitions == 2 for t in topics)
+    async with bus.producer() as p:
+        await asyncio.gather(*[p.produce(t, t.encode()) for t in topics for _ in range(3)])
+    async with bus.consumer(new_name("g"), topics) as c:
+        got = await consume_n(c, 60, within=60)
+    assert sorted(m.topic for m in got) == sorted(t for t in topics for _ in range(3))
+    assert all(m.value == m.topic.encode() for m in got)
+
+
+async def test_pause_and_resume(bus: Bus, new_name: Names) -> None:
+    topic = await make_topic(bus, new_name)
+    other = await make_topic(bus, new_name)
+    tp = TopicPartition(topic, 0)
+    async with bus.producer() as p:
+        for i in range(10):
+            await p.send(topic, str(i).encode())
+    async with bus.consumer(new_name("g"), [topic, other]) as c:
+        first = await consume_n(c, 3)
+        assert [m.value for m in first] == [b"0", b"1", b"2"]
+        c.pause([tp])
+        async with bus.producer() as p:
+            await p.send(other, b"still flowing")
+            await p.send(topic, b"10")
+        flowing = await consume_n(c, 1)
+        assert flowing[0].topic == other  # the paused partition yields nothing, the others keep going
+        await assert_nothing_more(c, wait=1.0)
+        c.resume([tp])
+        rest = await consume_n(c, 8)
+        assert [m.value for m in rest] == [str(i).encode() for i in range(3, 11)]
+
+
+async def test_lag_counts_the_uncommitted_backlog(bus: Bus, new_name: Names) -> None:
+    topic = await make_topic(bus, new_name)
+    group = new_name("g")
+    async with bus.producer() as p:
+        await asyncio.gather(*[p.produce(topic, b"x") for _ in range(10)])
+    async with bus.consumer(group, [topic]) as c:
+        got = await consume_n(c, 10)
+        await c.commit({TopicPartition(topic, 0): got[3].next_offset})
+    lag = await bus.lag(group, [topic])
+    assert lag[TopicPartition(topic, 0)].lag == 6
+
+
+async def test_two_members_share_the_partitions_without_duplicates(bus: Bus, new_name: Names) -> None:
+    topic = await make_topic(bus, new_name, partitions=4)
+    group = new_name("g")
+    async with bus.producer() as p:
+        await asyncio.gather(*[p.produce(topic, str(i).encode(), key=str(i).encode()) for i in range(200)])
+    seen: list[Message] = []
+    a = bus.consumer(group, [topic])
+    b = bus.consumer(group, [topic])
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        # Both members poll until each owns some partitions, committing as they go.
+        while loop.time() < deadline:
+            for c in (a, b):
+                batch = await c.getmany(max_messages=5, max_wait=0.2)
+                seen.extend(batch)
+                c.store(batch)
+                await c.commit()
+            if a.assignment() and b.assignment() and len(seen) >= 200:
+                break
+        assert a.assignment() and b.assignment(), "both members should own partitions"
+        assert not (a.assignment() & b.assignment())
+    finally:
+        await a.close()
+        await b.close()
+    keyed = sorted(int(m.value) for m in seen)
+    assert sorted(set(keyed)) == list(range(200))
+
+
+async def test_produce_to_an_unknown_topic_fails_clearly(bus: Bus, new_name: Names) -> None:
+    async with bus.producer() as p:
+        with pytest.raises(UnknownTopic, match="algorun-test-missing"):
+            await asyncio.wait_for(p.send(new_name("missing"), b"x"), 60)
+
+
+async def test_aborted_transactions_are_invisible(bus: Bus, new_name: Names) -> None:
+    topic = await make_topic(bus, new_name)
+    async with bus.producer(transactional_id=new_name("txn")) as p:
+        await p.begin_transaction()
+        aborted = [p.produce(topic, f"aborted{i}".encode()) for i in range(3)]
+        await p.abort_transaction()
+        for fut in aborted:
+            with pytest.raises(TransactionError):
+                await fut
+        await p.begin_transaction()
+        kept = [p.produce(topic, f"kept{i}".encode()) for i in range(2)]
+        await p.commit_transaction()
+        assert [(await f).topic for f in kept] == [topic, topic]
+    async with bus.consumer(new_name("g"), [topic]) as c:
+        got = await consume_n(c, 2)
+        assert [m.value for m in got] == [b"kept0", b"kept1"]
+        await assert_nothing_more(c, wait=1.0)
+
+
+async def test_transaction_commits_outputs_and_input_offsets_together(bus: Bus, new_name: Names) -> None:
+    source = await make_topic(bus, new_name)
+    sink = await make_topic(bus, new_name)
+    group = new_name("g")
+    async with bus.producer() as p:
+        for i in range(4):
+            await p.send(source, str(i).encode())
+    async with bus.consumer(group, [source]) as c, bus.producer(transactional_id=new_name("txn")) as p:
+        inputs = await consume_n(c, 4)
+        await p.begin_transaction()
+        for m in inputs[:2]:
+            p.produce(sink, m.value + b"-out")
+        await p.send_offsets_to_transaction(c, {inputs[1].tp: inputs[1].next_offset})
+        await p.commit_transaction()
+        # The second transaction aborts: its input offsets are not committed, its output never seen.
+        await p.begin_transaction()
+        p.produce(sink, b"lost")
+        await p.send_offsets_to_transaction(c, {inputs[3].tp: inputs[3].next_offset})
+        await p.abort_transaction()
+    committed = await bus.lag(group, [source])
+    assert committed[TopicPartition(source, 0)].committed == 2
+    async with bus.consumer(new_name("g"), [sink]) as c:
+        outs = await consume_n(c, 2)
+        assert [m.value for m in outs] == [b"0-out", b"1-out"]
+        await assert_nothing_more(c, wait=1.0)

@@ -1,0 +1,43 @@
+"""Bus settings for each listener of the test-bed broker (tests.support.kafka.KafkaBroker)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import SecretStr
+
+from algorun.bus import AuthType, KafkaSettings
+
+LISTENERS = ("PLAINTEXT", "SSL", "SASL_SSL", "SASL_PLAINTEXT")
+
+
+def settings_for(broker: Any, listener: str = "PLAINTEXT", **changes: Any) -> KafkaSettings:
+    """The `KafkaSettings` a user would write for `listener`, with `changes` applied (to test wrong ones)."""
+    listener = listener.upper()
+    base: dict[str, Any] = {"bootstrap_servers": broker.bootstrap(listener)}
+    if listener == "SSL":
+        base |= {
+            "tls": True,
+            "ca_location": str(broker.ca_file),
+            "auth_type": AuthType.TLS,
+            "cert_location": str(broker.client_cert),
+            "key_location": str(broker.client_key),
+        }
+    elif listener == "SASL_SSL":
+        base |= {
+            "tls": True,
+            "ca_location": str(broker.ca_file),
+            "auth_type": AuthType.SCRAM_SHA_512,
+            "username": broker.credentials.scram_user,
+            "password": SecretStr(broker.credentials.scram_password),
+        }
+    elif listener == "SASL_PLAINTEXT":
+        base |= {
+            "auth_type": AuthType.PLAIN,
+            "username": broker.credentials.plain_user,
+            "password": SecretStr(broker.credentials.plain_password),
+        }
+    base |= changes
+    # Quiet librdkafka's own logging of connection failures: the tests assert on the typed errors.
+    base.setdefault("client_config_overrides", {"log_level": 0})
+    return KafkaSettings(**base)

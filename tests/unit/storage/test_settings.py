@@ -1,0 +1,43 @@
+"""Storage connection strings (the original's form) and FileReference JSON."""
+
+from __future__ import annotations
+
+import pytest
+
+from algorun.storage import BadReference, FileReference, StorageConfigError, StorageSettings, parse_connection_string
+
+
+@pytest.mark.parametrize(
+    ("conn", "expected"),
+    [
+        ("http://AK:SK@minio:9000", ("http://minio:9000", "AK", "SK")),
+        ("https://AK:SK@s3.example.com/", ("https://s3.example.com", "AK", "SK")),
+        ("http://AK:abc/def+ghi@minio:9000", ("http://minio:9000", "AK", "abc/def+ghi")),
+        ("http://AK:p@ss:w#rd?@minio:9000", ("http://minio:9000", "AK", "p@ss:w#rd?")),
+        ("http://AK:p%40ss%2Fx@minio:9000", ("http://minio:9000", "AK", "p@ss/x")),
+    ],
+)
+def test_connection_strings(conn: str, expected: tuple[str, str, str]) -> None:
+    assert parse_connection_string(conn) == expected
+
+
+@pytest.mark.parametrize("bad", ["minio:9000", "ftp://a:b@h", "http://AK@h:1", "http://a:b@h:1/path", "http://h"])
+def test_bad_connection_strings(bad: str) -> None:
+    with pytest.raises(StorageConfigError):
+        parse_connection_string(bad)
+
+
+def test_settings_from_env_prefers_the_original_variable() -> None:
+    s = StorageSettings.from_env({"MC_HOST_algorun": "http://a:b/c@h:9000", "AWS_ACCESS_KEY_ID": "x"})
+    assert (s.endpoint_url, s.access_key, s.host) == ("http://h:9000", "a", "h:9000")
+    aws = StorageSettings.from_env({"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_REGION": "eu"})
+    assert (aws.endpoint_url, aws.access_key, aws.region) == (None, "x", "eu")
+
+
+def test_file_reference_json_matches_the_original() -> None:
+    ref = FileReference(bucket="o.n", file="1234", host="minio:9000")
+    assert ref.to_json() == b'{"host":"minio:9000","bucket":"o.n","file":"1234"}'
+    assert FileReference.parse(b'{"bucket":"o.n","file":"1234"}') == FileReference("o.n", "1234")
+    for bad in (b"not json", b"[]", b'{"bucket":"b"}', b'{"bucket":1,"file":"f"}'):
+        with pytest.raises(BadReference):
+            FileReference.parse(bad)
