@@ -1,0 +1,126 @@
+"""`algorun operator` (run the Kubernetes operator) and `algorun render` (print what it would apply).
+
+kopf is imported only inside `operator` (it takes most of a second to import).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from algorun.api.resources import PipelineDeployment
+    from algorun.api.topology import Topology
+    from algorun.operator.settings import OperatorSettings
+
+
+def operator(
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option("--kubeconfig", help="Kubeconfig file; default $KUBECONFIG, else the in-cluster service account."),
+    ] = None,
+    standalone: Annotated[bool, typer.Option("--standalone", help="No peering: the only instance.")] = False,
+    peering: Annotated[str, typer.Option("--peering", help="kopf peering name (one active instance).")] = "algorun",
+    priority: Annotated[int, typer.Option("--priority", help="Peering priority; the highest is active.")] = 0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    """Run the pipeline operator, configured by the chart's environment variables (see docs/operator.md)."""
+    import asyncio
+    import logging
+
+    from pydantic import ValidationError
+
+    from algorun.operator.runner import Operator
+    from algorun.operator.settings import OperatorSettings
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings = OperatorSettings()
+    except ValidationError as exc:
+        Console(stderr=True).print(f"[red]invalid operator settings:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+    asyncio.run(Operator(settings, kubeconfig).run(standalone=standalone, peering_name=peering, priority=priority))
+
+
+def render(
+    files: Annotated[
+        list[Path], typer.Argument(help="The PipelineDeployment YAML (and any Algo/DataConnector templates).")
+    ],
+    namespace: Annotated[
+        str, typer.Option("--namespace", "-n", help="Namespace of the PipelineDeployment when its metadata has none.")
+    ] = "default",
+) -> None:
+    """Print the manifests the operator would apply for a pipeline (for review and GitOps).
+
+    Settings come from the same environment variables as the operator. Offline, the copies of the Kafka
+    secrets are left out (their data lives in the cluster) and no owner references are set.
+    """
+    from pydantic import ValidationError
+
+    from algorun.api.documents import SpecError, load_pipeline
+    from algorun.operator.settings import OperatorSettings
+
+    err = Console(stderr=True)
+    try:
+        settings = OperatorSettings()
+        pipeline, topology = load_pipeline(files)
+    except SpecError as exc:
+        for problem in exc.problems:
+            err.print(f"[red]{problem.located()}[/red]", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from exc
+    except ValidationError as exc:
+        err.print(f"[red]invalid operator settings:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+    unresolved = [n.path for n in topology.algos if n.spec is None]
+    unresolved += [n.path for n in topology.connectors if n.spec is None]
+    if unresolved:
+        for path in unresolved:
+            err.print(f"[red]{path}: the reference is not resolved; pass the Algo/DataConnector file too[/red]")
+        raise typer.Exit(1)
+    sys.stdout.write(render_offline(pipeline, topology, settings, namespace))
+
+
+def render_offline(pipeline: PipelineDeployment, topology: Topology, settings: OperatorSettings, namespace: str) -> str:
+    """What `algorun render` prints. The storage secret is assumed to be the configured one."""
+    from algorun.operator.render import ClusterFacts
+    from algorun.operator.render import render as render_pipeline
+
+    storage = None
+    if settings.storage:
+        spec = pipeline.spec
+        storage = settings.storage_secret_candidates(spec.deployment_owner, spec.deployment_name)[0]
+    facts = ClusterFacts(offline=True, storage_secret=storage)
+    return dump(render_pipeline(pipeline, topology, settings, facts, namespace).objects)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (the JSON configs) as literal blocks, so manifests stay readable and diffable;
+    no YAML anchors, so every document stands alone."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def dump(objects: list[dict[str, Any]]) -> str:
+    """Multi-document YAML, keys in the order render wrote them."""
+    return yaml.dump_all(objects, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(operator)
+    app.command()(render)

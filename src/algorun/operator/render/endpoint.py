@@ -1,0 +1,176 @@
+"""The ingestion endpoint: config ConfigMap, workload, Service and HPA.
+
+The workload is a Deployment, or a StatefulSet with a PersistentVolumeClaim per replica when the endpoint's
+write-ahead log is on disk (`producer.wal` present, mode not `disable`, not in memory): a disk log must survive
+restarts of its pod, which only a StatefulSet's claim gives. Switching between the two replaces one by the
+other (the operator prunes the old kind). The HPA targets whichever kind is rendered (the original always
+said Deployment). Kafka TLS and auth reach the endpoint through the same env vars and mounts as the runner
+(the original wrote them into a ConfigMap it had already saved, so they never arrived, and crashed for SCRAM).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from algorun.api import configs
+from algorun.api.enums import WalMode
+from algorun.operator.render import security
+from algorun.operator.render.context import RenderContext
+from algorun.operator.render.labels import COMPONENT, PART_OF, PIPELINE_DEPLOYMENT, common_labels, metadata, suffixed
+from algorun.operator.render.workload import (
+    autoscaled,
+    health_probe,
+    hpa,
+    image_of,
+    listen_port,
+    pod_annotations,
+    probe,
+    resources,
+)
+
+HTTP_PORT = 18080
+GRPC_PORT = 18282
+METRICS_PORT = 28080
+CONFIG_KEY = "endpoint-config"
+CONFIG_DIR = "/endpoint-config"
+CONFIG_FILE = "endpoint-config.json"
+WAL_DEFAULT_PATH = "/data/wal"
+WAL_DEFAULT_SIZE = "1Gi"
+
+
+def name(ctx: RenderContext) -> str:
+    return suffixed("endpoint", ctx.owner, ctx.name)
+
+
+def service_name(ctx: RenderContext) -> str:
+    return name(ctx)
+
+
+def ports(ctx: RenderContext) -> tuple[int, int, int]:
+    server = ctx.topology.spec.endpoint.server
+    return (
+        listen_port(server.http.listen if server and server.http else None, HTTP_PORT),
+        listen_port(server.grpc.listen if server and server.grpc else None, GRPC_PORT),
+        listen_port(server.monitoring.listen if server and server.monitoring else None, METRICS_PORT),
+    )
+
+
+def wal_on_disk(ctx: RenderContext) -> bool:
+    producer = ctx.topology.spec.endpoint.producer
+    wal = producer.wal if producer else None
+    return bool(wal and wal.mode != WalMode.DISABLE and not wal.in_memory)
+
+
+def render_endpoint(ctx: RenderContext) -> list[dict[str, Any]]:
+    endpoint = ctx.topology.spec.endpoint
+    if not endpoint.paths:
+        return []
+    labels = common_labels(ctx.ident, "endpoint")
+    selector = {k: labels[k] for k in (PART_OF, COMPONENT, PIPELINE_DEPLOYMENT)}
+    workload_name = name(ctx)
+    config_name = suffixed("endpoint-config", ctx.owner, ctx.name)
+    data = {CONFIG_KEY: json.dumps(configs.endpoint_config(ctx.topology).to_json(), indent=2, sort_keys=True)}
+    http_port, grpc_port, metrics_port = ports(ctx)
+    image, pull = image_of(endpoint.image, ctx.settings.endpoint_image)
+    mounts: list[dict[str, Any]] = [{"name": "endpoint-config", "mountPath": CONFIG_DIR, "readOnly": True}]
+    volumes: list[dict[str, Any]] = [
+        {
+            "name": "endpoint-config",
+            "configMap": {
+                "name": config_name,
+                "defaultMode": 0o444,
+                "items": [{"key": CONFIG_KEY, "path": CONFIG_FILE}],
+            },
+        },
+        *security.secret_volumes(ctx),
+    ]
+    mounts += security.secret_mounts(ctx)
+    stateful = wal_on_disk(ctx)
+    wal = endpoint.producer.wal if endpoint.producer else None
+    if stateful:
+        mounts.append({"name": "wal-data", "mountPath": (wal.path if wal and wal.path else WAL_DEFAULT_PATH)})
+    default_probe = health_probe(http_port, initial_delay=10, period=20, timeout=10)
+    container: dict[str, Any] = {
+        "name": "endpoint",
+        "image": image,
+        "command": ["algorun", "endpoint", "--config", f"{CONFIG_DIR}/{CONFIG_FILE}"],
+        "env": security.data_plane_env(ctx),
+        "ports": [
+            {"name": "http", "containerPort": http_port, "protocol": "TCP"},
+            {"name": "grpc", "containerPort": grpc_port, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": metrics_port, "protocol": "TCP"},
+        ],
+        "volumeMounts": mounts,
+    }
+    if pull:
+        container["imagePullPolicy"] = pull
+    for key, spec in (("livenessProbe", endpoint.liveness_probe), ("readinessProbe", endpoint.readiness_probe)):
+        value = probe(spec, default_probe)
+        if value:
+            container[key] = value
+    res = resources(endpoint.resources)
+    if res:
+        container["resources"] = res
+    workload_spec: dict[str, Any] = {
+        "selector": {"matchLabels": selector},
+        "revisionHistoryLimit": 10,
+        "template": {
+            "metadata": {"labels": labels, "annotations": pod_annotations(ctx.ident.owner_key, data)},
+            "spec": {"containers": [container], "volumes": volumes},
+        },
+    }
+    if not autoscaled(endpoint.autoscaling):
+        workload_spec["replicas"] = endpoint.replicas
+    kind = "StatefulSet" if stateful else "Deployment"
+    if stateful:
+        workload_spec["serviceName"] = service_name(ctx)
+        workload_spec["volumeClaimTemplates"] = [
+            {
+                "metadata": {"name": "wal-data"},
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": str(wal.size) if wal and wal.size else WAL_DEFAULT_SIZE}},
+                },
+            }
+        ]
+    else:
+        workload_spec["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+    objects: list[dict[str, Any]] = [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": metadata(ctx.ident, config_name, ctx.ns, labels),
+            "data": data,
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": kind,
+            "metadata": metadata(ctx.ident, workload_name, ctx.ns, labels),
+            "spec": workload_spec,
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": metadata(ctx.ident, service_name(ctx), ctx.ns, labels),
+            "spec": {
+                "selector": selector,
+                "ports": [
+                    {"name": "http", "port": http_port, "targetPort": "http", "protocol": "TCP"},
+                    {
+                        "name": "grpc",
+                        "port": grpc_port,
+                        "targetPort": "grpc",
+                        "protocol": "TCP",
+                        "appProtocol": "kubernetes.io/h2c",
+                    },
+                    {"name": "metrics", "port": metrics_port, "targetPort": "metrics", "protocol": "TCP"},
+                ],
+            },
+        },
+    ]
+    if autoscaled(endpoint.autoscaling):
+        assert endpoint.autoscaling is not None
+        meta = metadata(ctx.ident, workload_name, ctx.ns, common_labels(ctx.ident, "endpoint-hpa"))
+        objects.append(hpa(meta, kind, workload_name, endpoint.autoscaling, endpoint.replicas))
+    return objects

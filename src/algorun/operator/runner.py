@@ -1,0 +1,105 @@
+"""Run the operator: one lightkube client for the operator's own I/O, kopf for watches, peering and finalizers.
+
+Credentials: a kubeconfig path when given (`--kubeconfig` or `KUBECONFIG`), else the in-cluster service account.
+Both kopf and lightkube use the same source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import kopf
+import yaml
+from lightkube import AsyncClient, KubeConfig
+
+from algorun.operator.apply import Cluster
+from algorun.operator.handlers import build_registry, configure
+from algorun.operator.notify import Notifier
+from algorun.operator.reconcile import Reconciler
+from algorun.operator.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+
+
+def _kubeconfig_login(path: Path) -> kopf.ConnectionInfo:
+    """kopf credentials from one kubeconfig file (its current context)."""
+    config = yaml.safe_load(path.read_text()) or {}
+    context_name = config.get("current-context")
+    context = next(c["context"] for c in config.get("contexts", []) if c["name"] == context_name)
+    cluster = next(c["cluster"] for c in config.get("clusters", []) if c["name"] == context["cluster"])
+    user = next(u["user"] for u in config.get("users", []) if u["name"] == context["user"])
+
+    def data(key: str) -> bytes | None:
+        value = cluster.get(key) if key.startswith("certificate-authority") else user.get(key)
+        return base64.b64decode(value) if value else None
+
+    return kopf.ConnectionInfo(
+        server=cluster["server"],
+        ca_path=cluster.get("certificate-authority"),
+        ca_data=data("certificate-authority-data"),
+        insecure=cluster.get("insecure-skip-tls-verify"),
+        certificate_path=user.get("client-certificate"),
+        certificate_data=data("client-certificate-data"),
+        private_key_path=user.get("client-key"),
+        private_key_data=data("client-key-data"),
+        token=user.get("token"),
+        default_namespace=context.get("namespace"),
+    )
+
+
+@dataclass
+class Operator:
+    settings: OperatorSettings
+    kubeconfig: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.kubeconfig is None and os.environ.get("KUBECONFIG"):
+            self.kubeconfig = Path(os.environ["KUBECONFIG"].split(os.pathsep)[0])
+        config = KubeConfig.from_file(self.kubeconfig) if self.kubeconfig else KubeConfig.from_service_account()
+        self.client = AsyncClient(config=config, field_manager=self.settings.field_manager)
+        self.cluster = Cluster(self.client, self.settings.field_manager)
+        self.reconciler = Reconciler(self.cluster, self.settings, Notifier(self.settings.notif_url))
+        self.registry = build_registry(self.reconciler)
+        kubeconfig = self.kubeconfig
+
+        @kopf.on.login(registry=self.registry)
+        def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+            if kubeconfig is not None:
+                return _kubeconfig_login(kubeconfig)
+            return kopf.login_with_service_account(**kwargs)
+
+        @kopf.on.startup(registry=self.registry)
+        def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+            configure(settings)
+
+    async def run(
+        self,
+        *,
+        standalone: bool = False,
+        peering_name: str | None = "algorun",
+        priority: int = 0,
+        stop_flag: asyncio.Event | None = None,
+        ready_flag: asyncio.Event | None = None,
+    ) -> None:
+        namespaces = self.settings.namespaces
+        try:
+            await kopf.operator(
+                registry=self.registry,
+                standalone=standalone,
+                peering_name=None if standalone else peering_name,
+                priority=priority,
+                clusterwide=not namespaces,
+                namespaces=namespaces,
+                stop_flag=stop_flag,
+                ready_flag=ready_flag,
+            )
+        finally:
+            await self.reconciler.idle()
+            await self.reconciler.notifier.close()
+            await self.client.close()

@@ -1,0 +1,148 @@
+"""The operator's whole configuration, read from the environment variables the Helm chart sets.
+
+The names are the original operator's (`WATCH_NAMESPACE`, `NOTIF_URL`, `ALGORUNNER_IMAGE`, `KAFKA_*`,
+`STORAGE_*`) so the chart's values keep their meaning; a few settings are ours (`ENDPOINT_ROUTING`,
+`GATEWAY_*`, `RESYNC_SECONDS`, `KAFKA_TOPIC_DELETION`). Differences from the original, on purpose:
+
+- a per-deployment image (`spec.endpoint.image`, `spec.eventHook.image`, `algos[].algoRunnerImage`) overrides the
+  operator-wide default, as the chart's values promise (the original let the env var win);
+- the Kafka auth secret name template also names the KafkaUser, so the secret Strimzi creates for the user is
+  the secret the pods mount (the original only matched when the cluster was called `kafka`).
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from algorun import __version__
+from algorun.api.enums import KafkaAuthType
+
+DEFAULT_IMAGE = f"algorun/algorun:{__version__}"
+
+
+def resolve_template(template: str, owner: str, name: str, cluster: str = "") -> str:
+    """Substitute `{deploymentowner}`, `{deploymentname}` and `{kafkaclustername}` (any case), lower-cased."""
+    result = template
+    for key, value in (("deploymentowner", owner), ("deploymentname", name), ("kafkaclustername", cluster)):
+        result = re.sub(r"\{" + key + r"\}", value, result, flags=re.IGNORECASE)
+    return result.lower()
+
+
+class Routing:
+    """The values of ENDPOINT_ROUTING."""
+
+    AMBASSADOR = "ambassador"
+    GATEWAY = "gateway"
+    NONE = "none"
+
+
+class OperatorSettings(BaseSettings):
+    """One model for every operator setting; `OperatorSettings()` reads the process environment."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    watch_namespace: str = Field(default="", description="'' watches all namespaces; else a comma list")
+    notif_url: str = Field(default="", description="Base URL of notifications; '' disables them")
+    algorunner_image: str = DEFAULT_IMAGE
+    endpoint_image: str = DEFAULT_IMAGE
+    hook_image: str = DEFAULT_IMAGE
+
+    kafka_namespace: str = "kafka"
+    kafka_cluster_name: str = "kafka"
+    kafka_tls: bool = False
+    kafka_tls_ca_secretname: str = "kafka-cluster-ca-cert"
+    kafka_tls_ca_key: str = "ca.crt"
+    kafka_auth_type: KafkaAuthType = KafkaAuthType.NONE
+    kafka_auth_secretname: str = Field(
+        default="", description="Template of the user secret (and KafkaUser) name; default kafka-{owner}-{name}"
+    )
+    kafka_auth_certificate_key: str = "user.crt"
+    kafka_auth_key_secret_key: str = "user.key"
+    kafka_auth_username: str = Field(default="", description="Username for `plain` auth (no KafkaUser)")
+    kafka_auth_password_secret_key: str = "password"
+    kafka_topic_deletion: bool = Field(
+        default=False, description="Delete KafkaTopics with their pipeline for every pipeline (opt-in)"
+    )
+
+    storage_enabled: bool | None = Field(
+        default=None, description="Default: on when STORAGE_SECRET_NAME or STORAGE_BUCKET_NAME is set"
+    )
+    storage_secret_name: str = ""
+    storage_secret_key: str = "connection-string"
+    storage_region: str = "us-east-1"
+    storage_bucket_name: str = ""
+
+    endpoint_routing: str = Field(default="ambassador", description="ambassador, gateway or none")
+    ambassador_hostname: str = "*"
+    gateway_name: str = ""
+    gateway_namespace: str = ""
+
+    resync_seconds: float = Field(default=300.0, gt=0)
+    field_manager: str = "algorun-operator"
+
+    @field_validator("kafka_auth_type", mode="before")
+    @classmethod
+    def _auth_type(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in ("", "none"):
+            return KafkaAuthType.NONE
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("endpoint_routing")
+    @classmethod
+    def _routing(cls, value: str) -> str:
+        value = value.strip().lower() or Routing.AMBASSADOR
+        if value not in (Routing.AMBASSADOR, Routing.GATEWAY, Routing.NONE):
+            raise ValueError("ENDPOINT_ROUTING must be ambassador, gateway or none")
+        return value
+
+    # ----- derived values --------------------------------------------------------------------------------
+
+    @property
+    def namespaces(self) -> list[str]:
+        """The namespaces to watch; empty means the whole cluster."""
+        return [n.strip() for n in self.watch_namespace.split(",") if n.strip()]
+
+    @property
+    def storage(self) -> bool:
+        if self.storage_enabled is not None:
+            return self.storage_enabled
+        return bool(self.storage_secret_name or self.storage_bucket_name)
+
+    @property
+    def kafka_user_managed(self) -> bool:
+        """Whether the operator creates a Strimzi KafkaUser (tls and scram-sha-512; `plain` users are external)."""
+        return self.kafka_auth_type in (KafkaAuthType.TLS, KafkaAuthType.SCRAM_SHA_512)
+
+    def kafka_user_name(self, owner: str, name: str) -> str:
+        """The KafkaUser's name, which Strimzi also gives the user's secret in the Kafka namespace."""
+        from algorun.api.naming import object_name
+
+        if self.kafka_auth_secretname:
+            return object_name(resolve_template(self.kafka_auth_secretname, owner, name, self.kafka_cluster_name))
+        return object_name("kafka", owner, name)
+
+    def kafka_user_secret_source(self, owner: str, name: str) -> str:
+        """The secret with the client credentials, in the Kafka namespace."""
+        if self.kafka_auth_type == KafkaAuthType.PLAIN:
+            template = self.kafka_auth_secretname or "{kafkaclustername}-{deploymentowner}-{deploymentname}"
+            return resolve_template(template, owner, name, self.kafka_cluster_name)
+        return self.kafka_user_name(owner, name)
+
+    def kafka_username(self, owner: str, name: str) -> str | None:
+        if self.kafka_auth_type == KafkaAuthType.SCRAM_SHA_512:
+            return self.kafka_user_name(owner, name)
+        if self.kafka_auth_type == KafkaAuthType.PLAIN:
+            return self.kafka_auth_username or None
+        return None
+
+    def storage_secret_candidates(self, owner: str, name: str) -> list[str]:
+        """Storage secret names to look for in the deployment namespace, in order (the original's fallback)."""
+        template = self.storage_secret_name or "storage-{deploymentowner}-{deploymentname}"
+        first = resolve_template(template, owner, name)
+        return [first] if first == "storage-global" else [first, "storage-global"]
+
+    def bucket_name(self, owner: str, name: str) -> str:
+        return resolve_template(self.storage_bucket_name or "{deploymentowner}-{deploymentname}", owner, name)
