@@ -41,13 +41,14 @@ bench: $(VENV)/.dev-stamp testbin
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 lint: $(VENV)/.dev-stamp
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks tools images examples
+	$(VENV)/bin/ruff format --check src tests benchmarks tools images examples
 	$(VENV)/bin/mypy src
 
-# Regenerate the committed CRDs from the api models (a test fails when they are stale).
+# Regenerate the committed CRDs from the api models, and the chart's copy (tests fail when either is stale).
 crds: $(VENV)/.runtime-stamp
 	$(PY) -m algorun.cli.main crds --output-dir deploy/crds
+	$(PY) -m algorun.cli.main crds --output-dir charts/pipeline-operator/crds
 
 # Re-resolve the lock files from pyproject.toml.
 lock: $(VENV)/.runtime-stamp

@@ -26,7 +26,10 @@ def operator(
     ] = None,
     standalone: Annotated[bool, typer.Option("--standalone", help="No peering: the only instance.")] = False,
     peering: Annotated[str, typer.Option("--peering", help="kopf peering name (one active instance).")] = "algorun",
-    priority: Annotated[int, typer.Option("--priority", help="Peering priority; the highest is active.")] = 0,
+    priority: Annotated[
+        int | None,
+        typer.Option("--priority", help="Peering priority; the highest is active (default: derived from POD_NAME)."),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Run the pipeline operator, configured by the chart's environment variables (see docs/operator.md)."""

@@ -20,6 +20,7 @@ from lightkube.types import PatchType
 from algorun.operator import kinds
 from algorun.operator.diff import needs_apply, with_digest
 from algorun.operator.kinds import Kind
+from algorun.operator.metrics import WRITES
 from algorun.operator.render.kafka import keep_partitions
 from algorun.operator.render.labels import OWNER_ANNOTATION, selector_string
 
@@ -62,6 +63,7 @@ class Cluster:
 
     def _count(self, verb: str, kind: str) -> None:
         self.writes[f"{verb} {kind}"] += 1
+        WRITES.labels(verb, kind).inc()
 
     async def get(self, kind: Kind, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         try:

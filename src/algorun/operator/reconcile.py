@@ -22,12 +22,14 @@ from pydantic import ValidationError
 from algorun.api.documents import parse_resource
 from algorun.api.enums import KafkaAuthType
 from algorun.api.loader import Document
+from algorun.api.problems import from_validation_error
 from algorun.api.resources import Algo, DataConnector, PipelineDeployment
 from algorun.api.topology import Catalog, build_topology
 from algorun.api.validation import validate_spec
 from algorun.operator import events, kinds
 from algorun.operator.apply import Cluster, MissingKind, Outcome, converge, delete_owned
 from algorun.operator.bucket import ensure_bucket, parse_connection_string
+from algorun.operator.metrics import RECONCILE_SECONDS, RECONCILES
 from algorun.operator.notify import Notifier
 from algorun.operator.render import ClusterFacts, identity_of, render
 from algorun.operator.render.labels import Identity, owned_selector
@@ -151,7 +153,10 @@ class Reconciler:
             if (raw.get("metadata") or {}).get("deletionTimestamp"):
                 return Result()
             self.known.add(key)
-            return await self._reconcile(raw)
+            with RECONCILE_SECONDS.time():
+                result = await self._reconcile(raw)
+            RECONCILES.labels("invalid" if result.problems else "ok").inc()
+            return result
 
     async def _reconcile(self, raw: dict[str, Any]) -> Result:
         meta = raw["metadata"]
@@ -164,7 +169,7 @@ class Reconciler:
                 {k: raw[k] for k in ("apiVersion", "kind", "metadata", "spec")}
             )
         except ValidationError as exc:
-            problems += [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+            problems += [str(p) for p in from_validation_error(exc, known_models=[PipelineDeployment])]
         ident = identity_of(pipeline, meta["namespace"]) if pipeline else None
         rendered = None
         if pipeline is not None and ident is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 import kopf
 import yaml
 from lightkube import AsyncClient, KubeConfig
+from prometheus_client import start_http_server
 
 from algorun.operator.apply import Cluster
 from algorun.operator.handlers import build_registry, configure
@@ -53,6 +55,14 @@ def _kubeconfig_login(path: Path) -> kopf.ConnectionInfo:
     )
 
 
+def pod_priority(pod_name: str) -> int:
+    """A peering priority derived from the pod name: kopf instances of equal priority pause each other, so
+    replicas need distinct ones (collisions among a handful of replicas are unlikely, 1 in ~10^5 per pair)."""
+    if not pod_name:
+        return 0
+    return 1 + int.from_bytes(hashlib.sha256(pod_name.encode()).digest()[:4], "big") % 100_000
+
+
 @dataclass
 class Operator:
     settings: OperatorSettings
@@ -83,23 +93,30 @@ class Operator:
         *,
         standalone: bool = False,
         peering_name: str | None = "algorun",
-        priority: int = 0,
+        priority: int | None = None,
         stop_flag: asyncio.Event | None = None,
         ready_flag: asyncio.Event | None = None,
     ) -> None:
         namespaces = self.settings.namespaces
+        metrics = start_http_server(self.settings.metrics_port) if self.settings.metrics_enabled else None
         try:
             await kopf.operator(
                 registry=self.registry,
                 standalone=standalone,
                 peering_name=None if standalone else peering_name,
-                priority=priority,
+                priority=priority if priority is not None else pod_priority(os.environ.get("POD_NAME", "")),
+                liveness_endpoint=self.settings.liveness_endpoint or None,
                 clusterwide=not namespaces,
                 namespaces=namespaces,
                 stop_flag=stop_flag,
                 ready_flag=ready_flag,
             )
         finally:
+            if metrics is not None:
+                server, thread = metrics
+                server.shutdown()
+                server.server_close()
+                thread.join(timeout=5)
             await self.reconciler.idle()
             await self.reconciler.notifier.close()
             await self.client.close()

@@ -18,7 +18,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from algorun import __version__
-from algorun.api.enums import KafkaAuthType
+from algorun.api.enums import ImagePullPolicy, KafkaAuthType
 
 DEFAULT_IMAGE = f"algorun/algorun:{__version__}"
 
@@ -49,6 +49,16 @@ class OperatorSettings(BaseSettings):
     algorunner_image: str = DEFAULT_IMAGE
     endpoint_image: str = DEFAULT_IMAGE
     hook_image: str = DEFAULT_IMAGE
+    algorunner_image_pull_policy: ImagePullPolicy | None = Field(
+        default=None, description="Pull policy of ALGORUNNER_IMAGE (not of images a pipeline names itself)"
+    )
+    endpoint_image_pull_policy: ImagePullPolicy | None = None
+    hook_image_pull_policy: ImagePullPolicy | None = None
+    metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics on metrics_port")
+    metrics_port: int = 8383
+    liveness_endpoint: str = Field(
+        default="http://0.0.0.0:8080/healthz", description="kopf's liveness probe URL; '' turns it off"
+    )
 
     kafka_namespace: str = "kafka"
     kafka_cluster_name: str = "kafka"

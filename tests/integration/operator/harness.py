@@ -180,6 +180,9 @@ async def running_operator(kube: KubeAPI, **overrides: Any) -> AsyncIterator[Har
                 "kafka_namespace": kafka_namespace,
                 "notif_url": rec.url,
                 "resync_seconds": 3600,
+                # several operators run in one test process: no fixed ports unless a test asks for them
+                "metrics_enabled": False,
+                "liveness_endpoint": "",
                 **overrides,
             }
         )

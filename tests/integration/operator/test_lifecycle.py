@@ -161,3 +161,32 @@ async def test_original_sample_lifecycle(kube: KubeAPI) -> None:
 
 async def _equals(value: object, expected: object) -> bool:
     return await value == expected  # type: ignore[misc]
+
+
+async def test_liveness_and_metrics_endpoints(kube: KubeAPI) -> None:
+    """The chart probes /healthz and scrapes /metrics: both answer while the operator runs."""
+    import socket
+
+    import aiohttp
+
+    def free() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+
+    health, metrics = free(), free()
+    async with running_operator(
+        kube, metrics_enabled=True, metrics_port=metrics, liveness_endpoint=f"http://127.0.0.1:{health}/healthz"
+    ) as h:
+        pd, templates = example("original-sample", h.namespace)
+        for template in templates:
+            await h.cluster.client.apply(kinds.resource(kinds.ALGO)(template), field_manager="tests", force=True)
+        await h.apply_pd(pd)
+        await eventually(lambda: h.status_of(pd["metadata"]["name"]), "a status")
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{health}/healthz") as response:
+                assert response.status == 200
+            async with session.get(f"http://127.0.0.1:{metrics}/metrics") as response:
+                text = await response.text()
+        assert 'algorun_operator_reconciles_total{result="ok"}' in text
+        assert "algorun_operator_writes_total" in text and "algorun_operator_reconcile_duration_seconds" in text

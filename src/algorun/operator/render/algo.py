@@ -179,7 +179,9 @@ def _pod_spec(ctx: RenderContext, node: AlgoNode, executor: Executor, config_nam
     spec, dep = node.spec, node.deployment
     version = spec.version(dep.version)
     algo_image, algo_pull = image_of(version.image if version else None, ctx.settings.algorunner_image)
-    runner_image, runner_pull = image_of(dep.algo_runner_image, ctx.settings.algorunner_image)
+    runner_image, runner_pull = image_of(
+        dep.algo_runner_image, ctx.settings.algorunner_image, ctx.settings.algorunner_image_pull_policy
+    )
     entry = shlex.split(version.entrypoint) if version and version.entrypoint else []
     config_dir = EXECUTABLE_CONFIG_DIR if executor == Executor.EXECUTABLE else SIDECAR_CONFIG_DIR
     config_path = f"{config_dir}/{CONFIG_FILE}"

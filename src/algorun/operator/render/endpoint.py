@@ -72,7 +72,7 @@ def render_endpoint(ctx: RenderContext) -> list[dict[str, Any]]:
     config_name = suffixed("endpoint-config", ctx.owner, ctx.name)
     data = {CONFIG_KEY: json.dumps(configs.endpoint_config(ctx.topology).to_json(), indent=2, sort_keys=True)}
     http_port, grpc_port, metrics_port = ports(ctx)
-    image, pull = image_of(endpoint.image, ctx.settings.endpoint_image)
+    image, pull = image_of(endpoint.image, ctx.settings.endpoint_image, ctx.settings.endpoint_image_pull_policy)
     mounts: list[dict[str, Any]] = [{"name": "endpoint-config", "mountPath": CONFIG_DIR, "readOnly": True}]
     volumes: list[dict[str, Any]] = [
         {

@@ -41,7 +41,7 @@ def render_hook(ctx: RenderContext) -> list[dict[str, Any]]:
     selector = {k: labels[k] for k in (PART_OF, COMPONENT, PIPELINE_DEPLOYMENT)}
     config_name = suffixed("hook-config", ctx.owner, ctx.name)
     data = {CONFIG_KEY: json.dumps(configs.hook_config(ctx.topology).to_json(), indent=2, sort_keys=True)}
-    image, pull = image_of(hook.image, ctx.settings.hook_image)
+    image, pull = image_of(hook.image, ctx.settings.hook_image, ctx.settings.hook_image_pull_policy)
     default_probe = health_probe(HOOK_PORT, initial_delay=10, period=20, timeout=10)
     container: dict[str, Any] = {
         "name": "hook",

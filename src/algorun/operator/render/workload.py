@@ -14,15 +14,18 @@ import re
 from typing import Any
 
 from algorun.api.base import AutoScaling, ContainerImage, Probe, ResourceRequirements, ScaleMetric
-from algorun.api.enums import MetricSourceType, MetricTargetType
+from algorun.api.enums import ImagePullPolicy, MetricSourceType, MetricTargetType
 
 
-def image_of(image: ContainerImage | None, default: str) -> tuple[str, str | None]:
-    """(image reference, pull policy) of a spec image, or the default when the spec gives no repository."""
+def image_of(
+    image: ContainerImage | None, default: str, default_policy: ImagePullPolicy | None = None
+) -> tuple[str, str | None]:
+    """(image reference, pull policy) of a spec image, or the default image (with the chart's pull policy for
+    it) when the spec gives no repository."""
     if image is None or not image.repository:
-        return default, image.image_pull_policy.value if image and image.image_pull_policy else None
-    policy = image.image_pull_policy.value if image.image_pull_policy else None
-    return image.reference(), policy
+        policy = image.image_pull_policy if image and image.image_pull_policy else default_policy
+        return default, policy.value if policy else None
+    return image.reference(), image.image_pull_policy.value if image.image_pull_policy else None
 
 
 def probe(spec: Probe | None, default: dict[str, Any] | None) -> dict[str, Any] | None:

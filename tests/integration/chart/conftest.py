@@ -1,0 +1,138 @@
+"""Fixtures and helpers of the chart's integration tests: render with the real helm, send to the real API server."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import ssl
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from tests.support.helm import Helm
+from tests.support.kube import KubeAPI
+from tests.unit.chart.helpers import CHART, REPO
+
+
+def render(
+    helm: Helm,
+    tmp_path: Path,
+    values: dict[str, Any],
+    *,
+    release: str = "algorun-pipeline-operator",
+    namespace: str = "algorun",
+) -> list[dict[str, Any]]:
+    """`helm template` of the chart with `values`; the non-empty documents (hooks included)."""
+    values_file = tmp_path / f"values-{release}.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    out = helm.run("template", release, str(CHART), "--namespace", namespace, "-f", str(values_file)).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def find(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+
+
+def container_env(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The operator container's env, as name -> value (or the valueFrom dict)."""
+    (deployment,) = find(docs, "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+class Discovery:
+    """kind -> (plural, namespaced) for every group version the API server serves."""
+
+    def __init__(self, kube: KubeAPI) -> None:
+        self.kube = kube
+        self._cache: dict[str, dict[str, tuple[str, bool]]] = {}
+
+    def resource(self, api_version: str, kind: str) -> tuple[str, bool]:
+        if api_version not in self._cache:
+            path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+            status, body = self.kube.request("GET", path)
+            assert status == 200, f"{api_version} is not served: {body}"
+            self._cache[api_version] = {
+                r["kind"]: (r["name"], r["namespaced"]) for r in body["resources"] if "/" not in r["name"]
+            }
+        return self._cache[api_version][kind]
+
+    def path(self, obj: dict[str, Any], default_namespace: str) -> str:
+        api_version, kind = obj["apiVersion"], obj["kind"]
+        plural, namespaced = self.resource(api_version, kind)
+        base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        name = obj["metadata"]["name"]
+        if namespaced:
+            namespace = obj["metadata"].get("namespace") or default_namespace
+            return f"{base}/namespaces/{namespace}/{plural}/{name}"
+        return f"{base}/{plural}/{name}"
+
+
+def server_apply(
+    kube: KubeAPI,
+    discovery: Discovery,
+    obj: dict[str, Any],
+    namespace: str,
+    *,
+    dry_run: bool,
+    manager: str = "chart-tests",
+) -> tuple[int, Any]:
+    """Server-side apply one object (optionally as a dry run); (HTTP status, decoded body)."""
+    query = {"fieldManager": manager, "force": "true"}
+    if dry_run:
+        query["dryRun"] = "All"
+    url = kube.server + discovery.path(obj, namespace) + "?" + urllib.parse.urlencode(query)
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(obj).encode(),
+        method="PATCH",
+        headers={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
+    )
+    context: ssl.SSLContext = kube.ssl_context()
+    try:
+        with urllib.request.urlopen(request, timeout=30, context=context) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def ensure_namespace(kube: KubeAPI, name: str) -> None:
+    status, body = kube.request("POST", "/api/v1/namespaces", {"metadata": {"name": name}})
+    assert status in (201, 409), body
+
+
+T = TypeVar("T")
+EXAMPLES = REPO / "examples"
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], what: str, timeout: float = 30.0) -> T:  # noqa: ASYNC109
+    """Poll an async check until it returns something truthy; fail naming `what` and the last value seen."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = await check()
+        except Exception as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+        await asyncio.sleep(0.05)
+
+
+def example(name: str, namespace: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """An example's PipelineDeployment (moved into `namespace`, deploying there) and its templates."""
+    docs = [d for p in sorted((EXAMPLES / name).glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d]
+    pd = copy.deepcopy(next(d for d in docs if d["kind"] == "PipelineDeployment"))
+    pd["metadata"]["namespace"] = namespace
+    pd["spec"].pop("deploymentNamespace", None)
+    return pd, [d for d in docs if d["kind"] != "PipelineDeployment"]
