@@ -289,7 +289,7 @@ def start_kafka(libs: Path, workdir: Path, *, timeout: float = 90.0) -> KafkaBro
     config = workdir / "server.properties"
     config.write_text(_server_properties(broker, controller_port, server_pem))
 
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    cluster_id = _cluster_id()
     fmt = ManagedProcess(
         "kafka-storage-format",
         java_command(libs, "kafka.tools.StorageTool", workdir, "format", "-t", cluster_id, "-c", str(config)),
@@ -317,3 +317,12 @@ def start_kafka(libs: Path, workdir: Path, *, timeout: float = 90.0) -> KafkaBro
         raise
     broker.start_seconds = time.monotonic() - started
     return broker
+
+
+def _cluster_id() -> str:
+    """A KRaft cluster id (16 random bytes, URL-safe base64) that does not start with "-": the storage tool
+    would read one that does as an option (about 1 format in 64 failed that way)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
