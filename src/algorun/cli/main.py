@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 from algorun import __version__
-from algorun.cli import local_commands, operator_commands, spec_commands
+from algorun.cli import local_commands, operator_commands, runner_commands, spec_commands
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -30,6 +30,7 @@ def _root(
 
 
 spec_commands.register(app)
+runner_commands.register(app)
 local_commands.register(app)
 operator_commands.register(app)
 

@@ -1,0 +1,198 @@
+"""`algorun runner` (the algo-runner of one algo instance) and `algorun replay` (dead letters back in).
+
+Heavy modules (confluent-kafka, aiohttp, grpc) are imported inside the commands."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from algorun.api.configs import RunnerConfig
+    from algorun.bus.interface import Bus
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="Runner config JSON (else the ALGO_RUNNER_CONFIG variable).")
+]
+BusOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--bus",
+        help="kafka://host:port or local:///path/log.db. Default: Kafka at KAFKA_BROKERS (or the config's brokers) "
+        "with the KAFKA_TLS/KAFKA_AUTH_* security settings.",
+    ),
+]
+
+
+def open_runner_bus(config: RunnerConfig, url: str | None) -> Bus:
+    """The bus of `--bus URL`, else Kafka from the environment (KAFKA_BROKERS, KAFKA_TLS, KAFKA_AUTH_*).
+
+    `ALGORUN_RUNNER_SESSION_TIMEOUT_MS` shortens how long a crashed runner keeps its partitions (librdkafka's
+    default is 45 s); `ALGORUN_RUNNER_GROUP_INSTANCE_ID` turns on static membership (a restarted pod with the
+    same id gets its partitions back without a rebalance).
+    """
+    from algorun.bus import KafkaSettings, open_bus
+
+    consumer: dict[str, str | int | float | bool] = {}
+    if os.environ.get("ALGORUN_RUNNER_SESSION_TIMEOUT_MS"):
+        consumer["session.timeout.ms"] = int(os.environ["ALGORUN_RUNNER_SESSION_TIMEOUT_MS"])
+    if os.environ.get("ALGORUN_RUNNER_GROUP_INSTANCE_ID"):
+        consumer["group.instance.id"] = os.environ["ALGORUN_RUNNER_GROUP_INSTANCE_ID"]
+    if url and not url.startswith("kafka://"):
+        return open_bus(url)
+    if url:
+        settings = KafkaSettings(bootstrap_servers=url.split("://", 1)[1].strip("/"))
+    else:
+        env = dict(os.environ)
+        if not env.get("KAFKA_BROKERS") and config.kafka.brokers:
+            env["KAFKA_BROKERS"] = config.kafka.brokers
+        settings = KafkaSettings.from_env(env)
+    if consumer:
+        settings = settings.model_copy(update={"consumer_config": {**settings.consumer_config, **consumer}})
+    return open_bus(settings)
+
+
+def runner(
+    config: ConfigOpt = None,
+    bus: BusOpt = None,
+    health_port: Annotated[int | None, typer.Option(help="Port of /health, /ready, /metrics (10080).")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Runs in progress at once (64).")] = None,
+    key_concurrency: Annotated[
+        bool | None, typer.Option("--key-concurrency/--no-key-concurrency", help="Run keys of a partition in parallel.")
+    ] = None,
+    exactly_once: Annotated[
+        bool | None, typer.Option("--exactly-once/--at-least-once", help="Kafka transactions (Kafka-only effects).")
+    ] = None,
+    exec_mode: Annotated[str | None, typer.Option(help="Executable: per-message or streaming.")] = None,
+    stderr_policy: Annotated[str | None, typer.Option(help="Executable stderr: log or fail.")] = None,
+    grpc_mode: Annotated[str | None, typer.Option(help="grpc executor: unary or stream.")] = None,
+    grace: Annotated[float | None, typer.Option(help="Seconds to finish in-flight work on SIGTERM (30).")] = None,
+    workdir: Annotated[
+        Path | None, typer.Option(help="Working directory of the algo (python imports, exec cwd).")
+    ] = None,
+    print_env: Annotated[bool, typer.Option(help="Delegated algos: print their environment and exit.")] = False,
+    log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING, ERROR.")] = None,
+) -> None:
+    """Run one algo instance: consume its inputs, call it, produce its outputs, retry and dead-letter failures.
+
+    Options may also be set as ALGORUN_RUNNER_<OPTION> variables (e.g. ALGORUN_RUNNER_EXEC_MODE=streaming).
+    SIGTERM drains: stop consuming, finish in-flight work, commit, exit 0.
+    """
+    from algorun.api.enums import Executor
+    from algorun.runner.config import RunnerOptions, load_config
+    from algorun.runner.delegated import delegated_env
+
+    try:
+        cfg = load_config(config)
+        options = RunnerOptions.from_env(
+            bus=bus,
+            health_port=health_port,
+            concurrency=concurrency,
+            key_concurrency=key_concurrency,
+            exactly_once=exactly_once,
+            exec_mode=exec_mode,
+            stderr_policy=stderr_policy,
+            grpc_mode=grpc_mode,
+            grace_seconds=grace,
+            workdir=workdir,
+            log_level=log_level,
+        )
+    except (OSError, ValueError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    if cfg.executor == Executor.DELEGATED:
+        env = delegated_env(cfg, os.environ.get("KAFKA_BROKERS"))
+        if print_env or not cfg.entrypoint:
+            for k, v in sorted(env.items()):
+                typer.echo(f"{k}={v}")
+            raise typer.Exit(0)
+        import shlex
+
+        argv = shlex.split(cfg.entrypoint)
+        os.chdir(options.workdir)
+        os.execvpe(argv[0], argv, {**os.environ, **env})
+    code = _run_runner(cfg, options)
+    raise typer.Exit(code)
+
+
+def _run_runner(cfg: RunnerConfig, options: Any) -> int:
+    import asyncio
+    import logging
+    import signal
+
+    from algorun.runner.executors import create
+    from algorun.runner.service import Runner
+    from algorun.telemetry import HealthServer, configure_logging
+
+    configure_logging("runner", instance=options.instance, level=options.log_level)
+    log = logging.getLogger("algorun.runner")
+
+    async def main() -> int:
+        try:
+            bus = open_runner_bus(cfg, options.bus)
+            executor = create(cfg, options)
+        except Exception as e:
+            log.error("cannot start: %s", e)
+            return 2
+        r = Runner(cfg, options, bus, executor)
+        health = HealthServer(options.health_port, r.readiness, r.metrics.registry, host=options.health_host)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await health.start()
+        log.info("runner of %s (%s) started; health on :%s", cfg.full_name, cfg.executor.value, health.port)
+        try:
+            await r.run(stop)
+        finally:
+            await health.stop()
+            await bus.close()
+        log.info("runner stopped")
+        return 0
+
+    try:
+        import uvloop
+
+        return uvloop.run(main())
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        return asyncio.run(main())
+
+
+def replay(
+    config: ConfigOpt = None,
+    bus: BusOpt = None,
+    to: Annotated[str | None, typer.Option(help="Topic to write to (default: the algo's first retry topic).")] = None,
+    trace_id: Annotated[str | None, typer.Option(help="Replay only this traceID (nothing is committed).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Replay at most this many messages.")] = None,
+    idle: Annotated[float, typer.Option(help="Stop after this many seconds without a new dead letter.")] = 3.0,
+) -> None:
+    """Replay an algo's dead letters: written back with error and retry state cleared, so they run again."""
+    import asyncio
+
+    from algorun.runner.config import load_config
+    from algorun.runner.replay import replay as do_replay
+
+    try:
+        cfg = load_config(config)
+    except (OSError, ValueError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+
+    async def main() -> None:
+        b = open_runner_bus(cfg, bus)
+        try:
+            result = await do_replay(cfg, b, to=to, trace_id=trace_id, limit=limit, idle_seconds=idle)
+        finally:
+            await b.close()
+        where = ", ".join(f"{t}: {n}" for t, n in sorted(result.targets.items())) or "nothing"
+        typer.echo(f"replayed {result.replayed} dead letters ({where}); skipped {result.skipped}")
+
+    asyncio.run(main())
+
+
+def register(app: typer.Typer) -> None:
+    app.command("runner")(runner)
+    app.command("replay")(replay)

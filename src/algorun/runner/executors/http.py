@@ -1,0 +1,128 @@
+"""The `http` executor: each part is one request to the algo's local server, `{verb} http(s)://localhost:{port}{path}`.
+
+Fixes of the original: any 2xx is success (it accepted only 200), every staged part is sent (it sent the first
+and ignored the rest), configured headers are sent, `Https` verifies against a configurable CA (`http.caFile`),
+and connection failures mean "algo unavailable" (wait, then rerun), not a failed message. Keep-alive connections
+are pooled, at most `concurrency` at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from urllib.parse import parse_qsl
+
+import aiohttp
+
+from algorun.api.configs import RunnerConfig, RunnerInput
+from algorun.api.enums import InputDeliveryType, OutputDeliveryType
+from algorun.runner.config import RunnerOptions
+from algorun.runner.executors.base import Executor
+from algorun.runner.model import AlgoFailure, AlgoUnavailable, Output, Request
+
+DEFAULT_TIMEOUT_S = 10.0
+MAX_ERROR_BODY = 1000
+
+
+def query_params(parameters: list[tuple[str, str]], endpoint_params: str | None) -> list[tuple[str, str]]:
+    """Configured parameters, each overridden by an endpoint parameter of the same name (case-insensitive),
+    then the endpoint parameters that match none (the original dropped those)."""
+    given = parse_qsl(endpoint_params or "", keep_blank_values=True)
+    by_name = {k.lower(): (k, v) for k, v in given}
+    out: list[tuple[str, str]] = []
+    for name, value in parameters:
+        override = by_name.pop(name.lower(), None)
+        out.append(override if override is not None else (name, value))
+    out.extend(by_name.values())
+    return out
+
+
+class _Target:
+    def __init__(self, algo_input: RunnerInput, host: str) -> None:
+        http = algo_input.http
+        if http is None or http.port is None:
+            raise ValueError(f"input {algo_input.name!r}: an http input needs http.port")
+        secure = algo_input.input_delivery_type == InputDeliveryType.HTTPS
+        path = http.path or "/"
+        if not path.startswith("/"):
+            path = "/" + path
+        self.host = host
+        self.port = http.port
+        self.url = f"{'https' if secure else 'http'}://{host}:{http.port}{path}"
+        self.method = (http.verb or "POST").upper()
+        self.headers = dict(http.headers or {})
+        self.ssl: ssl.SSLContext | bool = True
+        if secure:
+            self.ssl = ssl.create_default_context(cafile=http.ca_file) if http.ca_file else True
+        self.default_type = algo_input.content_types[0] if algo_input.content_types else None
+
+
+class HttpExecutor(Executor):
+    def __init__(self, config: RunnerConfig, options: RunnerOptions, host: str = "127.0.0.1") -> None:
+        super().__init__(config)
+        self._targets = {i.name: _Target(i, host) for i in config.inputs}
+        if not self._targets:
+            raise ValueError("the http executor needs at least one Http/Https input")
+        self._limit = options.concurrency
+        self._timeout = float(config.timeout_seconds) if config.timeout_seconds else DEFAULT_TIMEOUT_S
+        self._session: aiohttp.ClientSession | None = None
+        self._params = [(p.name, p.value or "") for p in config.parameters]
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=self._limit, keepalive_timeout=30, ttl_dns_cache=None)
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=None), auto_decompress=False
+        )
+
+    async def check(self) -> str | None:
+        for name, t in self._targets.items():
+            try:
+                async with asyncio.timeout(1.0):
+                    _, writer = await asyncio.open_connection(t.host, t.port)
+                writer.close()
+            except (OSError, TimeoutError) as e:
+                return f"input {name}: algo not reachable at {t.host}:{t.port} ({e.__class__.__name__})"
+        return None
+
+    async def run(self, request: Request) -> list[Output]:
+        session = self._session
+        assert session is not None, "start() first"
+        target = self._targets[request.input.name]
+        output = self.output_for(OutputDeliveryType.HTTP_RESPONSE, input_name=request.input.name)
+        params = query_params(self._params, request.endpoint_params)
+        outputs: list[Output] = []
+        for part in request.parts:
+            headers = dict(target.headers)
+            content_type = part.content_type or target.default_type
+            if content_type:
+                headers["Content-Type"] = content_type
+            for name in ("traceID", "traceparent"):
+                if name in request.headers:
+                    headers.setdefault(name, request.headers[name])
+            try:
+                async with asyncio.timeout(self._timeout):
+                    async with session.request(
+                        target.method, target.url, params=params, data=part.data, headers=headers, ssl=target.ssl
+                    ) as resp:
+                        body = await resp.read()
+                        status = resp.status
+                        resp_type = resp.headers.get("Content-Type")
+            except TimeoutError:
+                raise AlgoFailure(
+                    f"{target.method} {target.url}: no response within {self._timeout}s", "Timeout"
+                ) from None
+            except aiohttp.ClientConnectorError as e:
+                raise AlgoUnavailable(f"{target.url}: {e}") from e
+            except aiohttp.ClientError as e:
+                raise AlgoFailure(f"{target.method} {target.url}: {e.__class__.__name__}: {e}", "HttpError") from e
+            if not 200 <= status < 300:
+                text = body[:MAX_ERROR_BODY].decode("utf-8", "replace")
+                raise AlgoFailure(f"{target.method} {target.url} answered {status}: {text}", f"HttpStatus{status}")
+            if output is not None and status != 204:
+                outputs.append(Output(output.name, body, content_type=resp_type or output.content_type))
+        return outputs
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -1,0 +1,664 @@
+"""The runner's main loop: consume, hand each run to the executor, produce, commit what is finished.
+
+Concurrency: messages are dispatched to *lanes* (a partition, or a key within a partition with
+`key_concurrency`); a lane runs its messages one after another in read order, lanes run concurrently up to
+`concurrency` runs at once. A lane does not wait for the broker: it enqueues the outputs (so their order is the
+run order) and moves on; the message is finished when every write it caused is acknowledged. Only then can its
+offset be committed, and only as part of the contiguous finished prefix (`delivery.OffsetTracker`).
+
+Failures go through `retry.plan`: in place (Simple: only that lane waits), to the step's retry topic
+(RetryTopics: a copy of every part, then the offset moves on; the runner's own consumer of the retry topics waits
+until a copy is due), or to the dead-letter topic. A write that fails is written again until it is acknowledged:
+nothing is committed past it, so nothing is lost. With `exactly_once`, each fetched batch is processed inside a
+Kafka transaction that also carries the consumer offsets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+
+from algorun.api.configs import RunnerConfig, RunnerInput, RunnerOutput
+from algorun.api.enums import MessageDataType
+from algorun.bus import contract
+from algorun.bus.errors import BusError
+from algorun.bus.interface import Bus, Consumer, Producer
+from algorun.bus.types import Delivery, Headers, Message, TopicPartition
+from algorun.runner import retry as retry_routing
+from algorun.runner.config import RunnerOptions
+from algorun.runner.delivery import OffsetTracker, lane_key
+from algorun.runner.executors.base import Executor
+from algorun.runner.metrics import RunnerMetrics
+from algorun.runner.model import AlgoFailure, AlgoUnavailable, Output, Part, Request
+from algorun.runner.payloads import ClaimCheck, FileReference, NoStorage
+from algorun.runner.routing import Inbound, dead_letter_headers, read_inbound, retry_headers
+from algorun.runner.staging import Staged, Staging
+from algorun.telemetry import Readiness, trace_context
+
+log = logging.getLogger(__name__)
+
+REPRODUCE_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+READY_POLL_S = 0.5
+LAG_INTERVAL_S = 15.0
+
+
+@dataclass(slots=True)
+class _Source:
+    """What a consumed topic feeds: the input, its retry plan, the declared data type."""
+
+    input: RunnerInput
+    plan: retry_routing.Plan
+    file_reference: bool
+
+
+@dataclass(slots=True)
+class _Lane:
+    queue: deque[Message] = field(default_factory=deque)
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass(slots=True)
+class _Write:
+    topic: str
+    value: bytes
+    key: bytes
+    headers: Headers
+    output: str
+    data_size: int
+    status: str
+
+
+class Runner:
+    """One algo instance's runner. `await run(stop)` returns after a drained shutdown once `stop` is set."""
+
+    def __init__(
+        self,
+        config: RunnerConfig,
+        options: RunnerOptions,
+        bus: Bus,
+        executor: Executor,
+        *,
+        claim_check: ClaimCheck | None = None,
+        metrics: RunnerMetrics | None = None,
+    ) -> None:
+        self.config = config
+        self.options = options
+        self.bus = bus
+        self.executor = executor
+        self.claim_check: ClaimCheck = claim_check or NoStorage()
+        self.metrics = metrics or RunnerMetrics(config)
+        self.readiness = Readiness()
+        self.readiness.add("algo", lambda: self._algo_reason)
+        self.readiness.add("consumer", self._consumer_reason)
+        self._algo_reason: str | None = "not checked yet"
+        self._component = config.full_name
+        self._retry_topics = frozenset(config.retry.retry_topics.values())
+        self._sources: dict[str, _Source] = {}
+        for algo_input in config.inputs:
+            for t in algo_input.topics:
+                self._sources[t.topic] = _Source(
+                    algo_input,
+                    retry_routing.plan(config.retry.enabled, config.retry.strategy, t.retry_strategy),
+                    t.message_data_type == MessageDataType.FILE_REFERENCE,
+                )
+        self._outputs: dict[str, RunnerOutput] = {o.name: o for o in config.outputs}
+        self.topics = sorted({*self._sources, *self._retry_topics})
+        self.tracker = OffsetTracker()
+        self.staging = Staging()
+        self._lanes: dict[Hashable, _Lane] = {}
+        self._queued: dict[TopicPartition, int] = {}
+        self._paused: set[TopicPartition] = set()
+        self._sem = asyncio.Semaphore(options.concurrency)
+        self._writing = 0  # messages whose writes are not all acknowledged yet
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._eos = options.exactly_once
+
+    # ---- readiness ----
+
+    def _consumer_reason(self) -> str | None:
+        if self._consumer is None:
+            return "not consuming yet (waiting for the algo)" if self._algo_reason else "not consuming"
+        if not self._consumer.assignment():
+            return "no partitions assigned"
+        return None
+
+    async def _check_algo(self) -> str | None:
+        try:
+            reason = await self.executor.check()
+        except Exception as e:  # a failing check means "not ready"
+            reason = f"check failed: {e}"
+        if reason != self._algo_reason:
+            if reason:
+                log.warning("algo not ready: %s", reason)
+            else:
+                log.info("algo ready")
+        self._algo_reason = reason
+        return reason
+
+    async def _wait_for_algo(self, stop: asyncio.Event) -> bool:
+        """Wait until the algo answers; False if `stop` came first."""
+        while await self._check_algo() is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), READY_POLL_S)
+            if stop.is_set():
+                return False
+        return True
+
+    async def _monitor_algo(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self._check_algo()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 2.0)
+
+    async def _monitor_lag(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                for tp, lag in (await self.bus.lag(self.config.consumer_group, self.topics)).items():
+                    self.metrics.lag(tp.topic, tp.partition, lag.lag)
+            except Exception as e:
+                log.debug("lag query failed: %s", e)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), LAG_INTERVAL_S)
+
+    # ---- lifecycle ----
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.executor.start()
+        txn_id = f"{self.config.consumer_group}-{self.options.instance}" if self._eos else None
+        self._producer = self.bus.producer(transactional_id=txn_id)
+        monitors = [asyncio.create_task(self._monitor_lag(stop), name="algorun-runner-lag")]
+        try:
+            if not await self._wait_for_algo(stop):
+                return
+            monitors.append(asyncio.create_task(self._monitor_algo(stop), name="algorun-runner-algo"))
+            self._consumer = self._open_consumer()
+            log.info("consuming %s as %s", ", ".join(self.topics), self.config.consumer_group)
+            if self._eos:
+                await self._loop_transactional(stop)
+            else:
+                await self._loop(stop)
+        finally:
+            self._stopping = True
+            await self._drain()
+            for t in monitors:
+                t.cancel()
+            await asyncio.gather(*monitors, return_exceptions=True)
+            await self.executor.close()
+
+    def _open_consumer(self) -> Consumer:
+        return self.bus.consumer(
+            self.config.consumer_group, self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
+
+    def _on_assign(self, tps: list[TopicPartition]) -> None:
+        log.info("assigned %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in tps))
+
+    def _on_revoke(self, tps: list[TopicPartition]) -> None:
+        log.info("revoked %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in tps))
+        self.tracker.forget(tps)
+        self.staging.drop(tps)
+        for tp in tps:
+            self._paused.discard(tp)
+
+    async def _drain(self) -> None:
+        """Stop: finish what runs (within the grace period), commit the finished prefix, close."""
+        grace = self.options.grace_seconds
+        try:
+            async with asyncio.timeout(grace):
+                await self._idle.wait()
+        except TimeoutError:
+            log.warning("shutdown grace of %ss over: %d messages unfinished, read again later", grace, self._writing)
+        for lane in list(self._lanes.values()):
+            if lane.task is not None:
+                lane.task.cancel()
+        for t in list(self._background):
+            t.cancel()
+        if self._consumer is not None and not self._eos:
+            await self._commit()
+        if self._consumer is not None:
+            try:
+                await self._consumer.close()
+            except BusError as e:
+                log.warning("closing the consumer: %s", e)
+        if self._producer is not None:
+            await self._producer.close()
+
+    # ---- at-least-once loop ----
+
+    async def _loop(self, stop: asyncio.Event) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        last_commit = time.monotonic()
+        last_expiry = last_commit
+        stop_task = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                fetch = asyncio.ensure_future(consumer.getmany(max_messages=500, max_wait=0.2))
+                await asyncio.wait({fetch, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+                try:
+                    messages = await fetch  # a batch already fetched is dispatched, even when stopping
+                except BusError as e:
+                    log.warning("consume: %s", e)
+                    self.metrics.runner_error("consume")
+                    await asyncio.sleep(0.5)
+                    messages = []
+                if not stop.is_set():
+                    for m in messages:
+                        self._dispatch(m)
+                    self._backpressure(consumer)
+                now = time.monotonic()
+                if now - last_expiry >= 1.0:
+                    last_expiry = now
+                    self._expire_staged()
+                if now - last_commit >= self.options.commit_interval_seconds:
+                    last_commit = now
+                    await self._commit()
+        finally:
+            stop_task.cancel()
+
+    async def _commit(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        moved = self.tracker.take_moved()
+        self.metrics.in_flight.set(self.tracker.in_flight)
+        self.metrics.staged.set(len(self.staging))
+        if not moved:
+            return
+        consumer.store(moved)
+        try:
+            await consumer.commit()
+        except BusError as e:  # stored offsets stay stored: the next commit (or the revoke) takes them
+            log.warning("commit: %s", e)
+            self.metrics.runner_error("commit")
+
+    def _backpressure(self, consumer: Consumer) -> None:
+        limit = self.options.max_buffered
+        full = [tp for tp, n in self._queued.items() if n >= limit and tp not in self._paused]
+        if full:
+            consumer.pause(full)
+            self._paused.update(full)
+        ok = [tp for tp in self._paused if self._queued.get(tp, 0) < limit // 2]
+        if ok:
+            consumer.resume(ok)
+            self._paused.difference_update(ok)
+
+    # ---- exactly-once loop ----
+
+    async def _loop_transactional(self, stop: asyncio.Event) -> None:
+        producer = self._producer
+        assert producer is not None
+        while not stop.is_set():
+            consumer = self._consumer
+            assert consumer is not None
+            try:
+                messages = await consumer.getmany(max_messages=500, max_wait=0.2)
+            except BusError as e:
+                log.warning("consume: %s", e)
+                await asyncio.sleep(0.5)
+                continue
+            if not messages and not len(self.staging):
+                continue
+            await producer.begin_transaction()
+            try:
+                for m in messages:
+                    self._dispatch(m)
+                self._expire_staged()
+                await self._idle.wait()
+                moved = self.tracker.take_moved()
+                if moved:
+                    await producer.send_offsets_to_transaction(consumer, moved)
+                await producer.commit_transaction()
+            except (BusError, AlgoFailure) as e:
+                log.warning("transaction failed, reading the batch again: %s", e)
+                self.metrics.runner_error("transaction")
+                with contextlib.suppress(BusError):
+                    await producer.abort_transaction()
+                await self._restart_consumer()
+
+    async def _restart_consumer(self) -> None:
+        """After an aborted transaction: forget everything in memory and read again from the last commit."""
+        for lane in list(self._lanes.values()):
+            if lane.task is not None:
+                lane.task.cancel()
+        self._lanes.clear()
+        self._queued.clear()
+        self._writing = 0
+        self._idle.set()
+        self.tracker = OffsetTracker()
+        self.staging = Staging()
+        if self._consumer is not None:
+            with contextlib.suppress(BusError):
+                await self._consumer.close()
+        self._consumer = self._open_consumer()
+
+    # ---- dispatch ----
+
+    def _dispatch(self, m: Message) -> None:
+        tp = m.tp
+        self.tracker.add(tp, m.offset)
+        by_key = self.options.key_concurrency and m.topic not in self._retry_topics
+        key = lane_key(tp, m.key, by_key)
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = _Lane()
+        lane.queue.append(m)
+        self._queued[tp] = self._queued.get(tp, 0) + 1
+        self._busy(1)
+        if lane.task is None:
+            lane.task = asyncio.create_task(self._run_lane(key, lane))
+
+    def _busy(self, n: int) -> None:
+        self._writing += n
+        if self._writing > 0:
+            self._idle.clear()
+        else:
+            self._idle.set()
+
+    async def _run_lane(self, key: Hashable, lane: _Lane) -> None:
+        try:
+            while lane.queue:
+                m = lane.queue.popleft()
+                tp = m.tp
+                self._queued[tp] -= 1
+                if not self.tracker.owns(tp):  # revoked while queued: the new owner reads it
+                    self._busy(-1)
+                    continue
+                try:
+                    await self._handle(m)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # A bug, not the message's fault: never commit past it; it is read again after a restart.
+                    log.exception("unexpected error handling %s[%d]@%d", m.topic, m.partition, m.offset)
+                    self.metrics.runner_error("internal")
+                    self._busy(-1)
+        finally:
+            lane.task = None
+            if self._lanes.get(key) is lane and not lane.queue:
+                del self._lanes[key]
+
+    # ---- one message ----
+
+    async def _handle(self, m: Message) -> None:
+        source_topic = m.topic
+        inb: Inbound | None = None
+        try:
+            inb = read_inbound(m, self._retry_topics)
+            source = self._sources.get(inb.source_topic)
+            if source is None:
+                raise AlgoFailure(f"no input of this algo reads topic {inb.source_topic!r}", "UnknownSource")
+            if source.file_reference and inb.headers.get(contract.MESSAGE_DATA_TYPE) is None:
+                inb.file_reference = True
+            source_topic = inb.source_topic
+        except AlgoFailure as e:
+            inb = inb or read_inbound(m, frozenset())
+            self._finish([m], started=time.monotonic(), writes=[self._dead_letter_write(m, inb, str(e), e.error_type)])
+            return
+        with trace_context(inb.trace_id):
+            if inb.due is not None:
+                delay = inb.due - time.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            started = time.monotonic()
+            algo_input = source.input
+            try:
+                part = await self._part(m, inb, algo_input)
+            except AlgoFailure as e:
+                self.metrics.input_bytes(algo_input.name, "failed", len(m.value), 0)
+                self._finish([m], started, [self._dead_letter_write(m, inb, str(e), e.error_type)])
+                return
+            self.metrics.input_bytes(algo_input.name, "ok", len(m.value), len(part.data))
+            key = (algo_input.name, inb.trace_id)
+            if not inb.run:
+                self.staging.stage(key, Staged(m, part, source_topic, time.monotonic()))
+                self.metrics.message(algo_input.name, "staged")
+                self._busy(-1)  # finished by the run that uses it
+                return
+            staged = self.staging.take(key)
+            parts = [s.part for s in staged]
+            if m.value or not parts:
+                parts.append(part)
+            messages = [s.message for s in staged]
+            request = Request(
+                trace_id=inb.trace_id,
+                input=algo_input,
+                parts=parts,
+                parameters=self.config.parameters,
+                endpoint_params=inb.endpoint_params,
+                headers=inb.headers,
+            )
+            writes = await self._execute(m, inb, source, request, messages)
+            self._finish([*messages, m], started, writes)
+
+    async def _part(self, m: Message, inb: Inbound, algo_input: RunnerInput) -> Part:
+        data = m.value
+        if inb.file_reference and data:
+            data = await self.claim_check.get(FileReference.parse(data))
+        content_type = inb.content_type or (algo_input.content_types[0] if algo_input.content_types else None)
+        return Part(data, content_type, inb.file_name)
+
+    async def _run_algo(self, request: Request) -> list[Output]:
+        """One run; an unreachable algo is waited for (not the message's fault, no retry used)."""
+        while True:
+            began = time.monotonic()
+            try:
+                async with self._sem:
+                    return await self.executor.run(request)
+            except AlgoUnavailable as e:
+                self._algo_reason = str(e)
+                log.warning("algo unavailable, waiting: %s", e)
+            finally:
+                self.metrics.algo_duration.observe(time.monotonic() - began)
+            while await self._check_algo() is not None:  # noqa: ASYNC110 - polling the algo itself
+                await asyncio.sleep(READY_POLL_S)
+
+    async def _execute(
+        self, m: Message, inb: Inbound, source: _Source, request: Request, staged: list[Message]
+    ) -> list[_Write]:
+        state = inb.state
+        plan = source.plan
+        name = request.input.name
+        while True:
+            try:
+                outputs = await self._run_algo(request)
+            except AlgoFailure as failure:
+                self.metrics.algo_error.inc()
+                error, error_type = str(failure), failure.error_type
+                log.warning("run failed (%s): %s", error_type, error)
+                decision = retry_routing.next_attempt(plan, state, time.time())
+                if decision is None:
+                    self.metrics.message(name, "dead_letter")
+                    self.metrics.dead_letter(state.step_index if state.retry_num else None)
+                    return [
+                        self._dead_letter_write(x, inb, error, error_type, self._run_flag(x, m)) for x in [*staged, m]
+                    ]
+                self.metrics.retry(decision.step.index, decision.retry_num)
+                if plan.mode is retry_routing.Mode.IN_PLACE:
+                    await asyncio.sleep(max(0.0, decision.due - time.time()))
+                    state = retry_routing.RetryState(decision.step.index, decision.retry_num)
+                    continue
+                self.metrics.message(name, "retry")
+                topic = self.config.retry.retry_topics.get(decision.step.backoff)
+                if topic is None:  # the config has no topic for this step: never drop, dead-letter instead
+                    error = f"{error} (no retry topic for backoff {decision.step.backoff})"
+                    return [
+                        self._dead_letter_write(x, inb, error, error_type, self._run_flag(x, m)) for x in [*staged, m]
+                    ]
+                return [
+                    _Write(
+                        topic,
+                        x.value,
+                        contract.message_key(inb.trace_id),
+                        contract.replace(
+                            retry_headers(x, inb, decision, error, error_type, self._component),
+                            {contract.RUN: self._run_flag(x, m)},
+                        ),
+                        "",
+                        len(x.value),
+                        "retry",
+                    )
+                    for x in [*staged, m]
+                ]
+            self.metrics.message(name, "ok")
+            return await self._output_writes(m, inb, outputs)
+
+    @staticmethod
+    def _run_flag(x: Message, trigger: Message) -> str:
+        """Parts of a run keep `run=false` on retry/dead-letter copies, so a replay stages them again."""
+        return "true" if x is trigger else "false"
+
+    async def _output_writes(self, m: Message, inb: Inbound, outputs: list[Output]) -> list[_Write]:
+        writes: list[_Write] = []
+        key = contract.message_key(inb.trace_id)
+        for out in outputs:
+            cfg = self._outputs.get(out.name)
+            if cfg is None or cfg.topic is None:
+                continue  # not piped anywhere
+            data = out.payload()
+            dtype = contract.MessageDataType(cfg.message_data_type.value)
+            value = data
+            if dtype is contract.MessageDataType.FILE_REFERENCE:
+                value = (await self.claim_check.put(data, out.file_name)).to_json()
+            headers = contract.output(
+                m.headers,
+                trace_id=inb.trace_id,
+                data_type=dtype,
+                content_type=out.content_type or cfg.content_type,
+                file_name=out.file_name,
+            )
+            writes.append(_Write(cfg.topic, value, key, headers, out.name, len(data), "ok"))
+        return writes
+
+    def _dead_letter_write(
+        self, m: Message, inb: Inbound, error: str, error_type: str, run: str | None = None
+    ) -> _Write:
+        headers = dead_letter_headers(m, inb, error, error_type, self._component)
+        if run is not None:
+            headers = contract.replace(headers, {contract.RUN: run})
+        return _Write(
+            self.config.retry.dead_letter_topic,
+            m.value,
+            contract.message_key(inb.trace_id),
+            headers,
+            "",
+            len(m.value),
+            "dlq",
+        )
+
+    # ---- writes and completion ----
+
+    def _finish(self, messages: list[Message], started: float, writes: list[_Write]) -> None:
+        """Enqueue `writes` now (keeps run order); mark `messages` finished once all are acknowledged."""
+        producer = self._producer
+        assert producer is not None
+        if self._eos:  # acknowledged with the transaction, which also carries the offsets
+            for w in writes:
+                fut = producer.produce(w.topic, w.value, key=w.key, headers=w.headers)
+                asyncio.ensure_future(fut).add_done_callback(_consume_exception)
+            self._done(messages, started)
+            return
+        if not writes:
+            self._done(messages, started)
+            return
+        remaining = [len(writes)]
+        failed: list[_Write] = []
+
+        def settle(w: _Write, fut: asyncio.Future[Delivery]) -> None:
+            exc = fut.exception() if not fut.cancelled() else BusError("cancelled")
+            if exc is None:
+                self.metrics.ack(w.topic)
+                self.metrics.output_bytes(w.output, w.status, len(w.value), w.data_size)
+            else:
+                self.metrics.produce_error(w.topic, type(exc).__name__)
+                failed.append(w)
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                if failed:
+                    self._spawn(self._rewrite(failed, messages, started))
+                else:
+                    self._done(messages, started)
+
+        for w in writes:
+            self._produce(w, settle)
+
+    def _produce(self, w: _Write, settle: Callable[[_Write, asyncio.Future[Delivery]], None]) -> None:
+        producer = self._producer
+        assert producer is not None
+        fut: asyncio.Future[Delivery]
+        try:
+            fut = asyncio.ensure_future(producer.produce(w.topic, w.value, key=w.key, headers=w.headers))
+        except BusError as e:
+            fut = asyncio.get_running_loop().create_future()
+            fut.set_exception(e)
+        fut.add_done_callback(lambda f: settle(w, f))
+
+    async def _rewrite(self, writes: list[_Write], messages: list[Message], started: float) -> None:
+        """Writes the broker did not acknowledge: send again until it does (the offsets wait meanwhile)."""
+        producer = self._producer
+        assert producer is not None
+        attempt = 0
+        pending = list(writes)
+        while pending:
+            delay = REPRODUCE_BACKOFF_S[min(attempt, len(REPRODUCE_BACKOFF_S) - 1)]
+            attempt += 1
+            log.warning("%d writes not acknowledged; writing again in %ss", len(pending), delay)
+            await asyncio.sleep(delay)
+            futures: list[Awaitable[Delivery]] = []
+            for w in pending:
+                futures.append(producer.produce(w.topic, w.value, key=w.key, headers=w.headers))
+            results = await asyncio.gather(*futures, return_exceptions=True)
+            still = []
+            for w, r in zip(pending, results, strict=True):
+                if isinstance(r, BaseException):
+                    self.metrics.produce_error(w.topic, type(r).__name__)
+                    still.append(w)
+                else:
+                    self.metrics.ack(w.topic)
+                    self.metrics.output_bytes(w.output, w.status, len(w.value), w.data_size)
+            pending = still
+        self._done(messages, started)
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _done(self, messages: list[Message], started: float) -> None:
+        """The run's writes are acknowledged: its messages (staged parts and trigger) may be committed."""
+        for x in messages:
+            self.tracker.done(x.tp, x.offset)
+        self.metrics.run_duration.observe(time.monotonic() - started)
+        self._busy(-1)  # staged parts stopped counting when they were staged
+
+    def _expire_staged(self) -> None:
+        for (input_name, trace_id), items in self.staging.expired(time.monotonic(), self.options.staging_ttl_seconds):
+            log.warning(
+                "trace %s: %d staged parts on %s never got run=true; dead-lettered", trace_id, len(items), input_name
+            )
+            for s in items:
+                inb = read_inbound(s.message, self._retry_topics)
+                self._busy(1)
+                self._finish(
+                    [s.message],
+                    s.since,
+                    [
+                        self._dead_letter_write(
+                            s.message, inb, "staged part never triggered (no run=true)", "StagingExpired"
+                        )
+                    ],
+                )
+
+
+def _consume_exception(fut: asyncio.Future[Delivery]) -> None:
+    if not fut.cancelled():
+        fut.exception()

@@ -1,0 +1,98 @@
+"""The runner as a real process (`algorun runner`), for kill -9, SIGTERM and health tests."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from algorun.api.configs import RunnerConfig
+from tests.integration.runner.harness import REPO
+from tests.support.procs import free_port
+
+
+class RunnerProcess:
+    def __init__(
+        self, config: RunnerConfig, bus_url: str, workdir: Path, *args: str, env: dict[str, str] | None = None
+    ) -> None:
+        self.port = free_port()
+        path = workdir / f"runner-{config.consumer_group}.json"
+        path.write_text(config.model_dump_json(by_alias=True))
+        self.log_path = workdir / f"runner-{self.port}.log"
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.popen = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "algorun.cli.main",
+                "runner",
+                "--config",
+                str(path),
+                "--bus",
+                bus_url,
+                "--health-port",
+                str(self.port),
+                "--grace",
+                "10",
+                *args,
+            ],
+            cwd=REPO,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={
+                **os.environ,
+                "ALGORUN_RUNNER_COMMIT_INTERVAL_SECONDS": "0.05",
+                "ALGORUN_RUNNER_SESSION_TIMEOUT_MS": "6000",
+                **(env or {}),
+            },
+            start_new_session=True,
+        )
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def ready(self) -> bool:
+        with contextlib.suppress(OSError):
+            return self.get("/ready")[0] == 200
+        return False
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            if self.popen.poll() is not None:
+                raise AssertionError(f"runner exited with {self.popen.returncode}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"runner not ready within {timeout}s:\n{self.log()}")
+            time.sleep(0.1)
+
+    def readiness(self) -> dict[str, Any]:
+        return json.loads(self.get("/ready")[1])  # type: ignore[no-any-return]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def kill9(self) -> None:
+        os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(10)
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        self.popen.send_signal(signal.SIGTERM)
+        return self.popen.wait(timeout)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(10)
+        self._log.close()

@@ -1,0 +1,91 @@
+"""End to end on a bus: the python executor, staging, retries, dead letters, replay."""
+
+from __future__ import annotations
+
+from algorun.bus import Bus, contract
+from algorun.runner.replay import replay
+from tests.algos.configs import names, runner_config
+from tests.integration.runner.harness import collect, create_topics, header, running, send
+
+
+async def test_each_input_gets_its_output_with_the_inherited_headers(bus: Bus) -> None:
+    n = names()
+    config = runner_config(n)
+    await create_topics(bus, config)
+    values = [f"msg-{i}".encode() for i in range(50)]
+    async with running(config, bus):
+        await send(bus, n["input"], values, trace=lambda i: f"{i:032x}", extra=[("x-custom", b"kept")])
+        out = await collect(bus, n["output"], 50)
+    assert sorted(m.value for m in out) == sorted(v.upper() for v in values)
+    first = next(m for m in out if m.value == b"MSG-7")
+    assert header(first, contract.TRACE_ID) == f"{7:032x}"
+    assert first.key == f"{7:032x}".encode()
+    assert header(first, "x-custom") == "kept"
+    assert header(first, contract.CONTENT_TYPE) == "text/plain"
+    assert header(first, contract.MESSAGE_DATA_TYPE) == "Embedded"
+    assert header(first, contract.RUN) == "true"
+
+
+async def test_staged_parts_run_once_with_their_trigger(local_bus: Bus) -> None:
+    n = names()
+    config = runner_config(n)
+    await create_topics(local_bus, config)
+    trace = "ab" * 16
+    async with running(config, local_bus):
+        await send(local_bus, n["input"], [b"one-", b"two-"], trace=lambda i: trace, run=False)
+        await send(local_bus, n["input"], [b"three"], trace=lambda i: trace)
+        await send(local_bus, n["input"], [b"x", b""], trace=lambda i: "cd" * 16, run=False)
+        await send(local_bus, n["input"], [b""], trace=lambda i: "cd" * 16)  # trigger-only
+        out = await collect(local_bus, n["output"], 2)
+    by_trace = {header(m, contract.TRACE_ID): m.value for m in out}
+    assert by_trace == {trace: b"ONE-TWO-THREE", "cd" * 16: b"X"}
+
+
+async def test_simple_retries_then_dead_letter_with_error_then_replay(local_bus: Bus, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    fixed = tmp_path / "fixed"
+    monkeypatch.setenv("ALGORUN_TEST_FIXED", str(fixed))
+    n = names()
+    config = runner_config(
+        n,
+        entrypoint="tests.algos.pyalgos:poison",
+        retry={
+            "strategy": "Simple",
+            "steps": [
+                {"index": 0, "backoffDuration": "10ms", "repeat": 1},
+                {"index": 1, "backoffDuration": "20ms", "repeat": 2},
+            ],
+        },
+    )
+    await create_topics(local_bus, config)
+    async with running(config, local_bus) as r:
+        await send(local_bus, n["input"], [b"a", b"poison", b"b", b"c"])
+        out = await collect(local_bus, n["output"], 3)
+        dead = await collect(local_bus, n["dlq"], 1)
+        assert sorted(m.value for m in out) == [b"A", b"B", b"C"]
+        d = dead[0]
+        assert d.value == b"poison"
+        assert header(d, contract.ERROR_TYPE) == "ValueError"
+        assert "cannot digest poison" in (header(d, contract.ERROR_MESSAGE) or "")
+        assert header(d, contract.ERROR_TOPIC) == n["input"]
+        assert header(d, contract.ERROR_OFFSET) == "1"
+        retries = r.metrics.registry.get_sample_value(
+            "algorunner_retry_total", {**r.metrics.labels, "step": "1", "repeat": "2"}
+        )
+        assert retries == 1.0
+        assert r.metrics.registry.get_sample_value("algorunner_dlq_total", r.metrics.labels) == 1.0
+        fixed.touch()
+        result = await replay(config, local_bus, idle_seconds=0.5)
+        assert result.replayed == 1
+        assert result.targets == {n["input"]: 1}  # Simple has no retry topic: back to the source topic
+        out = await collect(local_bus, n["output"], 4)
+    assert sorted(m.value for m in out) == [b"A", b"B", b"C", b"POISON"]
+
+
+async def test_retry_disabled_dead_letters_at_once(local_bus: Bus) -> None:
+    n = names()
+    config = runner_config(n, entrypoint="tests.algos.pyalgos:poison", retry_enabled=False)
+    await create_topics(local_bus, config)
+    async with running(config, local_bus):
+        await send(local_bus, n["input"], [b"poison", b"ok"])
+        await collect(local_bus, n["output"], 1)
+        await collect(local_bus, n["dlq"], 1)

@@ -1,0 +1,100 @@
+"""The commit-prefix tracker: only the contiguous finished prefix of a partition is ever committable."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from algorun.bus.types import TopicPartition
+from algorun.runner.delivery import OffsetTracker, PartitionOffsets, lane_key
+
+TP = TopicPartition("t", 0)
+
+
+def test_commits_only_the_contiguous_prefix() -> None:
+    p = PartitionOffsets()
+    for o in (10, 11, 12, 13):
+        p.add(o)
+    assert p.committable is None
+    assert not p.done(12)
+    assert p.committable is None
+    assert p.done(10)
+    assert p.committable == 11
+    assert p.done(11)
+    assert p.committable == 13  # 12 was already finished
+    assert p.done(13)
+    assert p.committable == 14
+    assert p.in_flight == 0
+
+
+def test_offsets_must_increase() -> None:
+    p = PartitionOffsets()
+    p.add(5)
+    with pytest.raises(ValueError, match="read in order"):
+        p.add(5)
+
+
+def test_done_twice_or_unknown_is_harmless() -> None:
+    p = PartitionOffsets()
+    p.add(1)
+    p.add(2)
+    p.done(1)
+    p.done(1)
+    p.done(99)
+    assert p.committable == 2
+    p.done(2)
+    assert p.committable == 3
+
+
+@given(
+    st.lists(st.integers(min_value=1, max_value=5), min_size=1, max_size=60),
+    st.randoms(use_true_random=False),
+    st.data(),
+)
+def test_committable_is_never_past_an_unfinished_offset(gaps: list[int], rnd: object, data: st.DataObject) -> None:
+    offsets = []
+    o = 0
+    for g in gaps:
+        o += g
+        offsets.append(o)
+    order = data.draw(st.permutations(offsets))
+    finish_count = data.draw(st.integers(min_value=0, max_value=len(order)))
+    tracker = OffsetTracker()
+    for off in offsets:
+        tracker.add(TP, off)
+    finished: set[int] = set()
+    commits: list[int] = []
+    for off in order[:finish_count]:
+        tracker.done(TP, off)
+        finished.add(off)
+        moved = tracker.take_moved()
+        if TP in moved:
+            commits.append(moved[TP])
+            # everything below the committed position is finished
+            assert all(x in finished for x in offsets if x < moved[TP])
+    assert commits == sorted(commits)  # positions only move forward
+    unfinished = [x for x in offsets if x not in finished]
+    expected = None
+    prefix = [x for x in offsets if not unfinished or x < unfinished[0]]
+    if prefix:
+        expected = prefix[-1] + 1
+    last = commits[-1] if commits else None
+    assert last == expected  # and it is as far as it can be
+
+
+def test_forget_drops_revoked_partitions() -> None:
+    t = OffsetTracker()
+    t.add(TP, 1)
+    t.done(TP, 1)
+    t.forget([TP])
+    assert t.take_moved() == {}
+    assert not t.owns(TP)
+
+
+def test_lanes_keep_per_key_order() -> None:
+    a, b = TopicPartition("t", 0), TopicPartition("t", 1)
+    assert lane_key(a, b"k", by_key=False) == lane_key(a, b"j", by_key=False)
+    assert lane_key(a, b"k", by_key=True) != lane_key(a, b"j", by_key=True)
+    assert lane_key(a, b"k", by_key=True) != lane_key(b, b"k", by_key=True)
+    assert lane_key(a, None, by_key=True) == a
