@@ -5,7 +5,14 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from algorun.api.base import ApiModel, ContainerImage, Param, Str
-from algorun.api.enums import Executor, InputDeliveryType, OutputDeliveryType
+from algorun.api.enums import (
+    ExecutableMode,
+    Executor,
+    GrpcMode,
+    InputDeliveryType,
+    OutputDeliveryType,
+    StderrPolicy,
+)
 
 
 class HttpInput(ApiModel):
@@ -116,6 +123,13 @@ class AlgoSpec(ApiModel):
     inputs: list[AlgoInput] = Field(default_factory=list)
     outputs: list[AlgoOutput] = Field(default_factory=list)
     gpu_enabled: bool | None = None
+    executable_mode: ExecutableMode | None = Field(
+        default=None, description="Executable algos: per-message (default) or streaming (one long-lived process)"
+    )
+    grpc_mode: GrpcMode | None = Field(default=None, description="grpc algos: unary (default) or stream")
+    stderr_policy: StderrPolicy | None = Field(
+        default=None, description="Executable algos: log (default) or fail (stderr output fails the message)"
+    )
 
     @property
     def effective_executor(self) -> Executor:

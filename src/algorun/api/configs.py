@@ -14,7 +14,15 @@ from pydantic import Field
 from algorun.api import naming
 from algorun.api.algo import AlgoInput, AlgoOutput
 from algorun.api.base import ApiModel, Param, RetryStrategy
-from algorun.api.enums import DataConnectorType, EndpointType, Executor, MessageDataType
+from algorun.api.enums import (
+    DataConnectorType,
+    EndpointType,
+    ExecutableMode,
+    Executor,
+    GrpcMode,
+    MessageDataType,
+    StderrPolicy,
+)
 from algorun.api.pipeline import ENDPOINT_NAME, EndpointServer, Producer
 from algorun.api.topology import AlgoNode, ConnectorNode, Topology
 
@@ -60,6 +68,20 @@ class RetryConfig(ApiModel):
     dead_letter_topic: str
 
 
+class RunnerRuntime(ApiModel):
+    """How the runner runs the algo (from the Algo and the instance); unset fields keep the runner's defaults,
+    and the runner's CLI options or ALGORUN_RUNNER_* variables override them."""
+
+    exec_mode: ExecutableMode | None = None
+    grpc_mode: GrpcMode | None = None
+    stderr_policy: StderrPolicy | None = None
+    concurrency: int | None = None
+    key_concurrency: bool | None = None
+    exactly_once: bool | None = None
+    stream_window: int | None = None
+    staging_ttl_seconds: int | None = None
+
+
 class RunnerConfig(ApiModel):
     """Everything one algo instance's runner needs."""
 
@@ -79,6 +101,7 @@ class RunnerConfig(ApiModel):
     consumer_group: str
     retry: RetryConfig
     gpu_enabled: bool = False
+    runtime: RunnerRuntime = Field(default_factory=RunnerRuntime)
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
 
 
@@ -213,6 +236,16 @@ def runner_config(topology: Topology, node: AlgoNode) -> RunnerConfig:
             dead_letter_topic=plan.dead_letter_topic,
         ),
         gpu_enabled=bool(spec.gpu_enabled),
+        runtime=RunnerRuntime(
+            exec_mode=spec.executable_mode,
+            grpc_mode=spec.grpc_mode,
+            stderr_policy=spec.stderr_policy,
+            concurrency=dep.concurrency,
+            key_concurrency=dep.key_concurrency,
+            exactly_once=dep.exactly_once,
+            stream_window=dep.stream_window,
+            staging_ttl_seconds=dep.staging_ttl_seconds,
+        ),
         kafka=KafkaConfig(brokers=topology.spec.kafka_brokers),
     )
 

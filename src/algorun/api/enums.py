@@ -163,3 +163,25 @@ class WalMode(StrEnum):
     FALLBACK = "fallback"
     ALWAYS = "always"
     DISABLE = "disable"
+
+
+class ExecutableMode(StrEnum):
+    """How an Executable algo is run: a process per message, or one long-lived process exchanging
+    length-delimited frames on stdin/stdout (see docs/runner.md)."""
+
+    PER_MESSAGE = "per-message"
+    STREAMING = "streaming"
+
+
+class GrpcMode(StrEnum):
+    """Which `Process` call of the algorun proto a grpc algo serves."""
+
+    UNARY = "unary"
+    STREAM = "stream"
+
+
+class StderrPolicy(StrEnum):
+    """What output on stderr means for an Executable algo: only logged, or a failure of the message."""
+
+    LOG = "log"
+    FAIL = "fail"

@@ -53,6 +53,19 @@ class AlgoDeployment(ApiModel):
     write_all_outputs: bool | None = None
     timeout_seconds: int | None = Field(default=None, ge=0)
     topics: list[TopicConfig] = Field(default_factory=list)
+    concurrency: int | None = Field(default=None, ge=1, description="Messages in flight at once per runner")
+    key_concurrency: bool | None = Field(
+        default=None, description="Run messages of different keys of one partition in parallel (order per key)"
+    )
+    exactly_once: bool | None = Field(
+        default=None, description="Commit outputs and input offsets in Kafka transactions (Kafka-only side effects)"
+    )
+    stream_window: int | None = Field(
+        default=None, ge=1, description="Streaming executables: frames in flight to the process"
+    )
+    staging_ttl_seconds: int | None = Field(
+        default=None, ge=1, description="Staged parts whose trigger never comes are dead-lettered after this"
+    )
     algo_runner_image: ContainerImage | None = None
     replicas: int = Field(default=1, ge=0)
     resources: ResourceRequirements | None = None

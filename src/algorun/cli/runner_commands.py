@@ -88,6 +88,7 @@ def runner(
     try:
         cfg = load_config(config)
         options = RunnerOptions.from_env(
+            config=cfg,
             bus=bus,
             health_port=health_port,
             concurrency=concurrency,

@@ -66,9 +66,16 @@ class RunnerOptions:
     log_level: str = "INFO"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> RunnerOptions:
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, config: RunnerConfig | None = None, **overrides: Any
+    ) -> RunnerOptions:
+        """Options from, in increasing precedence: the built-in defaults, the runner config's `runtime` block
+        (what the pipeline YAML says), `ALGORUN_RUNNER_*` variables, then `overrides` (CLI options)."""
         e = os.environ if env is None else env
         values: dict[str, Any] = {}
+        if config is not None:
+            runtime = config.runtime.model_dump(exclude_none=True, mode="json")
+            values.update({k: v for k, v in runtime.items() if k in {f.name for f in fields(cls)}})
         for f in fields(cls):
             raw = e.get(_ENV_PREFIX + f.name.upper())
             if raw is None or raw == "":
