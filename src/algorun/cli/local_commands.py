@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+
+from algorun.cli import console as console_
 
 KafkaOption = Annotated[
     str | None, typer.Option("--kafka", help="Run on this Kafka (host:port[,host:port]) instead of the local log.")
@@ -116,8 +117,8 @@ def run(
     from algorun.local.runtime import RunFailed, RunOptions
     from algorun.local.runtime import run as run_pipeline
 
-    console = Console()
-    err = Console(stderr=True)
+    console = console_.out()
+    err = console_.err()
     parsed_inputs: list[tuple[str | None, Path]] = []
     for value in inputs or []:
         name, sep, file = value.partition("=")
@@ -142,10 +143,10 @@ def run(
         code = asyncio.run(run_pipeline(options, console))
     except SpecError as exc:
         for problem in exc.problems:
-            err.print(f"[red]{problem.located()}[/red]", highlight=False)
+            console_.print_problems(err, [problem])
         code = 1
     except (PlanError, RunFailed) as exc:
-        err.print(f"[red]{exc}[/red]", highlight=False)
+        console_.print_error(err, str(exc))
         code = 1
     except KeyboardInterrupt:
         code = 130
@@ -169,7 +170,7 @@ def send(
         _, topology = load_pipeline([pipeline])
     except SpecError as exc:
         for problem in exc.problems:
-            Console(stderr=True).print(f"[red]{problem.located()}[/red]", highlight=False)
+            console_.print_problems(console_.err(), [problem])
         raise typer.Exit(1) from exc
     declared = topology.spec.endpoint.path(path)
     if declared is None:
@@ -180,7 +181,7 @@ def send(
     try:
         answer = asyncio.run(post(target, body, content_type or declared.content_type, None, file))
     except (RunFailed, OSError) as exc:
-        Console(stderr=True).print(f"[red]{exc}[/red]", highlight=False)
+        console_.print_error(console_.err(), str(exc))
         raise typer.Exit(1) from exc
     sys.stdout.write(json.dumps(answer) + "\n")
 
@@ -297,7 +298,7 @@ def topics(
     table = Table("topic", "partitions", "messages")
     for name, partitions, messages in asyncio.run(listing()):
         table.add_row(name, str(partitions), str(messages))
-    Console().print(table)
+    console_.out().print(table)
 
 
 def register(app: typer.Typer) -> None:

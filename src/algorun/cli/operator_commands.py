@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
-from rich.console import Console
+
+from algorun.cli import console as console_
 
 if TYPE_CHECKING:
     from algorun.api.resources import PipelineDeployment
@@ -47,7 +48,7 @@ def operator(
     try:
         settings = OperatorSettings()
     except ValidationError as exc:
-        Console(stderr=True).print(f"[red]invalid operator settings:[/red] {exc}", highlight=False)
+        console_.print_error(console_.err(), str(exc), prefix="invalid operator settings: ")
         raise typer.Exit(2) from exc
     asyncio.run(Operator(settings, kubeconfig).run(standalone=standalone, peering_name=peering, priority=priority))
 
@@ -70,22 +71,22 @@ def render(
     from algorun.api.documents import SpecError, load_pipeline
     from algorun.operator.settings import OperatorSettings
 
-    err = Console(stderr=True)
+    err = console_.err()
     try:
         settings = OperatorSettings()
         pipeline, topology = load_pipeline(files)
     except SpecError as exc:
         for problem in exc.problems:
-            err.print(f"[red]{problem.located()}[/red]", highlight=False, soft_wrap=True)
+            console_.print_problems(err, [problem])
         raise typer.Exit(1) from exc
     except ValidationError as exc:
-        err.print(f"[red]invalid operator settings:[/red] {exc}", highlight=False)
+        console_.print_error(err, str(exc), prefix="invalid operator settings: ")
         raise typer.Exit(2) from exc
     unresolved = [n.path for n in topology.algos if n.spec is None]
     unresolved += [n.path for n in topology.connectors if n.spec is None]
     if unresolved:
         for path in unresolved:
-            err.print(f"[red]{path}: the reference is not resolved; pass the Algo/DataConnector file too[/red]")
+            console_.print_error(err, f"{path}: the reference is not resolved; pass the Algo/DataConnector file too")
         raise typer.Exit(1)
     sys.stdout.write(render_offline(pipeline, topology, settings, namespace))
 

@@ -10,23 +10,16 @@ from typing import Annotated
 
 import typer
 import yaml
-from rich.console import Console
 
 from algorun.api.crds import crd_file_name, generate_crds
 from algorun.api.documents import check_files
-from algorun.api.problems import Problem
+from algorun.cli import console as console_
 from algorun.cli.describe import render_pipeline
 
 
 class OutputFormat(StrEnum):
     TEXT = "text"
     JSON = "json"
-
-
-def _print_problems(console: Console, problems: list[Problem]) -> None:
-    for problem in problems:
-        style = "yellow" if problem.severity == "warning" else "red"
-        console.print(f"[{style}]{problem.located()}[/{style}]", highlight=False, soft_wrap=True)
 
 
 def validate(
@@ -56,14 +49,14 @@ def validate(
         }
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
     else:
-        console = Console(stderr=True)
-        _print_problems(console, report.problems)
-        out = Console()
+        console = console_.err()
+        console_.print_problems(console, report.problems)
+        out = console_.out()
         for item in report.items:
             if item.resource is not None and not any(p.severity == "error" for p in item.problems):
                 kind = getattr(item.resource, "kind", "?")
                 out.print(
-                    f"[green]valid[/green] {item.document.file}: {kind} {item.resource.name}",
+                    f"[green]valid[/green] {console_.escape(f'{item.document.file}: {kind} {item.resource.name}')}",
                     highlight=False,
                     soft_wrap=True,
                 )
@@ -78,15 +71,15 @@ def describe(
 ) -> None:
     """Show a pipeline's graph: components, topics (names, partitions) and pipes."""
     report = check_files(files)
-    console = Console()
+    console = console_.out()
     if not report.ok:
-        _print_problems(Console(stderr=True), report.problems)
+        console_.print_problems(console_.err(), report.problems)
         raise typer.Exit(1)
     catalog = report.catalog()
     resolver = catalog if (catalog.algos or catalog.connectors) else None
     pipelines = report.pipelines()
     if not pipelines:
-        Console(stderr=True).print("[red]no PipelineDeployment among the files[/red]")
+        console_.err().print("[red]no PipelineDeployment among the files[/red]")
         raise typer.Exit(1)
     for pipeline in pipelines:
         console.print(render_pipeline(pipeline, resolver))

@@ -43,6 +43,17 @@ def test_validate_json_reports_problems_with_positions(tmp_path: Path) -> None:
     assert problem["path"] == "spec.algos[0].index" and problem["file"] == str(bad) and problem["line"] > 0
 
 
+def test_validate_prints_positions_and_names_literally(tmp_path: Path) -> None:
+    """Line 100 column 5 once printed as an emoji (rich read ":100:" as an emoji code), and a name in square
+    brackets would have been read as markup."""
+    text = (EXAMPLES / "text-transform" / "pipeline.yaml").read_text()
+    bad = tmp_path / "[bold]bad.yaml"
+    bad.write_text("#\n" * 99 + text.replace("index: 1", "index: -1", 1))
+    result = runner.invoke(app, ["validate", str(bad)])
+    assert result.exit_code == 1
+    assert f"{bad}:1" in result.output and ": spec.algos[0].index:" in result.output, result.output
+
+
 def test_validate_missing_file_exits_1() -> None:
     result = runner.invoke(app, ["validate", "does-not-exist.yaml"])
     assert result.exit_code == 1 and "no such file" in result.output
