@@ -22,10 +22,10 @@ $(VENV)/.dev-stamp: $(VENV)/.runtime-stamp requirements/dev.lock
 	$(UV) pip install -q --python $(PY) -r requirements/dev.lock
 	@touch $@
 
-# Until local mode lands, the demo validates every example and describes the demo pipeline.
+# The text-transform example end to end on the embedded log: an HTTP, an executable and a python-function algo,
+# fanned out into an event hook whose webhook is a local receiver (see examples/text-transform/demo.py).
 demo: $(VENV)/.runtime-stamp
-	$(PY) -m algorun.cli.main validate examples/*/*.yaml
-	$(PY) -m algorun.cli.main describe examples/text-transform/pipeline.yaml
+	$(PY) examples/text-transform/demo.py
 
 test: $(VENV)/.dev-stamp testbin lint
 	$(PY) -m pytest tests
@@ -37,8 +37,10 @@ test-unit: $(VENV)/.dev-stamp
 testbin: $(VENV)/.dev-stamp
 	$(PY) -m tests.support.testbin build
 
+# Each benchmark runs as a module from the repository root (benchmarks/operator.py must not shadow the
+# standard library's `operator`, which a script's own directory on sys.path would do).
 bench: $(VENV)/.dev-stamp testbin
-	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in benchmarks/*.py; do m=$$(basename $$b .py); echo "== $$m"; $(PY) -m benchmarks.$$m || exit 1; done
 
 lint: $(VENV)/.dev-stamp
 	$(VENV)/bin/ruff check src tests benchmarks tools images examples

@@ -2,31 +2,25 @@
 
 Reports render time, time until every object exists and the status is Deployed (the test plays the missing
 controllers by marking each workload ready as soon as it appears), and the API writes of a no-op resync (must
-be 0), with the machine's core count. Run: `.venv/bin/python benchmarks/operator.py` (or `make bench`).
+be 0), with the machine's core count. Run from the repository root: `.venv/bin/python -m benchmarks.operator`
+(or `make bench`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
 
-# This file is named operator.py: run as a script, its directory would shadow the standard library's
-# `operator` module, so it is taken off the path before anything else is imported.
-_HERE = sys.path.pop(0)
-
-import asyncio  # noqa: E402
-import os  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-sys.path.insert(0, str(Path(_HERE).resolve().parent))
-
-from algorun.api.resources import PipelineDeployment  # noqa: E402
-from algorun.api.topology import build_topology  # noqa: E402
-from algorun.operator import kinds  # noqa: E402
-from algorun.operator.render import render  # noqa: E402
-from algorun.operator.settings import OperatorSettings  # noqa: E402
+from algorun.api.resources import PipelineDeployment
+from algorun.api.topology import build_topology
+from algorun.operator import kinds
+from algorun.operator.render import render
+from algorun.operator.settings import OperatorSettings
 
 ALGOS = 100
 
@@ -84,9 +78,10 @@ def bench_render() -> float:
 
 
 async def bench_cluster() -> dict[str, float]:
+    from tests.integration.operator.conftest import _fixed
+
     from algorun.api.crds import generate_crds
     from tests.integration.conftest import third_party_crd_files
-    from tests.integration.operator.conftest import _fixed
     from tests.integration.operator.harness import eventually, running_operator
     from tests.support import testbin
     from tests.support.kube import load_yaml_documents, start_kube

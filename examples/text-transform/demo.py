@@ -34,7 +34,9 @@ def wait_listening(port: int, timeout: float = 10.0) -> None:
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="algorun-demo-") as state, tempfile.TemporaryFile("w+") as received:
         receiver = subprocess.Popen(
-            [sys.executable, str(HERE / "receiver.py"), "--port", "18999"], stdout=received, stderr=subprocess.DEVNULL
+            [sys.executable, str(HERE.parent / "webhook_receiver.py"), "--port", "18999"],
+            stdout=received,
+            stderr=subprocess.DEVNULL,
         )
         try:
             wait_listening(18999)

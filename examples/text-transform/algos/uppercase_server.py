@@ -1,35 +1,15 @@
-"""An HTTP algo: POST /uppercase returns the request body upper-cased. Standard library only."""
+"""An HTTP algo: POST /uppercase returns the request body upper-cased."""
 
-import argparse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # examples/, for the shared http_algo server
+from http_algo import serve  # noqa: E402
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        if self.path != "/uppercase":
-            self.send_error(404)
-            return
-        out = body.decode("utf-8", errors="replace").upper().encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
-        self.send_header("Content-Length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
-
-    def do_GET(self) -> None:  # a health probe
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+def uppercase(query: dict[str, str], body: bytes) -> tuple[int, bytes]:
+    return 200, body.decode("utf-8", errors="replace").upper().encode()
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, default=18901)
-    args = parser.parse_args()
-    ThreadingHTTPServer(("127.0.0.1", args.port), Handler).serve_forever()
+    serve({"/uppercase": uppercase}, default_port=18901)

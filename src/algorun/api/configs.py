@@ -38,6 +38,11 @@ class Identity(ApiModel):
 
 class KafkaConfig(ApiModel):
     brokers: str | None = Field(default=None, description="Bootstrap servers; KAFKA_BROKERS overrides it")
+    params: dict[str, str] = Field(
+        default_factory=dict,
+        description="librdkafka settings for this component's producer (the endpoint's `kafka.params`); the "
+        "security settings from the environment win",
+    )
 
 
 class InputTopic(ApiModel):
@@ -271,7 +276,12 @@ def endpoint_config(topology: Topology) -> EndpointConfig:
         paths=paths,
         server=endpoint.server,
         producer=endpoint.producer,
-        kafka=KafkaConfig(brokers=topology.spec.kafka_brokers),
+        kafka=KafkaConfig(
+            brokers=",".join(endpoint.kafka.brokers)
+            if endpoint.kafka and endpoint.kafka.brokers
+            else None or topology.spec.kafka_brokers,
+            params=dict(endpoint.kafka.params or {}) if endpoint.kafka else {},
+        ),
     )
 
 

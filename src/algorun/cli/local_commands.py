@@ -295,9 +295,12 @@ def topics(
         finally:
             await bus.close()
 
-    table = Table("topic", "partitions", "messages")
+    table = Table()
+    table.add_column("topic", overflow="fold")  # a topic name is never cut: users copy it into `algorun tail`
+    table.add_column("partitions", justify="right")
+    table.add_column("messages", justify="right")
     for name, partitions, messages in asyncio.run(listing()):
-        table.add_row(name, str(partitions), str(messages))
+        table.add_row(console_.escape(name), str(partitions), str(messages))
     console_.out().print(table)
 
 

@@ -6,12 +6,22 @@ from __future__ import annotations
 import typer
 
 from algorun import __version__
-from algorun.cli import local_commands, operator_commands, runner_commands, spec_commands
+from algorun.cli import (
+    endpoint_commands,
+    hook_commands,
+    local_commands,
+    operator_commands,
+    runner_commands,
+    spec_commands,
+)
 
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="rich",
+    # A crash prints a plain traceback: component logs stay greppable, and local variables (which can hold
+    # credentials) are never printed.
+    pretty_exceptions_enable=False,
     help="algorun: declarative data pipelines on Kafka, on Kubernetes or on one machine.",
 )
 
@@ -33,6 +43,8 @@ spec_commands.register(app)
 runner_commands.register(app)
 local_commands.register(app)
 operator_commands.register(app)
+endpoint_commands.register(app)
+hook_commands.register(app)
 
 
 def main() -> None:

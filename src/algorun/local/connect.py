@@ -9,7 +9,7 @@ from algorun.local.plan import ConnectorSpec
 
 
 class ConnectError(Exception):
-    pass
+    """Kafka Connect refused a connector or could not be reached; the message says which and why."""
 
 
 async def apply_connectors(base_url: str, connectors: list[ConnectorSpec]) -> None:
@@ -30,10 +30,12 @@ async def apply_connectors(base_url: str, connectors: list[ConnectorSpec]) -> No
 
 
 async def delete_connectors(base_url: str, names: list[str]) -> None:
+    """Delete the connectors a run created (a connector already gone is fine)."""
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         for name in names:
             try:
-                async with session.delete(f"{base_url.rstrip('/')}/connectors/{name}"):
-                    pass
-            except aiohttp.ClientError:
-                pass
+                async with session.delete(f"{base_url.rstrip('/')}/connectors/{name}") as response:
+                    if response.status >= 300 and response.status != 404:
+                        raise ConnectError(f"Kafka Connect did not delete {name}: {response.status}")
+            except aiohttp.ClientError as exc:
+                raise ConnectError(f"cannot reach Kafka Connect at {base_url}: {exc}") from exc

@@ -149,7 +149,11 @@ def build_plan(
         config = endpoint_config(topology).to_json()
         path = configs_dir / "endpoint.json"
         files[path] = config
-        extra = ["--http-port", str(ports.http), "--grpc-port", str(ports.grpc), "--metrics-port", str(ports.metrics)]
+        extra = [
+            *("--http-listen", f"{ports.host}:{ports.http}"),
+            *("--grpc-listen", f"{ports.host}:{ports.grpc}"),
+            *("--monitoring-listen", f"{ports.host}:{ports.metrics}"),
+        ]
         processes.append(
             ProcessSpec(
                 name="endpoint",
@@ -219,7 +223,7 @@ def build_plan(
                 ProcessSpec(
                     name=f"runner {node.full_name}" + (f" #{replica}" if node.deployment.replicas > 1 else ""),
                     kind=Kind.RUNNER,
-                    argv=_component_argv(Kind.RUNNER, path, ["--health-port", str(health)]),
+                    argv=_component_argv(Kind.RUNNER, path, ["--health-port", str(health), "--workdir", str(workdir)]),
                     cwd=workdir,
                     env={**env, "INSTANCE_NAME": f"{slug}-{replica}"},
                     ready_url=f"http://127.0.0.1:{health}/ready",

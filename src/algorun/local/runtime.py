@@ -16,10 +16,11 @@ from pathlib import Path
 import aiohttp
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 
 from algorun.api import load_pipeline
 from algorun.bus import Bus, KafkaSettings, TopicSpec, open_bus
-from algorun.local.connect import apply_connectors
+from algorun.local.connect import ConnectError, apply_connectors, delete_connectors
 from algorun.local.plan import LocalPlan, Ports, build_plan
 from algorun.local.progress import Snapshot, quiescent, snapshot
 from algorun.local.supervisor import State, Supervisor
@@ -110,9 +111,11 @@ async def run(options: RunOptions, console: Console) -> int:
     for path, content in plan.config_files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(content, indent=2))
+    connectors_applied = False
     try:
         await bus.create_topics([TopicSpec(name, partitions) for name, partitions in sorted(plan.topics.items())])
         if plan.connectors and options.connect_url:
+            connectors_applied = True
             await apply_connectors(options.connect_url, plan.connectors)
         supervisor = Supervisor(plan.processes, state_dir / "logs")
         await supervisor.start()
@@ -121,7 +124,13 @@ async def run(options: RunOptions, console: Console) -> int:
         finally:
             console.print("[dim]stopping: draining in-flight work...[/dim]")
             await supervisor.stop()
+    except ConnectError as exc:
+        raise RunFailed(str(exc)) from exc
     finally:
+        if connectors_applied and options.connect_url:
+            # The connectors belong to this run: a source left running would keep filling topics nobody reads.
+            with contextlib.suppress(ConnectError):
+                await delete_connectors(options.connect_url, [c.name for c in plan.connectors])
         await bus.close()
 
 
@@ -149,7 +158,8 @@ async def _supervise(
                     snap = await snapshot(bus, plan)
                 live.update(render(supervisor, plan, snap, log_dir))
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 0.5)
+                    async with asyncio.timeout(0.5):
+                        await stop.wait()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
@@ -181,23 +191,28 @@ async def _until_idle(options: RunOptions, console: Console, plan: LocalPlan, su
 
 
 def _summary(console: Console, plan: LocalPlan, snap: Snapshot) -> None:
-    for component, progress in snap.components.items():
-        console.print(
-            f"  {component}: in {progress.consumed}, out {progress.produced}, dead letters {progress.dead_letters}",
-            highlight=False,
-        )
+    """One line per component, in the order data flows: the endpoint, the algos, the event hook."""
+    order = {"Endpoint": 0, "EventHook": 2}
+    for component, progress in sorted(snap.components.items(), key=lambda item: order.get(item[0], 1)):
+        if component == "Endpoint":
+            line = f"accepted {progress.produced}"
+        elif component == "EventHook":
+            line = f"delivered {progress.consumed - progress.dead_letters}, dead letters {progress.dead_letters}"
+        else:
+            line = f"in {progress.consumed}, out {progress.produced}, dead letters {progress.dead_letters}"
+        console.print(f"  {escape(component)}: {line}", highlight=False)
 
 
 def _report_failures(console: Console, supervisor: Supervisor) -> None:
     for status in supervisor.statuses:
         if status.state == State.FAILED or (status.state != State.READY and status.reason):
-            console.print(f"[red]{status.spec.name}: {status.reason or status.state.value}[/red]", highlight=False)
+            console.print(f"[red]{escape(status.spec.name)}: {escape(status.reason or status.state.value)}[/red]")
             for line in supervisor.tail(status, 10):
                 console.print(f"    {line}", highlight=False, markup=False)
             console.print(f"    (full log: {status.log_path})", style="dim", highlight=False)
     for status in supervisor.statuses:
         if status.state not in (State.FAILED, State.READY) and not status.reason:
-            console.print(f"[yellow]{status.spec.name}: not ready ({status.state.value})[/yellow]", highlight=False)
+            console.print(f"[yellow]{escape(status.spec.name)}: not ready ({status.state.value})[/yellow]")
 
 
 async def send_file(

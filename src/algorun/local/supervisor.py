@@ -100,7 +100,8 @@ class Supervisor:
             if remaining <= 0:
                 return False
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self.changed.wait()
 
     def tail(self, status: ProcessStatus, lines: int = 15) -> list[str]:
         """The last lines a process wrote (its log file), for showing why it failed."""
@@ -204,7 +205,8 @@ class Supervisor:
                 self._set(status, State.READY)
                 return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(proc.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await proc.wait()
 
     async def stop(self, grace: float = 15.0) -> None:
         """Stop everything in order; a process that has not exited after `grace` seconds is killed."""
@@ -231,7 +233,8 @@ class Supervisor:
         self._set(status, State.STOPPING)
         _signal_group(proc, signal.SIGTERM)
         try:
-            await asyncio.wait_for(proc.wait(), grace)
+            async with asyncio.timeout(grace):
+                await proc.wait()
         except TimeoutError:
             log.warning("%s did not stop within %.0fs; killing it", status.spec.name, grace)
             _signal_group(proc, signal.SIGKILL)

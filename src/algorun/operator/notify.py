@@ -1,9 +1,11 @@
 """Notifications: POST the original's NotifMessage JSON to `<NOTIF_URL>/<Type>changed`.
 
 Sent from one background queue, in order, after the status write that caused them succeeded, so a reconcile
-never waits on the receiver. Each message is retried with backoff (the original sent once, without a timeout,
-with TLS verification off, and disabled notifications for the whole process if the URL was empty at the first
-try). Deletion messages carry the deployment's identity (the original's carried none).
+never waits on the receiver. Delivery is the hook runner's (`algorun.hooks.delivery`): the same success rule
+(2xx), retries with exponential backoff and jitter, timeouts, TLS verification and optional HMAC signing
+(`X-Algorun-Signature`, see docs/hooks.md), so a receiver handles both kinds of webhook alike. The original sent
+once, without a timeout, with TLS verification off, and disabled notifications for the whole process if the URL
+was empty at the first try. Deletion messages carry the deployment's identity (the original's carried none).
 """
 
 from __future__ import annotations
@@ -11,12 +13,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import TYPE_CHECKING
 
 import aiohttp
 
 from algorun.api.resources import NotifMessage
+from algorun.hooks.backoff import RetryPolicy
+from algorun.hooks.delivery import post_json
+
+if TYPE_CHECKING:
+    from algorun.operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 30.0
+BUDGET_S = 300.0
 
 
 def url_for(base: str, message: NotifMessage) -> str:
@@ -24,13 +35,34 @@ def url_for(base: str, message: NotifMessage) -> str:
 
 
 class Notifier:
-    """Delivers notifications in the background; `send` never blocks and never raises."""
+    """Delivers notifications in the background; `send` never blocks and never raises.
 
-    def __init__(self, base_url: str, *, attempts: int = 5, timeout: float = 10.0, backoff: float = 0.5) -> None:
+    `attempts` bounds the tries per message (within `BUDGET_S`), `backoff` is the first delay between them.
+    `secret`, when given, signs each body."""
+
+    @classmethod
+    def from_settings(cls, settings: OperatorSettings) -> Notifier:
+        """The notifier the operator's settings describe (NOTIF_URL, NOTIF_SECRET)."""
+        secret = settings.notif_secret.get_secret_value().encode()
+        return cls(settings.notif_url, secret=secret or None)
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        attempts: int = 5,
+        timeout: float = 10.0,
+        backoff: float = 0.5,
+        secret: bytes | None = None,
+        verify_tls: bool = True,
+    ) -> None:
         self.base_url = base_url
-        self.attempts = attempts
+        self.policy = RetryPolicy(
+            max_attempts=max(1, attempts), budget_s=BUDGET_S, base_s=backoff, max_delay_s=max(backoff, MAX_BACKOFF_S)
+        )
         self.timeout = timeout
-        self.backoff = backoff
+        self.secret = secret
+        self.verify_tls = verify_tls
         self.sent = 0
         self.failed = 0
         self._queue: asyncio.Queue[NotifMessage] = asyncio.Queue()
@@ -52,7 +84,8 @@ class Notifier:
     async def drain(self, limit: float = 30.0) -> None:
         """Wait (at most `limit` seconds) until every queued message was delivered or given up on."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._queue.join(), limit)
+            async with asyncio.timeout(limit):
+                await self._queue.join()
 
     async def close(self) -> None:
         await self.drain(5.0)
@@ -65,30 +98,30 @@ class Notifier:
 
     async def _run(self) -> None:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+            self._session = aiohttp.ClientSession()
         while True:
             message = await self._queue.get()
             try:
                 await self._deliver(message)
+            except Exception:  # one bad message must not stop the notifications that follow
+                self.failed += 1
+                log.exception("notification %s could not be sent", message.type.value)
             finally:
                 self._queue.task_done()
 
     async def _deliver(self, message: NotifMessage) -> None:
-        assert self._session is not None
         url = url_for(self.base_url, message)
-        body = message.to_json()
-        for attempt in range(1, self.attempts + 1):
-            try:
-                async with self._session.post(url, json=body) as response:
-                    if response.status < 500 and response.status != 429:
-                        if response.status >= 400:
-                            log.warning("notification to %s refused with HTTP %s", url, response.status)
-                        self.sent += 1
-                        return
-                    problem = f"HTTP {response.status}"
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                problem = str(exc) or type(exc).__name__
-            if attempt < self.attempts:
-                await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
-        self.failed += 1
-        log.warning("notification to %s failed after %d attempts: %s", url, self.attempts, problem)
+        outcome = await post_json(
+            url,
+            message.to_json(),
+            secret=self.secret,
+            policy=self.policy,
+            timeout_s=self.timeout,
+            verify_tls=self.verify_tls,
+            session=self._session,
+        )
+        if outcome.delivered:
+            self.sent += 1
+        else:
+            self.failed += 1
+            log.warning("notification to %s failed: %s", url, outcome.error)

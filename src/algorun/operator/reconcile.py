@@ -78,7 +78,7 @@ class Reconciler:
     ) -> None:
         self.cluster = cluster
         self.settings = settings
-        self.notifier = notifier or Notifier(settings.notif_url)
+        self.notifier = notifier or Notifier.from_settings(settings)
         self.debounce = debounce
         self.known: set[Key] = set()
         self.secret_users: dict[str, set[Key]] = {}

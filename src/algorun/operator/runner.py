@@ -74,7 +74,7 @@ class Operator:
         config = KubeConfig.from_file(self.kubeconfig) if self.kubeconfig else KubeConfig.from_service_account()
         self.client = AsyncClient(config=config, field_manager=self.settings.field_manager)
         self.cluster = Cluster(self.client, self.settings.field_manager)
-        self.reconciler = Reconciler(self.cluster, self.settings, Notifier(self.settings.notif_url))
+        self.reconciler = Reconciler(self.cluster, self.settings, Notifier.from_settings(self.settings))
         self.registry = build_registry(self.reconciler)
         kubeconfig = self.kubeconfig
 

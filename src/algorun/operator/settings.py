@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from algorun import __version__
@@ -46,6 +46,10 @@ class OperatorSettings(BaseSettings):
 
     watch_namespace: str = Field(default="", description="'' watches all namespaces; else a comma list")
     notif_url: str = Field(default="", description="Base URL of notifications; '' disables them")
+    notif_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="Signs notifications (X-Algorun-Signature, as webhooks); '' leaves them unsigned",
+    )
     algorunner_image: str = DEFAULT_IMAGE
     endpoint_image: str = DEFAULT_IMAGE
     hook_image: str = DEFAULT_IMAGE

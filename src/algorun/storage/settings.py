@@ -49,13 +49,14 @@ class StorageSettings(BaseModel):
         if conn := e.get("MC_HOST_algorun"):
             return cls.from_connection_string(conn, **fields)
         access, secret = e.get("AWS_ACCESS_KEY_ID"), e.get("AWS_SECRET_ACCESS_KEY")
-        return cls(
-            endpoint_url=e.get("AWS_ENDPOINT_URL_S3") or e.get("AWS_ENDPOINT_URL") or None,
-            access_key=access or None,
-            secret_key=SecretStr(secret) if secret else None,
-            region=e.get("AWS_REGION") or e.get("AWS_DEFAULT_REGION") or "us-east-1",
-            **fields,
-        )
+        # `fields` win over the environment (a caller's explicit region, say), each given once.
+        values: dict[str, object] = {
+            "endpoint_url": e.get("AWS_ENDPOINT_URL_S3") or e.get("AWS_ENDPOINT_URL") or None,
+            "access_key": access or None,
+            "secret_key": SecretStr(secret) if secret else None,
+            "region": e.get("AWS_REGION") or e.get("AWS_DEFAULT_REGION") or "us-east-1",
+        }
+        return cls.model_validate({**values, **fields})
 
 
 def parse_connection_string(conn: str) -> tuple[str, str, str]:

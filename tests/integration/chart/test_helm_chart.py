@@ -315,6 +315,13 @@ def test_notifications_need_a_url(helm: Helm, tmp_path: Path) -> None:
     assert failed.returncode != 0 and "notifications.url is required" in failed.stderr
 
 
+def test_notifications_are_signed_with_the_named_secret(helm: Helm, tmp_path: Path) -> None:
+    values = {"notifications": {**COMBINATIONS["notifications-on"]["notifications"], "secretName": "notif-key"}}
+    env = container_env(render(helm, tmp_path, values))
+    assert env["NOTIF_SECRET"] == {"secretKeyRef": {"name": "notif-key", "key": "secret"}}
+    assert "NOTIF_SECRET" not in container_env(render(helm, tmp_path, COMBINATIONS["notifications-on"]))
+
+
 @pytest.mark.parametrize(
     ("setting", "message"),
     [

@@ -38,7 +38,7 @@ async def test_every_example_applies(kube: KubeAPI) -> None:
         hpa = await h.get(kinds.HPA, "acme-orders-acme-enrich-1")
         assert hpa is not None and hpa["spec"]["scaleTargetRef"]["kind"] == "Deployment"
         topics = await h.owned(kinds.KAFKA_TOPIC, h.kafka_namespace)
-        assert "algorun-shop-payments-charge-1-retry-5s" in topics
+        assert "algorun-shop-payments-charge-1-retry-2s" in topics
 
 
 async def test_added_algo_is_created_and_removed_algo_is_pruned(kube: KubeAPI) -> None:

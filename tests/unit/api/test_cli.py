@@ -66,7 +66,7 @@ def test_describe_shows_components_topics_and_pipes() -> None:
     assert result.exit_code == 0
     for text in (
         "shop/charge:1[1]",
-        "algorun.shop.payments.charge.1.retry.5s",
+        "algorun.shop.payments.charge.1.retry.2s",
         "algorun.shop.payments.charge.1.failed",
         "Pipes",
     ):

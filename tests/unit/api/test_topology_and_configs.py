@@ -24,8 +24,8 @@ def test_retry_topics_per_backoff_and_dead_letter_suffix() -> None:
     plan = topology.retry_plan(topology.algos[0])
     assert plan.enabled
     assert plan.retry_topics == {
-        "1s": "algorun.shop.payments.charge.1.retry.1s",
-        "5s": "algorun.shop.payments.charge.1.retry.5s",
+        "500ms": "algorun.shop.payments.charge.1.retry.500ms",
+        "2s": "algorun.shop.payments.charge.1.retry.2s",
     }
     assert plan.dead_letter_topic == "algorun.shop.payments.charge.1.failed"
     names = topology.all_topic_names()
@@ -76,6 +76,23 @@ def test_endpoint_and_hook_configs() -> None:
     assert hook.web_hooks[0].headers == {"X-Demo": "text-transform"}
     assert hook.web_hooks[0].http_verb == "POST"
     assert hook.consumer_group == "algorun-demo-text-transform-hook"
+
+
+def test_endpoint_kafka_brokers_and_params_reach_its_config() -> None:
+    """The original endpoint read `kafka.params` (librdkafka settings); they are carried, not dropped."""
+    text = (EXAMPLES / "text-transform" / "pipeline.yaml").read_text()
+    text = text.replace(
+        "  endpoint:\n",
+        "  endpoint:\n    kafka: {brokers: [b1:9092, b2:9092], params: {linger.ms: '5', compression.type: lz4}}\n",
+        1,
+    )
+    report = check_text(text)
+    assert report.ok, report.problems
+    config = endpoint_config(build_topology(report.pipelines()[0].spec))
+    assert config.kafka.brokers == "b1:9092,b2:9092"
+    assert config.kafka.params == {"linger.ms": "5", "compression.type": "lz4"}
+    plain = endpoint_config(load_pipeline([EXAMPLES / "text-transform" / "pipeline.yaml"])[1])
+    assert plain.kafka.brokers == "kafka-kafka-bootstrap.kafka:9093" and plain.kafka.params == {}
 
 
 def test_executor_is_inferred_when_omitted() -> None:

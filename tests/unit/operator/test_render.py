@@ -121,8 +121,8 @@ def test_retry_and_dead_letter_topics_and_acls() -> None:
     objects = rendered("retry-dead-letter").objects
     topics = {t["spec"]["topicName"] for t in find(objects, "KafkaTopic")}
     assert {
-        "algorun.shop.payments.charge.1.retry.1s",
-        "algorun.shop.payments.charge.1.retry.5s",
+        "algorun.shop.payments.charge.1.retry.500ms",
+        "algorun.shop.payments.charge.1.retry.2s",
         "algorun.shop.payments.charge.1.failed",
         "algorun.shop.payments.hook.dlq",
     } <= topics

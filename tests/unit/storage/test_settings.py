@@ -34,6 +34,12 @@ def test_settings_from_env_prefers_the_original_variable() -> None:
     assert (aws.endpoint_url, aws.access_key, aws.region) == (None, "x", "eu")
 
 
+def test_explicit_fields_win_over_the_aws_environment() -> None:
+    env = {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "s", "AWS_REGION": "eu-west-1"}
+    settings = StorageSettings.from_env(env, region="us-west-2")
+    assert settings.region == "us-west-2" and settings.access_key == "a"
+
+
 def test_file_reference_json_matches_the_original() -> None:
     ref = FileReference(bucket="o.n", file="1234", host="minio:9000")
     assert ref.to_json() == b'{"host":"minio:9000","bucket":"o.n","file":"1234"}'

@@ -90,7 +90,12 @@ def render_endpoint(ctx: RenderContext) -> list[dict[str, Any]]:
     wal = endpoint.producer.wal if endpoint.producer else None
     if stateful:
         mounts.append({"name": "wal-data", "mountPath": (wal.path if wal and wal.path else WAL_DEFAULT_PATH)})
-    default_probe = health_probe(http_port, initial_delay=10, period=20, timeout=10)
+    # Probes go to the monitoring port, which is plain HTTP even when the data ports use TLS or mTLS (a kubelet
+    # httpGet would fail there). Readiness is /ready: the endpoint takes traffic only once it can accept data.
+    default_probes = {
+        "livenessProbe": health_probe("metrics", initial_delay=10, period=20, timeout=10),
+        "readinessProbe": health_probe("metrics", path="/ready", initial_delay=5, period=10, timeout=5),
+    }
     container: dict[str, Any] = {
         "name": "endpoint",
         "image": image,
@@ -106,7 +111,7 @@ def render_endpoint(ctx: RenderContext) -> list[dict[str, Any]]:
     if pull:
         container["imagePullPolicy"] = pull
     for key, spec in (("livenessProbe", endpoint.liveness_probe), ("readinessProbe", endpoint.readiness_probe)):
-        value = probe(spec, default_probe)
+        value = probe(spec, default_probes[key])
         if value:
             container[key] = value
     res = resources(endpoint.resources)

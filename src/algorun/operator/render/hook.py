@@ -47,7 +47,7 @@ def render_hook(ctx: RenderContext) -> list[dict[str, Any]]:
         "name": "hook",
         "image": image,
         "command": ["algorun", "hook", "--config", f"{CONFIG_DIR}/{CONFIG_FILE}"],
-        "env": security.kafka_env(ctx),
+        "env": [*security.kafka_env(ctx), *_signing_env(ctx)],
         "ports": [{"name": "metrics", "containerPort": HOOK_PORT, "protocol": "TCP"}],
         "volumeMounts": [
             {"name": "hook-config", "mountPath": CONFIG_DIR, "readOnly": True},
@@ -106,3 +106,20 @@ def render_hook(ctx: RenderContext) -> list[dict[str, Any]]:
         meta = metadata(ctx.ident, name(ctx), ctx.ns, common_labels(ctx.ident, "hook-hpa"))
         objects.append(hpa(meta, "Deployment", name(ctx), hook.autoscaling, hook.replicas))
     return objects
+
+
+def signing_secret_name(ctx: RenderContext) -> str:
+    """The optional Secret that holds the webhooks' signing secrets (see docs/hooks.md)."""
+    return f"{name(ctx)}-secrets"[:253]
+
+
+def _signing_env(ctx: RenderContext) -> list[dict[str, Any]]:
+    """Signing secrets from the user's optional Secret: a pipeline runs (unsigned) until it exists."""
+    secret = signing_secret_name(ctx)
+    return [
+        {
+            "name": env,
+            "valueFrom": {"secretKeyRef": {"name": secret, "key": key, "optional": True}},
+        }
+        for env, key in (("ALGORUN_HOOK_SECRET", "secret"), ("ALGORUN_HOOK_SECRETS", "secrets.json"))
+    ]

@@ -71,9 +71,11 @@ def _camel(name: str) -> str:
     return first + "".join(p.title() for p in rest)
 
 
-def health_probe(port: int | str, *, initial_delay: int = 0, period: int = 10, timeout: int = 1) -> dict[str, Any]:
+def health_probe(
+    port: int | str, *, path: str = "/health", initial_delay: int = 0, period: int = 10, timeout: int = 1
+) -> dict[str, Any]:
     probe_: dict[str, Any] = {
-        "httpGet": {"path": "/health", "port": port},
+        "httpGet": {"path": path, "port": port},
         "periodSeconds": period,
         "timeoutSeconds": timeout,
         "successThreshold": 1,

@@ -1,7 +1,7 @@
-"""The demo's webhook receiver: prints every delivery the event hook sends it (standard library only).
+"""The examples' webhook receiver: prints every delivery an event hook sends it (standard library only).
 
-Run it with `python3 receiver.py --port 18999`; it prints one line per delivery: the traceID, the content type
-and the body.
+Run it with `python3 examples/webhook_receiver.py --port 18999`; it prints one JSON line per delivery: the
+request path, the traceID, the content type, every header and the body. It answers 200 to every POST.
 """
 
 import argparse
@@ -15,11 +15,12 @@ class Receiver(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        trace = self.headers.get("X-Algorun-Trace-Id") or self.headers.get("traceID") or "?"
+        headers = dict(self.headers.items())
         entry = {
             "path": self.path,
-            "traceID": trace,
+            "traceID": self.headers.get("X-Algorun-Trace-Id") or self.headers.get("traceID"),
             "contentType": self.headers.get("Content-Type"),
+            "headers": headers,
             "body": body.decode("utf-8", errors="replace"),
         }
         print(json.dumps(entry), flush=True)
@@ -35,5 +36,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=18999)
     args = parser.parse_args()
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Receiver)
     print(f"receiver listening on 127.0.0.1:{args.port}", file=sys.stderr, flush=True)
-    ThreadingHTTPServer(("127.0.0.1", args.port), Receiver).serve_forever()
+    server.serve_forever()

@@ -1,0 +1,222 @@
+"""Hook delivery throughput: messages/s from a topic to a local aiohttp receiver through the hook runner, against
+raw aiohttp client POSTs of the same bodies to the same receiver, in the same run.
+
+The receiver runs in its own process (as a real webhook would), answering 200 to every request. Both sides send
+1 KB bodies with the same number of concurrent requests (BENCH_CONCURRENCY). The hook side is measured from the
+first produced message until the runner reports every message delivered (consume, sign, POST, commit tracking
+included); it runs on Kafka (a throwaway test-bed broker, or BENCH_KAFKA=host:port) and on the embedded local log.
+Prints one JSON object with msgs/s, the ratio hook/raw (best of BENCH_ROUNDS, interleaved) and the core count.
+
+    .venv/bin/python -m benchmarks.hooks            # from the repository root, or: make bench
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from algorun.api.configs import HookConfig, HookTarget, Identity
+from algorun.bus import Bus, TopicSpec, contract, open_bus
+from algorun.hooks.metrics import HookMetrics
+from algorun.hooks.runner import HookRunner
+from algorun.hooks.settings import build_settings
+
+N = int(os.environ.get("BENCH_MESSAGES", "20000"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "64"))
+VALUE = os.urandom(512).hex().encode()  # 1 KB, printable like most webhook bodies
+SECRET = "bench-secret"
+
+
+# ---- the receiver (own process) ----
+
+
+def serve_receiver(port: int) -> None:
+    async def ok(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", ok)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+def start_receiver() -> tuple[subprocess.Popen[bytes], str]:
+    from tests.support.procs import free_port
+
+    port = free_port()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    argv = [sys.executable, "-m", "benchmarks.hooks", "--receiver", str(port)]
+    proc = subprocess.Popen(argv, cwd=root, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/hook"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            import urllib.request
+
+            with urllib.request.urlopen(url, timeout=1):
+                return proc, url
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("the benchmark receiver did not start") from None
+            time.sleep(0.1)
+
+
+# ---- baseline: raw aiohttp POSTs ----
+
+
+async def raw_posts(url: str) -> float:
+    headers = {"Content-Type": "application/json"}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        next_i = 0
+
+        async def worker() -> None:
+            nonlocal next_i
+            while next_i < N:
+                next_i += 1
+                async with session.post(url, data=VALUE, headers=headers) as resp:
+                    await resp.read()
+                    assert resp.status == 200, resp.status
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        return N / (time.perf_counter() - start)
+
+
+# ---- the hook runner ----
+
+
+async def hook_delivery(bus: Bus, url: str, partitions: int) -> float:
+    topic, dlq = f"bench-hook-{uuid.uuid4().hex[:8]}", f"bench-hook-dlq-{uuid.uuid4().hex[:8]}"
+    await bus.create_topics([TopicSpec(topic, partitions), TopicSpec(dlq, 1)])
+    config = HookConfig(
+        identity=Identity(deployment_owner="bench", deployment_name="hooks", pipeline_owner="b", pipeline_name="h"),
+        consumer_group=f"bench-{uuid.uuid4().hex[:8]}",
+        dead_letter_topic=dlq,
+        inputs={"results": [topic]},
+        web_hooks=[HookTarget(pipeline_hook_input_name="results", web_hook_url=url)],
+    )
+    settings = build_settings(
+        config,
+        {
+            "ALGORUN_HOOK_SECRET": SECRET,
+            "ALGORUN_HOOK_CONCURRENCY": str(CONCURRENCY),
+            "ALGORUN_HOOK_MAX_BACKLOG": "5000",
+        },
+    )
+    metrics = HookMetrics()
+    stop = asyncio.Event()
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        runner = HookRunner(config, settings, bus, session, metrics=metrics)
+        task = asyncio.create_task(runner.run(stop))
+        while runner.not_ready_reason() is not None:  # the group join is not part of the measurement
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.05)
+
+        def delivered() -> float:
+            return metrics.registry.get_sample_value("algorun_hook_deliveries_total", {"hook": "results-0"}) or 0.0
+
+        start = time.perf_counter()
+        async with bus.producer() as producer:
+            acks = []
+            for i in range(N):
+                trace = f"t{i}"
+                ack = producer.produce(
+                    topic,
+                    VALUE,
+                    key=trace.encode(),
+                    headers=contract.first_hop(trace_id=trace, content_type="application/json"),
+                )
+                acks.append(ack)
+                if i % 1000 == 0:
+                    await asyncio.sleep(0)
+            await asyncio.gather(*acks)
+        while delivered() < N:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        elapsed = time.perf_counter() - start
+        stop.set()
+        await task
+    await bus.delete_topics([topic, dlq])
+    return N / elapsed
+
+
+async def suite(bus_url: str, url: str) -> dict[str, Any]:
+    bus = open_bus(bus_url)
+    out: dict[str, Any] = {}
+    try:
+        for partitions in (1, 4):
+            raw = hook = 0.0
+            for _ in range(ROUNDS):  # interleaved, best of: the machine is shared, single runs are noisy
+                raw = max(raw, await raw_posts(url))
+                hook = max(hook, await hook_delivery(bus, url, partitions))
+            out[f"{partitions}_partition"] = {
+                "raw_aiohttp_posts_per_s": round(raw),
+                "hook_deliveries_per_s": round(hook),
+                "ratio": round(hook / raw, 3),
+            }
+    finally:
+        await bus.close()
+    return out
+
+
+def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--receiver":
+        serve_receiver(int(sys.argv[2]))
+        return
+    import uvloop
+
+    result: dict[str, Any] = {
+        "messages": N,
+        "rounds": ROUNDS,
+        "concurrency": CONCURRENCY,
+        "value_bytes": len(VALUE),
+        "cores": os.cpu_count(),
+    }
+    receiver, url = start_receiver()
+    broker = None
+    try:
+        bootstrap = os.environ.get("BENCH_KAFKA")
+        if not bootstrap:
+            from tests.support import testbin
+            from tests.support.kafka import start_kafka
+
+            broker = start_kafka(testbin.root() / "kafka" / "libs", Path(tempfile.mkdtemp(prefix="algorun-bench-")))
+            bootstrap = broker.bootstrap("PLAINTEXT")
+        result["kafka"] = uvloop.run(suite(f"kafka://{bootstrap}", url))
+        if broker is not None:
+            broker.stop()
+            broker = None
+        with tempfile.TemporaryDirectory() as d:
+            result["local"] = uvloop.run(suite(f"local://{d}/bench.db", url))
+    finally:
+        if broker is not None:
+            broker.stop()
+        receiver.terminate()
+        receiver.wait(10)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

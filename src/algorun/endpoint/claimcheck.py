@@ -1,0 +1,93 @@
+"""The claim check seen from the endpoint: a body too large for a message goes to S3, a reference goes to Kafka.
+
+Only paths whose `messageDataType` is `FileReference` may use it, and only for bodies larger than the message
+limit (`ALGORUN_ENDPOINT_MAX_BODY_BYTES`): a small body travels inline (`messageDataType: Embedded`), a large one
+is uploaded and the message carries the original's FileReference JSON (`messageDataType: FileReference`), so
+the runner knows per message which one it got. The original uploaded every body of such a path, synchronously,
+and answered 400 when the upload failed.
+
+Storage is `algorun.storage` (S3-compatible), configured like the other data-plane components: the original's
+connection string `MC_HOST_algorun` (the operator sets it from the storage secret) or the standard `AWS_*`
+variables; the bucket is `ALGORUN_STORAGE_BUCKET`, else the original's lower(`{owner}.{name}`). `PayloadStore`
+keeps the HTTP and gRPC code independent of S3, so they are tested with the in-memory store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterable, Mapping
+from typing import Protocol
+
+from algorun.storage import ClaimCheck, FileReference, StorageError, StorageSettings
+
+log = logging.getLogger(__name__)
+
+STORAGE_VARIABLES = ("MC_HOST_algorun", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID")
+
+
+class PayloadStore(Protocol):
+    async def put_stream(self, chunks: AsyncIterable[bytes]) -> bytes:
+        """Store the stream; return the FileReference JSON that points to it. Raises `StorageError`.
+
+        An exception raised by `chunks` itself (e.g. the body is over the upload limit) propagates unchanged, and
+        nothing is left stored."""
+        ...
+
+    async def discard(self, reference: bytes) -> None:
+        """Delete a stored payload whose message was not accepted after all (best effort)."""
+        ...
+
+
+class S3PayloadStore:
+    """`PayloadStore` over `algorun.storage.ClaimCheck`: one S3 client for the process, multipart streaming."""
+
+    def __init__(self, settings: StorageSettings) -> None:
+        self.settings = settings
+        self.claim_check = ClaimCheck(settings)
+
+    async def start(self) -> None:
+        await self.claim_check.start()
+
+    async def close(self) -> None:
+        await self.claim_check.close()
+
+    async def put_stream(self, chunks: AsyncIterable[bytes]) -> bytes:
+        ref = await self.claim_check.put_stream(chunks, key=str(uuid.uuid4()))
+        return ref.to_json()
+
+    async def discard(self, reference: bytes) -> None:
+        with contextlib.suppress(StorageError):
+            await self.claim_check.delete(FileReference.parse(reference))
+
+
+class MemoryPayloadStore:
+    """Keeps payloads in memory: for tests (references are only valid inside this process)."""
+
+    def __init__(self, bucket: str = "memory") -> None:
+        self.bucket = bucket
+        self.objects: dict[str, bytes] = {}
+
+    async def put_stream(self, chunks: AsyncIterable[bytes]) -> bytes:
+        data = bytearray()
+        async for chunk in chunks:
+            data += chunk
+        name = str(uuid.uuid4())
+        self.objects[name] = bytes(data)
+        return FileReference(bucket=self.bucket, file=name, host="memory").to_json()
+
+    async def discard(self, reference: bytes) -> None:
+        self.objects.pop(json.loads(reference)["file"], None)
+
+
+def storage_settings(env: Mapping[str, str], owner: str, name: str) -> StorageSettings | None:
+    """The S3 settings from the environment, or None when no storage is configured there."""
+    if not any(env.get(v) for v in STORAGE_VARIABLES):
+        return None
+    bucket = env.get("ALGORUN_STORAGE_BUCKET") or f"{owner}.{name}".lower()
+    settings = StorageSettings.from_env(env, bucket=bucket)
+    if region := env.get("ALGORUN_STORAGE_REGION"):
+        settings = settings.model_copy(update={"region": region})
+    return settings

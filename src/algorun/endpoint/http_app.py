@@ -1,0 +1,381 @@
+"""The HTTP API (aiohttp): `/{deploymentOwner}/{deploymentName}/{path}[/{traceID}[/upload]]` into Kafka.
+
+A handler answers 202 only after `Publisher.publish` returned, i.e. after the broker (or the write-ahead log)
+acknowledged the message; every refusal is a JSON error in the original's shape with a meaningful status.
+The original's defects fixed here: plain POSTs run (they were staged), the traceID is returned, there is a body
+limit, chunked bodies are accepted, multipart bodies are split into parts, and the content type is checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from algorun.api.configs import EndpointConfig, EndpointPathConfig
+from algorun.api.enums import MessageDataType
+from algorun.bus import contract
+from algorun.bus.interface import Bus
+from algorun.endpoint import errors
+from algorun.endpoint.auth import API_KEY_HEADER, Credentials
+from algorun.endpoint.claimcheck import PayloadStore
+from algorun.endpoint.errors import Code, EndpointError
+from algorun.endpoint.metrics import EndpointMetrics
+from algorun.endpoint.openapi import openapi_document
+from algorun.endpoint.publisher import Accepted, Publisher
+from algorun.endpoint.routing import Outgoing, Route, Router, build_message, check_content_type, encode_params
+from algorun.storage import StorageError
+from algorun.telemetry import Readiness, trace_context
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/openapi.json"})
+INGEST_METHODS = ("POST", "PUT")
+CHUNK = 64 * 1024
+TOPICS_TIMEOUT_S = 5.0
+
+
+def json_error(err: EndpointError) -> web.Response:
+    return web.Response(
+        status=err.status,
+        body=json.dumps(err.body()).encode(),
+        content_type="application/json",
+        headers=err.response_headers(),
+    )
+
+
+class HttpApi:
+    def __init__(
+        self,
+        config: EndpointConfig,
+        publisher: Publisher,
+        *,
+        bus: Bus | None,
+        metrics: EndpointMetrics,
+        readiness: Readiness,
+        credentials: Credentials,
+        max_body_bytes: int,
+        max_upload_bytes: int,
+        store: PayloadStore | None = None,
+    ) -> None:
+        self.config = config
+        self.router = Router(config)
+        self.publisher = publisher
+        self.bus = bus
+        self.metrics = metrics
+        self.readiness = readiness
+        self.credentials = credentials
+        self.max_body_bytes = max_body_bytes
+        self.max_upload_bytes = max_upload_bytes
+        self.store = store
+        self._openapi = json.dumps(
+            openapi_document(config, max_body_bytes=max_body_bytes, secured=credentials.enabled)
+        ).encode()
+
+    def app(self) -> web.Application:
+        app = web.Application(
+            # The auth middleware costs a coroutine per request: only installed when credentials are configured.
+            middlewares=[self._errors, self._auth] if self.credentials.enabled else [self._errors],
+            client_max_size=max(self.max_body_bytes, self.max_upload_bytes) + 1024 * 1024,
+        )
+        r = app.router
+        for method in INGEST_METHODS:
+            r.add_route(method, "/{owner}/{name}/{path}", self.ingest)
+            r.add_route(method, "/{owner}/{name}/{path}/{trace_id}", self.ingest)
+            r.add_route(method, "/{owner}/{name}/{path}/{trace_id}/upload", self.ingest)
+        r.add_get("/topics", self.topics)
+        r.add_get("/health", self.health)
+        r.add_get("/ready", self.ready)
+        r.add_get("/metrics", self.prometheus)
+        r.add_get("/openapi.json", self.openapi)
+        return app
+
+    # ---- middlewares ----
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Every failure becomes a JSON error; nothing escapes as an HTML page or a bare 500."""
+        started = time.monotonic()
+        path = request.match_info.get("path", "")
+        label = path if path in self.router.paths else ("unknown" if path else "-")
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except EndpointError as err:
+            status = err.status
+            return json_error(err)
+        except web.HTTPException as exc:
+            status = exc.status
+            return json_error(_http_exception(exc, request))
+        except (asyncio.CancelledError, ConnectionResetError):
+            status = 499
+            raise
+        except Exception:
+            log.exception("unexpected error handling %s %s", request.method, request.path)
+            return json_error(EndpointError(500, Code.INTERNAL, "internal error (see the endpoint's log)"))
+        finally:
+            if label != "-":
+                self.metrics.child(self.metrics.requests, "http", label, str(status)).inc()
+                self.metrics.child(self.metrics.latency, "http", label).observe(time.monotonic() - started)
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path not in OPEN_PATHS:
+            self.credentials.check(request.headers.get("Authorization"), request.headers.get(API_KEY_HEADER))
+        return await handler(request)
+
+    # ---- ingestion ----
+
+    async def ingest(self, request: web.Request) -> web.Response:
+        m = request.match_info
+        upload = request.path.endswith("/upload") and "trace_id" in m
+        route = self.router.route(m["owner"], m["name"], m["path"], m.get("trace_id"), upload=upload)
+        with trace_context(route.trace_id):
+            params = list(request.query.items())
+            if request.content_type == "multipart/form-data":
+                msgs = await self._multipart(request, route, params)
+            else:
+                msgs = [await self._single(request, route, params)]
+            accepted = await self._publish(msgs)
+        last = accepted[-1]
+        body: dict[str, Any] = {
+            "traceID": route.trace_id,
+            "topic": last.topic,
+            "partition": last.partition,
+            "offset": last.offset,
+            "storedIn": last.stored,
+        }
+        if len(accepted) > 1:
+            body["messages"] = [_summary(msg, acc) for msg, acc in zip(msgs, accepted, strict=True)]
+        return web.json_response(body, status=202)
+
+    async def _publish(self, msgs: list[Outgoing]) -> list[Accepted]:
+        """Publish in order (all are enqueued before any is awaited, so they keep their order in Kafka); a payload
+        uploaded for a message that was not accepted is deleted again."""
+        if len(msgs) == 1:
+            results: list[Accepted | BaseException] = []
+            try:
+                results.append(await self.publisher.publish(msgs[0]))
+            except BaseException as e:
+                results.append(e)
+        else:
+            results = await asyncio.gather(*(self.publisher.publish(m) for m in msgs), return_exceptions=True)
+        failed = [(msg, r) for msg, r in zip(msgs, results, strict=True) if isinstance(r, BaseException)]
+        if failed:
+            if self.store is not None:
+                for msg, _ in failed:
+                    if contract.data_type(msg.headers) is contract.MessageDataType.FILE_REFERENCE:
+                        await self.store.discard(msg.value)
+            raise failed[0][1]
+        return [r for r in results if isinstance(r, Accepted)]
+
+    def _offloads(self, path: EndpointPathConfig) -> bool:
+        return self.store is not None and path.message_data_type is MessageDataType.FILE_REFERENCE
+
+    def _hint(self, path: EndpointPathConfig) -> str:
+        if path.message_data_type is not MessageDataType.FILE_REFERENCE:
+            return " (larger payloads need a path with messageDataType FileReference)"
+        return " (larger payloads go to S3 storage, which is not configured)"
+
+    async def _single(self, request: web.Request, route: Route, params: list[tuple[str, str]]) -> Outgoing:
+        raw_type = request.headers.get("Content-Type")
+        # An empty body is a trigger: it carries no data whose type could be wrong.
+        content_type = raw_type if request.content_length == 0 else check_content_type(route.path, raw_type)
+        value, size, kind = await self._body(request, route.path)
+        self.metrics.child(self.metrics.request_bytes, "http", route.path.name).inc(size)
+        return build_message(
+            route,
+            value,
+            content_type=content_type,
+            endpoint_params=encode_params(params),
+            data_type=kind,
+            traceparent=request.headers.get("traceparent"),
+        )
+
+    async def _body(
+        self, request: web.Request, path: EndpointPathConfig
+    ) -> tuple[bytes, int, contract.MessageDataType]:
+        """The message value, the body's size and its data type: the body itself, or, for a body over the limit
+        on a path that offloads, the reference to it in storage (streamed there, never whole in memory)."""
+        length = request.content_length
+        if length is not None and length <= self.max_body_bytes:
+            return await request.read(), length, contract.MessageDataType.EMBEDDED
+        offload = self._offloads(path)
+        limit = self.max_upload_bytes if offload else self.max_body_bytes
+        if length is not None and length > limit:
+            raise errors.too_large(length, limit, "" if offload else self._hint(path))
+        chunks = _limited(request.content.iter_chunked(CHUNK), limit, "" if offload else self._hint(path))
+        head = bytearray()
+        async for chunk in chunks:
+            head += chunk
+            if len(head) > self.max_body_bytes:
+                break
+        else:
+            return bytes(head), len(head), contract.MessageDataType.EMBEDDED
+        assert self.store is not None  # `limit` is max_body_bytes unless the path offloads
+        size = [len(head)]
+
+        async def body() -> AsyncIterator[bytes]:
+            yield bytes(head)
+            async for rest in chunks:
+                size[0] += len(rest)
+                yield rest
+
+        return await self._store(body()), size[0], contract.MessageDataType.FILE_REFERENCE
+
+    async def _store(self, chunks: AsyncIterable[bytes]) -> bytes:
+        assert self.store is not None
+        try:
+            return await self.store.put_stream(chunks)
+        except StorageError as e:
+            log.warning("storing a payload failed: %s", e)
+            raise EndpointError(503, Code.UPLOAD_FAILED, f"storing the payload failed: {e}", retry_after=5) from e
+
+    async def _multipart(self, request: web.Request, route: Route, params: list[tuple[str, str]]) -> list[Outgoing]:
+        """Each file part becomes a staged part (`run=false`, with its `fileName`), then one trigger (unless the
+        request itself is an `/upload`). Form fields without a file name become endpoint parameters."""
+        offload = self._offloads(route.path)
+        limit = self.max_upload_bytes if offload else self.max_body_bytes
+        hint = "" if offload else self._hint(route.path)
+        files: list[tuple[str, str | None, bytes]] = []
+        fields = list(params)
+        total = 0
+        try:
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                if not isinstance(part, BodyPartReader):
+                    raise EndpointError(400, Code.BAD_MULTIPART, "nested multipart bodies are not supported")
+                data = await _read_part(part, limit - total, hint)
+                total += len(data)
+                if part.filename is None:
+                    if part.name is None:
+                        raise EndpointError(400, Code.BAD_MULTIPART, "a form field has no name")
+                    fields.append((part.name, data.decode("utf-8", "replace")))
+                else:
+                    files.append((part.filename, part.headers.get("Content-Type"), data))
+        except EndpointError:
+            raise
+        except (HttpProcessingError, ValueError, AssertionError, LookupError, RuntimeError) as e:
+            raise EndpointError(400, Code.BAD_MULTIPART, f"malformed multipart/form-data body: {e}") from e
+        if not files:
+            raise EndpointError(400, Code.BAD_MULTIPART, "the multipart body has no file part (a part with a filename)")
+        self.metrics.child(self.metrics.request_bytes, "http", route.path.name).inc(total)
+        endpoint_params = encode_params(fields)
+        traceparent = request.headers.get("traceparent")
+        msgs = []
+        kinds = contract.MessageDataType
+        for file_name, raw_type, data in files:
+            content_type = check_content_type(route.path, raw_type)
+            big = len(data) > self.max_body_bytes  # only possible when the path offloads
+            msgs.append(
+                build_message(
+                    route,
+                    await self._store(_once(data)) if big else data,
+                    run=False,
+                    content_type=content_type,
+                    endpoint_params=endpoint_params,
+                    file_name=file_name,
+                    data_type=kinds.FILE_REFERENCE if big else kinds.EMBEDDED,
+                    traceparent=traceparent,
+                )
+            )
+        if route.run:
+            msgs.append(
+                build_message(
+                    route,
+                    b"",
+                    run=True,
+                    content_type=None,
+                    endpoint_params=endpoint_params,
+                    data_type=contract.MessageDataType.EMBEDDED,
+                    traceparent=traceparent,
+                )
+            )
+        return msgs
+
+    # ---- other routes ----
+
+    async def topics(self, request: web.Request) -> web.Response:
+        if self.bus is None:
+            raise EndpointError(503, Code.TOPICS_FAILED, "no broker connection", retry_after=5)
+        try:
+            async with asyncio.timeout(TOPICS_TIMEOUT_S):
+                names = sorted(await self.bus.list_topics())
+        except Exception as e:
+            raise EndpointError(503, Code.TOPICS_FAILED, f"listing topics failed: {e}", retry_after=5) from e
+        return web.Response(text="".join(f"{n}\n" for n in names if not n.startswith("__")))
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def ready(self, request: web.Request) -> web.Response:
+        reasons = self.readiness.reasons()
+        return web.json_response({"ready": not reasons, "notReady": reasons}, status=503 if reasons else 200)
+
+    async def prometheus(self, request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.Response(body=self._openapi, content_type="application/json")
+
+
+def _summary(msg: Outgoing, acc: Accepted) -> dict[str, Any]:
+    return {
+        "fileName": contract.get(msg.headers, contract.FILE_NAME),
+        "run": contract.get(msg.headers, contract.RUN) == "true",
+        "partition": acc.partition,
+        "offset": acc.offset,
+        "storedIn": acc.stored,
+    }
+
+
+def _http_exception(exc: web.HTTPException, request: web.Request) -> EndpointError:
+    if exc.status == 404:
+        return EndpointError(404, Code.NOT_FOUND, f"no route {request.path}; see /openapi.json")
+    if exc.status == 405:
+        allowed = exc.headers.get("Allow", "")
+        return EndpointError(
+            405,
+            Code.METHOD_NOT_ALLOWED,
+            f"{request.method} is not allowed here (allowed: {allowed})",
+            headers={"Allow": allowed},
+        )
+    if exc.status == 413:
+        return EndpointError(413, Code.TOO_LARGE, "the body is too large")
+    return EndpointError(exc.status, Code.BAD_BODY, exc.reason or "bad request")
+
+
+async def _limited(chunks: AsyncIterator[bytes], limit: int, hint: str) -> AsyncIterator[bytes]:
+    """`chunks`, failing with 413 as soon as more than `limit` bytes came (works for chunked bodies, which the
+    original refused)."""
+    total = 0
+    async for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise errors.too_large(None, limit, hint)
+        yield chunk
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def _read_part(part: BodyPartReader, limit: int, hint: str) -> bytes:
+    chunks = []
+    total = 0
+    while chunk := await part.read_chunk(CHUNK):
+        total += len(chunk)
+        if total > limit:
+            raise errors.too_large(None, limit, hint)
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,1 @@
+"""Generated gRPC code of the original PipelineEndpoint service (see pipeline_endpoint.proto)."""

@@ -1,0 +1,324 @@
+"""Publishing accepted messages: straight to Kafka, or through the write-ahead log, never "accepted then lost".
+
+`publish` returns only once the message is durably stored: acknowledged by the broker, or committed to the
+local write-ahead log (WAL). Otherwise it raises an `EndpointError` (429/503/413) and the client knows the
+message was not taken. Per topic, the WAL mode (the original's `producer.wal` settings) decides:
+
+- `always`: every message is written to the WAL, answered, then forwarded to Kafka in order;
+- `fallback` (default): messages go to Kafka; when a delivery fails (broker down), that message and every later
+  one go to the WAL until the forwarder has emptied it, so the order of acceptance is kept;
+- `disable`: Kafka only; a broker outage is a 503 with `Retry-After` (the circuit breaker answers at once
+  instead of making every client wait for the delivery timeout).
+
+Ordering: each accepted message gets a sequence number; the WAL is forwarded in that order, and the forwarder
+never passes a message that is still on its way to Kafka directly (if that one fails, it is logged under its
+own sequence number and forwarded first). The forwarder sends the key and headers it stored (the original
+replayed payloads only). The forwarder is also the broker probe: once the WAL is empty, direct sending resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from algorun.api.enums import WalMode
+from algorun.bus.errors import BusError, MessageTooLarge
+from algorun.bus.interface import Producer
+from algorun.endpoint import errors
+from algorun.endpoint.breaker import STATE_VALUE, CircuitBreaker
+from algorun.endpoint.errors import Code, EndpointError
+from algorun.endpoint.metrics import EndpointMetrics
+from algorun.endpoint.routing import Outgoing
+from algorun.endpoint.wal import LogError, Record, WriteAheadLog, record_size
+
+log = logging.getLogger(__name__)
+
+FORWARD_BATCH = 500
+BACKOFF_START_S = 0.2
+BACKOFF_MAX_S = 5.0
+FORWARDER_STOP_S = 15.0
+
+
+class Accepted(NamedTuple):
+    """Where an accepted message is: `stored` is "broker" (with partition and offset) or "log"."""
+
+    topic: str
+    partition: int | None
+    offset: int | None
+    stored: str
+
+
+@dataclass(frozen=True)
+class WalPolicy:
+    """The effective WAL mode of each topic (`always_topics` and `disable_topics` override the global mode)."""
+
+    mode: WalMode = WalMode.FALLBACK
+    always_topics: frozenset[str] = field(default_factory=frozenset)
+    disable_topics: frozenset[str] = field(default_factory=frozenset)
+
+    def mode_for(self, topic: str) -> WalMode:
+        if topic in self.always_topics:
+            return WalMode.ALWAYS
+        if topic in self.disable_topics:
+            return WalMode.DISABLE
+        return self.mode
+
+    def needs_log(self, topics: Iterable[str]) -> bool:
+        return any(self.mode_for(t) is not WalMode.DISABLE for t in topics)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Admission control: beyond these, requests get 429 (the endpoint never buffers without bound)."""
+
+    max_in_flight: int = 20_000
+    max_in_flight_bytes: int = 256 * 1024 * 1024
+
+
+class Publisher:
+    def __init__(
+        self,
+        producer: Producer,
+        *,
+        wal: WriteAheadLog | None,
+        policy: WalPolicy,
+        breaker: CircuitBreaker,
+        limits: Limits,
+        metrics: EndpointMetrics,
+        resend_rate: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.producer = producer
+        self.wal = wal
+        self.policy = policy
+        self.breaker = breaker
+        self.limits = limits
+        self.metrics = metrics
+        self.resend_rate = resend_rate
+        self.clock = clock
+        self._seq = 0
+        self._direct: dict[int, None] = {}  # sequence numbers on their way to Kafka, in order
+        self.diverting = False
+        self.in_flight = 0
+        self.in_flight_bytes = 0
+        self.last_forward_error: str | None = None
+        self._wake = asyncio.Event()
+        self._progress = asyncio.Event()  # something finished: lets close() wait without polling
+        self._forwarder: asyncio.Task[None] | None = None
+        self._closing = False
+        self._stopping = asyncio.Event()  # tells the forwarder to return
+
+    # ---- lifecycle ----
+
+    async def start(self) -> None:
+        if self.wal is not None:
+            await self.wal.open()
+            self._seq = self.wal.last_seq
+            self.diverting = self.wal.count > 0
+            self._update_wal_gauges()
+            if self.wal.count:
+                log.info("write-ahead log holds %d messages from before; forwarding them first", self.wal.count)
+            self._forwarder = asyncio.get_running_loop().create_task(self._forward_loop(), name="wal-forwarder")
+
+    async def close(self, drain_timeout: float = 10.0) -> None:
+        """Stop accepting; wait for in-flight publishes; give the forwarder a moment to empty the log.
+
+        The forwarder is stopped with a flag, not by cancelling it: on Python 3.11 `asyncio.wait_for` swallows a
+        cancellation that arrives while its inner wait completes (cpython gh-86296), which left close() awaiting
+        a forwarder that never stopped. Waits here use `asyncio.timeout`, which does not have that defect.
+        """
+        self._closing = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + drain_timeout
+        # What is still in the log after the deadline stays there (it is durable) and is forwarded at the next start.
+        while self.in_flight or (self.wal is not None and self.wal.count and self.last_forward_error is None):
+            self._progress.clear()
+            if loop.time() >= deadline:
+                break
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(deadline):
+                    await self._progress.wait()
+        self._stopping.set()
+        self._wake.set()
+        if self._forwarder is not None:
+            try:
+                async with asyncio.timeout(FORWARDER_STOP_S):
+                    await asyncio.shield(self._forwarder)
+            except TimeoutError:
+                # Stuck in a produce or a log read: cancel it; the log keeps whatever was not acknowledged.
+                self._forwarder.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._forwarder
+        if self.wal is not None:
+            await self.wal.close()
+
+    # ---- publishing ----
+
+    def _admit(self, size: int) -> None:
+        if self._closing:
+            raise EndpointError(503, Code.BROKER_UNAVAILABLE, "the endpoint is shutting down; retry", retry_after=1)
+        if self.in_flight >= self.limits.max_in_flight:
+            self.metrics.rejected.labels("in_flight").inc()
+            raise errors.overloaded(f"{self.in_flight} messages awaiting acknowledgement")
+        if self.in_flight_bytes + size > self.limits.max_in_flight_bytes and self.in_flight:
+            self.metrics.rejected.labels("in_flight_bytes").inc()
+            raise errors.overloaded(f"{self.in_flight_bytes} bytes awaiting acknowledgement")
+
+    async def publish(self, msg: Outgoing) -> Accepted:
+        """Store one message durably (broker or WAL) or raise an `EndpointError`; never accept and then drop."""
+        size = record_size(msg.key, msg.value, msg.headers)
+        self._admit(size)
+        self.in_flight += 1
+        self.in_flight_bytes += size
+        self.metrics.in_flight.set(self.in_flight)
+        try:
+            return await self._publish(msg, size)
+        finally:
+            self.in_flight -= 1
+            self.in_flight_bytes -= size
+            self.metrics.in_flight.set(self.in_flight)
+            self._progress.set()
+
+    async def publish_many(self, msgs: list[Outgoing]) -> list[Accepted]:
+        """Publish in order (all are enqueued before any is awaited, so they keep their order in Kafka)."""
+        tasks = [asyncio.ensure_future(self.publish(m)) for m in msgs]
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+        return [r for r in results if isinstance(r, Accepted)]
+
+    async def _publish(self, msg: Outgoing, size: int) -> Accepted:
+        mode = self.policy.mode_for(msg.topic) if self.wal is not None else WalMode.DISABLE
+        self._seq += 1
+        seq = self._seq
+        if mode is WalMode.ALWAYS or (mode is WalMode.FALLBACK and self.diverting):
+            return await self._to_log(seq, msg, size)
+        if mode is WalMode.DISABLE and not self.breaker.allow(self.clock()):
+            raise errors.broker_unavailable(
+                f"circuit breaker open after {self.breaker.consecutive_failures} failed deliveries",
+                self.breaker.retry_after(self.clock()),
+            )
+        fallback = mode is WalMode.FALLBACK
+        if fallback:
+            self._direct[seq] = None
+        try:
+            try:
+                delivery = await self.producer.produce(msg.topic, msg.value, key=msg.key, headers=msg.headers)
+            except BusError as e:
+                self.metrics.broker_errors.labels(msg.topic, type(e).__name__).inc()
+                if isinstance(e, MessageTooLarge):
+                    raise EndpointError(
+                        413, Code.TOO_LARGE, f"the broker refused the message as too large ({len(msg.value)} bytes)"
+                    ) from e
+                if not e.retriable:
+                    raise EndpointError(
+                        503, Code.REJECTED_BY_BROKER, f"the broker refused the message: {e}", retry_after=30
+                    ) from e
+                self.breaker.failure(self.clock())
+                self.metrics.breaker_state.set(STATE_VALUE[self.breaker.state])
+                if not fallback:
+                    raise errors.broker_unavailable(str(e), self.breaker.retry_after(self.clock())) from e
+                log.warning("delivery to %s failed (%s); writing to the write-ahead log", msg.topic, e)
+                self.diverting = True
+                return await self._to_log(seq, msg, size)
+            self.breaker.success()
+            self.metrics.child(self.metrics.broker_acks, msg.topic).inc()
+            return Accepted(delivery.topic, delivery.partition, delivery.offset, "broker")
+        finally:
+            if fallback:
+                del self._direct[seq]
+                self._wake.set()
+
+    async def _to_log(self, seq: int, msg: Outgoing, size: int) -> Accepted:
+        assert self.wal is not None
+        if self.wal.full(size):
+            self.metrics.rejected.labels("log_full").inc()
+            raise EndpointError(
+                503,
+                Code.LOG_FULL,
+                f"the write-ahead log is full ({self.wal.bytes} bytes waiting for the broker); retry later",
+                retry_after=self.breaker.retry_after(self.clock()),
+            )
+        try:
+            await self.wal.append(seq, msg.topic, msg.key, msg.value, msg.headers, int(time.time() * 1000))
+        except LogError as e:
+            log.error("%s", e)
+            raise EndpointError(503, Code.LOG_FULL, f"the write-ahead log failed: {e}", retry_after=5) from e
+        self.metrics.wal_writes.labels(msg.topic).inc()
+        self._update_wal_gauges()
+        self._wake.set()
+        return Accepted(msg.topic, None, None, "log")
+
+    # ---- forwarding ----
+
+    def _update_wal_gauges(self) -> None:
+        if self.wal is not None:
+            self.metrics.wal_messages.set(self.wal.count)
+            self.metrics.wal_bytes.set(self.wal.bytes)
+
+    def _below(self) -> int | None:
+        """Forward only what precedes the oldest message still on its way to Kafka directly."""
+        return next(iter(self._direct), None)
+
+    async def _forward_loop(self) -> None:
+        assert self.wal is not None
+        wal = self.wal
+        backoff = BACKOFF_START_S
+        while not self._stopping.is_set():
+            self._wake.clear()
+            batch = await wal.read(0, self._below(), FORWARD_BATCH) if wal.count else []
+            if not batch:
+                if self.diverting and wal.count == 0 and wal.appending == 0:
+                    self.diverting = False
+                    log.info("write-ahead log is empty; sending to the broker directly again")
+                await self._idle(1.0)
+                continue
+            failed = await self._forward(batch)
+            if failed:
+                self.breaker.trip(self.clock())
+                self.metrics.breaker_state.set(STATE_VALUE[self.breaker.state])
+                with contextlib.suppress(TimeoutError):  # back off; only stopping cuts it short
+                    async with asyncio.timeout(backoff):
+                        await self._stopping.wait()
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+            else:
+                self.breaker.success()
+                self.metrics.breaker_state.set(STATE_VALUE[self.breaker.state])
+                backoff = BACKOFF_START_S
+
+    async def _idle(self, seconds: float) -> None:
+        """Wait until woken (new log records, a direct send finished, stop) or `seconds` passed."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+
+    async def _forward(self, batch: list[Record]) -> int:
+        """Send `batch` to Kafka in order with its key and headers; delete what was acknowledged."""
+        assert self.wal is not None
+        started = time.monotonic()
+        futures = [self.producer.produce(r.topic, r.value, key=r.key, headers=r.headers) for r in batch]
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        done = [r for r, res in zip(batch, results, strict=True) if not isinstance(res, BaseException)]
+        errs = [res for res in results if isinstance(res, BaseException)]
+        for r in done:
+            self.metrics.wal_forwarded.labels(r.topic).inc()
+            self.metrics.child(self.metrics.broker_acks, r.topic).inc()
+        await self.wal.delete(done)
+        self._update_wal_gauges()
+        self._progress.set()
+        if errs:
+            self.last_forward_error = str(errs[0])
+            level = logging.WARNING if isinstance(errs[0], BusError) and errs[0].retriable else logging.ERROR
+            log.log(level, "forwarding %d logged messages failed, will retry: %s", len(errs), errs[0])
+        else:
+            self.last_forward_error = None
+        if self.resend_rate and done:
+            # Pace replay to `rate_limit` messages per second (the original's producer.resend.rate_limit).
+            await asyncio.sleep(max(0.0, len(done) / self.resend_rate - (time.monotonic() - started)))
+        return len(errs)

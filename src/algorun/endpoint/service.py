@@ -1,0 +1,248 @@
+"""Wiring of one endpoint process: publisher (+ write-ahead log), HTTP and gRPC servers, monitoring server.
+
+Start order: the log is opened (and its backlog scheduled for forwarding) before any server listens, so nothing
+is accepted that could not be stored. Stop order: servers stop accepting, in-flight requests finish, the
+publisher drains, the producer flushes; what is still in the log stays on disk for the next start.
+
+Readiness (`/ready`, on the HTTP and the monitoring port) is 200 only when a request would be stored: the broker
+answered a metadata request and every path's topic exists (with a write-ahead log, an unreachable broker is
+fine: the log takes the data), the circuit breaker is not open without a log, and the log is not full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Mapping
+from pathlib import Path
+
+import grpc
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from algorun.api.configs import EndpointConfig
+from algorun.bus.interface import Bus, Producer
+from algorun.bus.settings import KafkaSettings
+from algorun.endpoint.breaker import CircuitBreaker, State
+from algorun.endpoint.claimcheck import PayloadStore
+from algorun.endpoint.grpc_api import GrpcApi
+from algorun.endpoint.http_app import HttpApi
+from algorun.endpoint.metrics import EndpointMetrics
+from algorun.endpoint.publisher import Publisher
+from algorun.endpoint.settings import EndpointSettings, TlsFiles
+from algorun.endpoint.wal import WriteAheadLog
+from algorun.telemetry import HealthServer, Readiness
+
+log = logging.getLogger(__name__)
+SHUTDOWN_GRACE_S = 5.0
+PROBE_TIMEOUT_S = 5.0
+PROBE_INTERVAL_S = 1.0
+
+
+def endpoint_kafka_settings(
+    kafka: KafkaSettings, settings: EndpointSettings, params: Mapping[str, str] | None = None
+) -> KafkaSettings:
+    """Producer settings for the endpoint: the pipeline's `endpoint.kafka.params` (librdkafka tuning), then the
+    security settings from the environment, then the ack timeout: a delivery that takes longer counts as failed,
+    so clients are answered (202 from the log, or 503) within a bounded time."""
+    timeout_ms = max(1000, int(settings.ack_timeout_s * 1000))
+    producer = {
+        **(params or {}),
+        **kafka.producer_config,
+        "message.timeout.ms": timeout_ms,
+        "request.timeout.ms": min(30_000, timeout_ms),
+    }
+    return kafka.model_copy(update={"producer_config": producer, "client_id": "algorun-endpoint"})
+
+
+def server_ssl_context(tls: TlsFiles) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(tls.cert, tls.key)
+    if tls.client_ca:
+        ctx.load_verify_locations(tls.client_ca)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def grpc_credentials(tls: TlsFiles) -> grpc.ServerCredentials:
+    return grpc.ssl_server_credentials(
+        [(Path(tls.key).read_bytes(), Path(tls.cert).read_bytes())],
+        root_certificates=Path(tls.client_ca).read_bytes() if tls.client_ca else None,
+        require_client_auth=bool(tls.client_ca),
+    )
+
+
+class EndpointService:
+    def __init__(
+        self,
+        config: EndpointConfig,
+        settings: EndpointSettings,
+        bus: Bus,
+        *,
+        durable_bus: bool = False,
+        store: PayloadStore | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        """`durable_bus`: the bus itself is a local durable log (no write-ahead log needed in front of it).
+        `store`: where bodies over the limit on `FileReference` paths go (None: they get 413)."""
+        self.config = config
+        self.settings = settings
+        self.bus = bus
+        self.durable_bus = durable_bus
+        self.store = store
+        self.broker_seen = False
+        self.missing_topics: list[str] | None = None  # None: not known yet
+        self._probe: asyncio.Task[None] | None = None
+        self.metrics = EndpointMetrics(registry)
+        self.readiness = Readiness()
+        self.producer: Producer | None = None
+        self.publisher: Publisher | None = None
+        self._http: web.AppRunner | None = None
+        self._grpc: grpc.aio.Server | None = None
+        self._health: HealthServer | None = None
+        self.http_port = 0
+        self.grpc_port = 0
+        self.monitoring_port = 0
+
+    async def start(self) -> None:
+        s = self.settings
+        topics = [p.topic for p in self.config.paths]
+        wal = None
+        if s.wal_enabled(topics) and not self.durable_bus and s.wal_file:
+            wal = WriteAheadLog(s.wal_file, max_bytes=s.wal_max_bytes)
+            if s.wal_in_memory:
+                log.warning("producer.wal.in_memory: the write-ahead log does not survive a restart")
+        self.producer = self.bus.producer()
+        self.publisher = Publisher(
+            self.producer,
+            wal=wal,
+            policy=s.wal_policy,
+            breaker=CircuitBreaker(fails=s.breaker_fails, timeout=s.breaker_timeout_s),
+            limits=s.limits,
+            metrics=self.metrics,
+            resend_rate=s.resend_rate,
+        )
+        await self.publisher.start()
+        self.readiness.add("broker", self._broker_ready)
+        self.readiness.add("topics", self._topics_ready)
+        self.readiness.add("write-ahead log", self._wal_ready)
+        self._probe = asyncio.get_running_loop().create_task(self._probe_broker(), name="broker-probe")
+
+        self._health = HealthServer(s.monitoring.port, self.readiness, self.metrics.registry, host=s.monitoring.host)
+        await self._health.start()
+        self.monitoring_port = self._health.port or 0
+
+        http = HttpApi(
+            self.config,
+            self.publisher,
+            bus=self.bus,
+            metrics=self.metrics,
+            readiness=self.readiness,
+            credentials=s.credentials,
+            max_body_bytes=s.max_body_bytes,
+            max_upload_bytes=s.max_upload_bytes,
+            store=self.store,
+        )
+        self._http = web.AppRunner(http.app(), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S)
+        await self._http.setup()
+        site = web.TCPSite(
+            self._http,
+            s.http.host,
+            s.http.port,
+            ssl_context=server_ssl_context(s.tls) if s.tls else None,
+            backlog=1024,
+        )
+        await site.start()
+        sockets = getattr(site._server, "sockets", None) or []
+        self.http_port = sockets[0].getsockname()[1] if sockets else s.http.port
+
+        api = GrpcApi(
+            self.config,
+            self.publisher,
+            bus=self.bus,
+            metrics=self.metrics,
+            credentials=s.credentials,
+            max_body_bytes=s.max_body_bytes,
+            store=self.store,
+        )
+        self._grpc = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", s.grpc_max_message_bytes),
+                ("grpc.max_send_message_length", s.grpc_max_message_bytes),
+            ]
+        )
+        self._grpc.add_generic_rpc_handlers((api.handler(),))
+        address = f"{s.grpc.host}:{s.grpc.port}"
+        if s.tls:
+            self.grpc_port = self._grpc.add_secure_port(address, grpc_credentials(s.tls))
+        else:
+            self.grpc_port = self._grpc.add_insecure_port(address)
+        await self._grpc.start()
+        log.info(
+            "endpoint %s/%s listening: http %s, grpc %s, monitoring %s; write-ahead log %s",
+            self.config.identity.deployment_owner,
+            self.config.identity.deployment_name,
+            self.http_port,
+            self.grpc_port,
+            self.monitoring_port,
+            wal.path if wal else "off",
+        )
+
+    async def _probe_broker(self) -> None:
+        """Ask the broker for its topics until it answers and every path's topic exists (then stop asking)."""
+        wanted = sorted({p.topic for p in self.config.paths})
+        while True:
+            try:
+                async with asyncio.timeout(PROBE_TIMEOUT_S):
+                    known = await self.bus.list_topics()
+            except Exception as e:  # any failure means "not reached yet"; the reason is in the log
+                log.info("broker not reachable yet: %s", e)
+            else:
+                self.broker_seen = True
+                self.missing_topics = [t for t in wanted if t not in known]
+                if not self.missing_topics:
+                    return
+                log.warning("waiting for topics to exist: %s", ", ".join(self.missing_topics))
+            await asyncio.sleep(PROBE_INTERVAL_S)
+
+    def _has_log(self) -> bool:
+        return self.durable_bus or (self.publisher is not None and self.publisher.wal is not None)
+
+    def _broker_ready(self) -> str | None:
+        p = self.publisher
+        if self._has_log():
+            return None
+        if not self.broker_seen:
+            return "the broker has not answered yet (and there is no write-ahead log to take data meanwhile)"
+        if p is not None and p.breaker.state is State.OPEN:
+            return "the broker is not acknowledging messages (circuit breaker open) and there is no write-ahead log"
+        return None
+
+    def _topics_ready(self) -> str | None:
+        if self.missing_topics:
+            return "topics do not exist yet: " + ", ".join(self.missing_topics)
+        return None
+
+    def _wal_ready(self) -> str | None:
+        p = self.publisher
+        if p is not None and p.wal is not None and p.wal.full():
+            return f"the write-ahead log is full ({p.wal.bytes} bytes waiting for the broker)"
+        return None
+
+    async def stop(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe
+        if self._grpc is not None:
+            await self._grpc.stop(SHUTDOWN_GRACE_S)
+        if self._http is not None:
+            await self._http.cleanup()
+        if self.publisher is not None:
+            await self.publisher.close()
+        if self.producer is not None:
+            await self.producer.close()
+        if self._health is not None:
+            await self._health.stop()

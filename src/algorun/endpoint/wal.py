@@ -1,0 +1,229 @@
+"""The endpoint's write-ahead log: accepted messages on local disk, in order, until Kafka acknowledges them.
+
+One SQLite table, one row per message: `(seq, topic, key, value, headers)`. `seq` is assigned by the publisher
+when it *accepts* a message, so a message that first went straight to Kafka and failed is logged under its
+original place in the order, and is forwarded before anything accepted after it. Rows are deleted once Kafka
+acknowledged them, so the file holds only the backlog and its size can be bounded.
+
+Why not the original's design: it keyed records by CRC32-C of the payload (identical payloads collapsed into one,
+collisions lost data), stored neither key nor headers (a staged part became a standalone run after replay),
+replayed in CRC order, and dropped the 101st write of each batch. Why not the local bus log: it keeps what was
+read until a retention limit, and a retention limit could delete messages not yet forwarded during a long outage.
+
+Writes are group-committed on one worker thread (`synchronous=FULL`: the commit is fsynced before the client is
+answered); readers and the deleter use the same thread, so the connection is never shared between threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import struct
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from algorun.bus.types import Headers
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS wal(
+    seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, key BLOB, value BLOB NOT NULL, headers BLOB NOT NULL,
+    size INTEGER NOT NULL, ts_ms INTEGER NOT NULL)
+"""
+MAX_WRITE_BATCH = 2000
+T = TypeVar("T")
+
+
+class LogError(Exception):
+    """The log could not store or read a record (disk full, file unreadable)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    seq: int
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers
+    ts_ms: int
+
+    @property
+    def size(self) -> int:
+        return record_size(self.key, self.value, self.headers)
+
+
+def record_size(key: bytes | None, value: bytes, headers: Headers) -> int:
+    return len(value) + len(key or b"") + sum(len(k) + len(v) for k, v in headers)
+
+
+def encode_headers(headers: Headers) -> bytes:
+    """Length-prefixed `(name, value)` pairs: order and repeated names are kept, values stay raw bytes."""
+    parts = [struct.pack(">I", len(headers))]
+    for name, value in headers:
+        raw = name.encode()
+        parts.append(struct.pack(">II", len(raw), len(value)))
+        parts.append(raw)
+        parts.append(value)
+    return b"".join(parts)
+
+
+def decode_headers(data: bytes) -> Headers:
+    (count,) = struct.unpack_from(">I", data, 0)
+    pos = 4
+    out: Headers = []
+    for _ in range(count):
+        name_len, value_len = struct.unpack_from(">II", data, pos)
+        pos += 8
+        name = data[pos : pos + name_len].decode()
+        pos += name_len
+        out.append((name, data[pos : pos + value_len]))
+        pos += value_len
+    return out
+
+
+class _Db:
+    """The synchronous side, used from the worker thread only."""
+
+    def __init__(self, path: str) -> None:
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute(SCHEMA)
+
+    def stats(self) -> tuple[int, int, int]:
+        count, size, top = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(size),0), COALESCE(MAX(seq),0) FROM wal"
+        ).fetchone()
+        return int(count), int(size), int(top)
+
+    def append(self, rows: list[tuple[int, str, bytes | None, bytes, bytes, int, int]]) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO wal(seq, topic, key, value, headers, size, ts_ms) VALUES (?,?,?,?,?,?,?)", rows
+            )
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+
+    def read(self, after: int, below: int | None, limit: int) -> list[Record]:
+        rows = self.db.execute(
+            "SELECT seq, topic, key, value, headers, ts_ms FROM wal WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?",
+            (after, below if below is not None else (1 << 62), limit),
+        ).fetchall()
+        return [Record(s, t, k, bytes(v), decode_headers(bytes(h)), ts) for s, t, k, v, h, ts in rows]
+
+    def delete(self, seqs: Sequence[int]) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.executemany("DELETE FROM wal WHERE seq = ?", [(s,) for s in seqs])
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class WriteAheadLog:
+    """Async facade: `append` resolves once the record is committed to disk; `read`/`delete` for the forwarder.
+
+    `count` and `bytes` track the backlog (for the size limit and the depth metric) without scanning the table.
+    """
+
+    def __init__(self, path: str | Path, *, max_bytes: int | None = None) -> None:
+        self.path = str(path)
+        self.max_bytes = max_bytes
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="algorun-endpoint-wal")
+        self._db: _Db | None = None
+        self._pending: list[tuple[tuple[int, str, bytes | None, bytes, bytes, int, int], asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self.count = 0
+        self.bytes = 0
+        self.last_seq = 0
+        self.appending = 0
+        """Records handed to `append` whose commit has not finished (they may not be readable yet)."""
+
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, fn, *args)
+        except sqlite3.Error as e:
+            raise LogError(f"write-ahead log {self.path}: {e}") from e
+
+    async def open(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = await asyncio.get_running_loop().run_in_executor(self._pool, _Db, self.path)
+        except sqlite3.Error as e:
+            raise LogError(f"cannot open the write-ahead log {self.path}: {e}") from e
+        self.count, self.bytes, self.last_seq = await self._run(self._db.stats)
+
+    def full(self, incoming: int = 0) -> bool:
+        return self.max_bytes is not None and self.bytes + incoming > self.max_bytes
+
+    def append(
+        self, seq: int, topic: str, key: bytes | None, value: bytes, headers: Headers, ts_ms: int
+    ) -> asyncio.Future[None]:
+        """Queue one record; the future resolves when it is durably committed (fails with `LogError`)."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        size = record_size(key, value, headers)
+        self._pending.append(((seq, topic, key, value, encode_headers(headers), size, ts_ms), fut))
+        self.appending += 1
+        if self._writer is None:
+            self._writer = loop.create_task(self._write_loop())
+        return fut
+
+    async def _write_loop(self) -> None:
+        assert self._db is not None
+        try:
+            while self._pending:
+                batch = self._pending[:MAX_WRITE_BATCH]
+                del self._pending[:MAX_WRITE_BATCH]
+                rows = [row for row, _ in batch]
+                try:
+                    await self._run(self._db.append, rows)
+                except LogError as e:
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(e)
+                else:
+                    self.count += len(rows)
+                    self.bytes += sum(r[5] for r in rows)
+                    self.last_seq = max(self.last_seq, max(r[0] for r in rows))
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_result(None)
+                finally:
+                    self.appending -= len(batch)
+        finally:
+            self._writer = None
+
+    async def read(self, after: int, below: int | None, limit: int = 500) -> list[Record]:
+        """Records with `after < seq < below`, in seq order."""
+        assert self._db is not None
+        return await self._run(self._db.read, after, below, limit)
+
+    async def delete(self, records: Sequence[Record]) -> None:
+        assert self._db is not None
+        if not records:
+            return
+        await self._run(self._db.delete, [r.seq for r in records])
+        self.count -= len(records)
+        self.bytes -= sum(r.size for r in records)
+
+    async def close(self) -> None:
+        while self._writer is not None:
+            await asyncio.shield(self._writer)
+        if self._db is not None:
+            await self._run(self._db.close)
+            self._db = None
+        self._pool.shutdown(wait=False)

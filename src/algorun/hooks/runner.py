@@ -1,0 +1,300 @@
+"""The hook runner: consume the topics piped into `EventHook`, deliver each message to every matching webhook.
+
+- Every (message, webhook) pair is its own task, so a webhook that is down only delays itself. Each webhook has
+  a gate of `concurrency` requests; messages waiting for their next retry do not hold a place in it.
+- A delivery is retried with backoff and jitter (`algorun.hooks.delivery`), its budget counted from when the
+  message was read; after it, the message goes to the dead-letter topic with the last error and the hook id
+  in its headers.
+- A webhook's backlog (messages it still owes) is bounded by `max_backlog`: when full, the partitions of the
+  topics that feed it are paused (never dropped, and the consumer keeps polling so it stays in its group);
+  other inputs keep flowing.
+- Offsets are stored as soon as every matching webhook delivered or dead-lettered a message and everything
+  before it in the partition (`OffsetTracker`), and committed every `COMMIT_EVERY_S`: at-least-once,
+  duplicates only after a crash or a rebalance (receivers deduplicate on `X-Algorun-Delivery-Id`).
+All consumer calls happen in the one task that runs `run`, as the bus interface asks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from algorun.api.configs import HookConfig
+from algorun.bus import contract
+from algorun.bus.errors import BusError
+from algorun.bus.interface import Bus, Consumer, Producer
+from algorun.bus.types import Message, TopicPartition
+from algorun.hooks.delivery import Attempt, Delivery, Outcome, Webhook
+from algorun.hooks.message import request_headers, trace_id
+from algorun.hooks.metrics import HookMetrics
+from algorun.hooks.settings import HookSettings, HookTarget
+from algorun.hooks.tracker import OffsetTracker, Ticket
+from algorun.telemetry import trace_context
+
+log = logging.getLogger(__name__)
+
+FETCH_MAX = 500
+COMMIT_EVERY_S = 0.5
+DRAIN_S = 10.0
+DEAD_LETTER_RETRY_MAX_S = 30.0
+HOOK_ID_HEADER = "hookID"
+HOOK_INPUT_HEADER = "hookInputName"
+DEAD_LETTER_ERROR_TYPE = "WebhookDeliveryFailed"
+
+
+@dataclass(eq=False)
+class _Hook:
+    """Runtime state of one webhook: its request gate, the messages it still owes, and its metric children
+    (resolved once: a `labels()` lookup per message is a measurable share of a delivery's cost)."""
+
+    target: HookTarget
+    gate: asyncio.Semaphore
+    topics: frozenset[str]
+    metrics: HookMetrics
+    owed: int = 0
+    tasks: dict[TopicPartition, set[asyncio.Task[None]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        name = self.target.id
+        self.delivered = self.metrics.deliveries.labels(name)
+        self.delivery_latency = self.metrics.delivery_latency.labels(name)
+        self.backlog = self.metrics.backlog.labels(name)
+        self.backlog.set(0)
+
+
+class HookRunner:
+    def __init__(
+        self,
+        config: HookConfig,
+        settings: HookSettings,
+        bus: Bus,
+        session: aiohttp.ClientSession,
+        *,
+        metrics: HookMetrics | None = None,
+    ) -> None:
+        self.config = config
+        self.settings = settings
+        self.bus = bus
+        self.metrics = metrics or HookMetrics()
+        self._request_latency = {t.id: self.metrics.request_latency.labels(t.id) for t in settings.targets}
+        self.hooks: dict[str, _Hook] = {}
+        self.by_topic: dict[str, list[_Hook]] = {}
+        for target in settings.targets:
+            topics = frozenset(config.inputs.get(target.input_name, []))
+            hook = _Hook(target, asyncio.Semaphore(settings.concurrency), topics, self.metrics)
+            self.hooks[target.id] = hook
+            for topic in sorted(topics):
+                self.by_topic.setdefault(topic, []).append(hook)
+        self.delivery = Delivery(session, settings.policy, on_attempt=self._attempted)
+        self.tracker = OffsetTracker()
+        self._progress = asyncio.Event()
+        self._producer: Producer | None = None
+        self._consumer: Consumer | None = None
+        self._paused: set[TopicPartition] = set()
+        self.running = False
+
+    @property
+    def topics(self) -> list[str]:
+        return sorted({t for topics in self.config.inputs.values() for t in topics})
+
+    def unmatched_inputs(self) -> list[str]:
+        """Hook inputs that have topics but no webhook (their messages are committed without delivery)."""
+        wanted = {h.target.input_name for h in self.hooks.values()}
+        return sorted(name for name, topics in self.config.inputs.items() if topics and name not in wanted)
+
+    def not_ready_reason(self) -> str | None:
+        """For `/ready`: None once the runner consumes (its consumer owns partitions, or there is nothing to
+        consume), else why not."""
+        if not self.running:
+            return "not consuming yet"
+        if self._consumer is not None and not self._consumer.assignment():
+            return "no partitions assigned yet"
+        return None
+
+    # ---- delivery ----
+
+    def _attempted(self, hook: Webhook, attempt: Attempt) -> None:
+        self._request_latency[hook.name].observe(attempt.seconds)
+        if not attempt.ok:
+            reason = f"http_{attempt.status}" if attempt.status else "network"
+            self.metrics.failures.labels(hook.name, reason).inc()
+
+    def _spawn(self, hook: _Hook, msg: Message, ticket: Ticket, read_at: float) -> None:
+        task = asyncio.get_running_loop().create_task(self._deliver(hook, msg, ticket, read_at))
+        tasks = hook.tasks.setdefault(msg.tp, set())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        hook.owed += 1
+        hook.backlog.set(hook.owed)
+
+    async def _deliver(self, hook: _Hook, msg: Message, ticket: Ticket, read_at: float) -> None:
+        target = hook.target
+        try:
+            with trace_context(trace_id(msg)):
+                try:
+                    headers = request_headers(
+                        msg, hook_id=target.id, input_name=target.input_name, configured=target.headers
+                    )
+                    outcome = await self.delivery.deliver(
+                        target.webhook, msg.value, headers, since=read_at, gate=hook.gate
+                    )
+                except Exception as e:  # a bug here must dead-letter the message, not stall its partition
+                    log.exception("delivering %s to %s failed unexpectedly", msg.tp, target.id)
+                    outcome = Outcome(False, 0, None, f"internal error: {type(e).__name__}: {e}", 0.0)
+                if outcome.delivered:
+                    hook.delivered.inc()
+                    hook.delivery_latency.observe(time.monotonic() - read_at)
+                else:
+                    log.warning("webhook %s gave up on %s@%d: %s", target.id, msg.tp, msg.offset, outcome.error)
+                    await self._dead_letter(target, msg, outcome)
+            self.tracker.done(ticket)
+            self._store()
+        finally:
+            hook.owed -= 1
+            hook.backlog.set(hook.owed)
+            self._progress.set()
+
+    async def _dead_letter(self, target: HookTarget, msg: Message, outcome: Outcome) -> None:
+        """Produce to the dead-letter topic until the broker acknowledges: the message is never lost, and its
+        offset is not committed before."""
+        assert self._producer is not None
+        headers = contract.dead_letter(
+            msg.headers,
+            trace_id=trace_id(msg),
+            error=outcome.error or "delivery failed",
+            error_type=DEAD_LETTER_ERROR_TYPE,
+            source_topic=msg.topic,
+            source_partition=msg.partition,
+            source_offset=msg.offset,
+            component=f"EventHook:{target.id}",
+        )
+        headers = contract.replace(headers, {HOOK_ID_HEADER: target.id, HOOK_INPUT_HEADER: target.input_name})
+        delay = 0.5
+        while True:
+            try:
+                await self._producer.send(self.config.dead_letter_topic, msg.value, key=msg.key, headers=headers)
+                self.metrics.dead_letters.labels(target.id).inc()
+                return
+            except BusError as e:
+                log.error("dead-lettering %s@%d for %s failed, retrying: %s", msg.tp, msg.offset, target.id, e)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, DEAD_LETTER_RETRY_MAX_S)
+
+    # ---- consuming ----
+
+    def _revoked(self, tps: list[TopicPartition]) -> None:
+        """Partitions handed to another member: drop their deliveries (the new owner redelivers them)."""
+        self.tracker.forget(tps)
+        self._paused.difference_update(tps)
+        for hook in self.hooks.values():
+            for tp in tps:
+                for task in hook.tasks.pop(tp, set()):
+                    task.cancel()
+
+    def _store(self) -> None:
+        offsets = self.tracker.take_committable()
+        if offsets and self._consumer is not None:
+            self._consumer.store(offsets)
+
+    async def _commit(self, consumer: Consumer) -> None:
+        self._store()
+        try:
+            await consumer.commit()
+        except BusError as e:
+            log.warning("committing offsets failed (will retry with the next commit): %s", e)
+        self.metrics.uncommitted.set(self.tracker.pending)
+
+    def _fetch_size(self) -> int:
+        """Bounded by the smallest room among webhooks still reading, so none overshoots its backlog. Full webhooks
+        do not count: their topics are paused, and the consumer keeps polling so it stays in its group."""
+        free = [self.settings.max_backlog - h.owed for h in self.hooks.values() if h.owed < self.settings.max_backlog]
+        return max(1, min([FETCH_MAX, *free]))
+
+    def _apply_backpressure(self, consumer: Consumer) -> None:
+        """Pause the partitions feeding a full webhook; resume them once it has room again."""
+        full = {t for h in self.hooks.values() if h.owed >= self.settings.max_backlog for t in h.topics}
+        assigned = consumer.assignment()
+        pause = {tp for tp in assigned if tp.topic in full} - self._paused
+        resume = {tp for tp in self._paused if tp.topic not in full and tp in assigned}
+        if pause:
+            log.info("backlog full (%d messages) for topics %s: pausing", self.settings.max_backlog, sorted(full))
+            consumer.pause(pause)
+            self._paused |= pause
+        if resume:
+            consumer.resume(resume)
+            self._paused -= resume
+        self._paused &= assigned
+
+    def _dispatch(self, messages: Iterable[Message]) -> None:
+        now = time.monotonic()
+        for msg in messages:
+            hooks = self.by_topic.get(msg.topic, [])
+            ticket = self.tracker.add(msg.tp, msg.offset, len(hooks))
+            if ticket is None:
+                continue  # a re-fetch of a message already owed
+            for hook in hooks:
+                self._spawn(hook, msg, ticket, now)
+        self._store()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume and deliver until `stop` is set, then drain (see `_drain`) and leave the group."""
+        for target in self.settings.targets:
+            if target.webhook.secret is None:
+                log.warning("webhook %s has no signing secret: its deliveries are not signed", target.id)
+        if not self.topics:
+            log.warning("no topics are piped into EventHook; nothing to do")
+            self.running = True
+            await stop.wait()
+            self.running = False
+            return
+        for name in self.unmatched_inputs():
+            log.warning('hook input "%s" has no webhook: its messages are committed without delivery', name)
+        self._producer = self.bus.producer()
+        consumer = self.bus.consumer(self.config.consumer_group, self.topics, on_revoke=self._revoked)
+        self._consumer = consumer
+        self.running = True
+        last_commit = time.monotonic()
+        try:
+            while not stop.is_set():
+                self._apply_backpressure(consumer)
+                try:
+                    batch = await consumer.getmany(self._fetch_size(), COMMIT_EVERY_S)
+                except BusError as e:  # authentication or fatal client errors: keep trying, /ready says so
+                    log.error("consuming failed: %s", e)
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(1.0):
+                            await stop.wait()
+                    continue
+                self._dispatch(batch)
+                if time.monotonic() - last_commit >= COMMIT_EVERY_S:
+                    await self._commit(consumer)
+                    last_commit = time.monotonic()
+            await self._drain(consumer)
+        finally:
+            self.running = False
+            tasks = [t for h in self.hooks.values() for ts in h.tasks.values() for t in ts]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            with contextlib.suppress(BusError):
+                await self._commit(consumer)
+            await consumer.close()
+            await self._producer.close()
+            self._consumer = None
+
+    async def _drain(self, consumer: Consumer) -> None:
+        """Shutdown: give in-flight deliveries up to `DRAIN_S` to finish so their offsets can be committed; the
+        rest is redelivered after the restart."""
+        deadline = time.monotonic() + DRAIN_S
+        while self.tracker.pending and time.monotonic() < deadline:
+            self._progress.clear()
+            await self._commit(consumer)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, min(COMMIT_EVERY_S, deadline - time.monotonic()))):
+                    await self._progress.wait()

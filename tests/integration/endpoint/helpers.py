@@ -1,0 +1,116 @@
+"""Helpers of the endpoint tests: configs, an in-process endpoint, and reading topics back from Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from algorun.api.configs import EndpointConfig, EndpointPathConfig, Identity
+from algorun.api.enums import MessageDataType, WalMode
+from algorun.api.pipeline import CircuitBreaker, Producer, WriteAheadLog
+from algorun.bus import KafkaSettings, open_bus
+from algorun.bus.types import Message, TopicSpec
+from algorun.endpoint.claimcheck import PayloadStore
+from algorun.endpoint.service import EndpointService, endpoint_kafka_settings
+from algorun.endpoint.settings import build_settings
+
+OWNER, NAME = "acme", "orders"
+
+
+def make_config(
+    topic: str,
+    *,
+    wal_mode: WalMode = WalMode.DISABLE,
+    wal_dir: Path | None = None,
+    content_type: str | None = "application/json",
+    data_type: MessageDataType = MessageDataType.EMBEDDED,
+    partitions: int = 1,
+    cb_fails: int = 1,
+    cb_timeout: str = "1s",
+) -> EndpointConfig:
+    return EndpointConfig(
+        identity=Identity(deployment_owner=OWNER, deployment_name=NAME, pipeline_owner=OWNER, pipeline_name=NAME),
+        paths=[
+            EndpointPathConfig(
+                name="in", topic=topic, partitions=partitions, content_type=content_type, message_data_type=data_type
+            )
+        ],
+        producer=Producer(
+            cb=CircuitBreaker(fails=cb_fails, timeout=cb_timeout),
+            wal=WriteAheadLog(mode=wal_mode, path=str(wal_dir) if wal_dir else None),
+        ),
+    )
+
+
+def kafka_settings(bootstrap: str) -> KafkaSettings:
+    return KafkaSettings(bootstrap_servers=bootstrap, client_config_overrides={"log_level": 0})
+
+
+async def create_topic(bootstrap: str, topic: str, partitions: int = 1) -> None:
+    bus = open_bus(kafka_settings(bootstrap))
+    try:
+        await bus.create_topics([TopicSpec(topic, partitions, 1)])
+    finally:
+        await bus.close()
+
+
+@asynccontextmanager
+async def running_endpoint(
+    config: EndpointConfig, bootstrap: str, env: dict[str, str] | None = None, store: PayloadStore | None = None
+) -> AsyncIterator[EndpointService]:
+    """An endpoint on free ports of 127.0.0.1, in this event loop."""
+    settings = build_settings(
+        config,
+        {"ALGORUN_ENDPOINT_ACK_TIMEOUT": "2", **(env or {})},
+        http_listen="127.0.0.1:0",
+        grpc_listen="127.0.0.1:0",
+        monitoring_listen="127.0.0.1:0",
+    )
+    bus = open_bus(endpoint_kafka_settings(kafka_settings(bootstrap), settings))
+    service = EndpointService(config, settings, bus, store=store)
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop()
+        await bus.close()
+
+
+async def read_topic(bootstrap: str, topic: str, expected: int, limit: float = 30.0) -> list[Message]:
+    """Every message of `topic` (no group), waiting until at least `expected` arrived or `limit` seconds passed."""
+    bus = open_bus(kafka_settings(bootstrap))
+    consumer = bus.consumer(None, [topic])
+    out: list[Message] = []
+    deadline = time.monotonic() + limit
+    try:
+        while len(out) < expected and time.monotonic() < deadline:
+            out.extend(await consumer.getmany(1000, 0.5))
+        # Anything beyond `expected` (duplicates) that is already there.
+        out.extend(await consumer.getmany(1000, 0.2))
+    finally:
+        await consumer.close()
+        await bus.close()
+    return sorted(out, key=lambda m: (m.partition, m.offset))
+
+
+def header(msg: Message, name: str) -> str | None:
+    value = msg.header(name)
+    return value.decode() if value is not None else None
+
+
+async def wait_until(check: Any, limit: float, what: str, interval: float = 0.05) -> None:
+    """Wait for `check()` (sync or async) to be true; fail naming `what` after `limit` seconds."""
+    deadline = time.monotonic() + limit
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {limit}s waiting for {what}")
+        await asyncio.sleep(interval)

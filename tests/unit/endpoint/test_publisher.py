@@ -1,0 +1,241 @@
+"""Publishing policy: when messages go to Kafka, to the write-ahead log, or are refused; order through the log.
+
+The producer is an in-memory stand-in whose acknowledgements the test controls (the real broker is exercised
+by tests/integration/endpoint); the write-ahead log is the real one on a temporary file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pytest
+
+from algorun.api.enums import WalMode
+from algorun.bus.errors import BrokerUnreachable, UnknownTopic
+from algorun.bus.interface import Consumer, Producer
+from algorun.bus.types import Delivery, Headers, TopicPartition
+from algorun.endpoint.breaker import CircuitBreaker
+from algorun.endpoint.errors import EndpointError
+from algorun.endpoint.metrics import EndpointMetrics
+from algorun.endpoint.publisher import Limits, Publisher, WalPolicy
+from algorun.endpoint.routing import Outgoing
+from algorun.endpoint.wal import WriteAheadLog, decode_headers, encode_headers
+
+
+class FakeProducer(Producer):
+    """Records produced messages; `up` decides whether each is acknowledged at once or fails."""
+
+    def __init__(self) -> None:
+        self.up = True
+        self.hold = False
+        self.sent: list[tuple[str, bytes, bytes | None, Headers | None]] = []
+        self.held: list[asyncio.Future[Delivery]] = []
+        self.failure: Exception = BrokerUnreachable("broker down")
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | None = None,
+        headers: Headers | None = None,
+        partition: int | None = None,
+    ) -> asyncio.Future[Delivery]:
+        fut: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
+        if self.hold:
+            self.held.append(fut)
+        elif self.up:
+            self.sent.append((topic, value, key, headers))
+            fut.set_result(Delivery(topic, 0, len(self.sent) - 1))
+        else:
+            fut.set_exception(self.failure)
+        return fut
+
+    async def flush(self) -> None: ...
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.held)
+
+    async def begin_transaction(self) -> None: ...
+    async def send_offsets_to_transaction(self, consumer: Consumer, offsets: Mapping[TopicPartition, int]) -> None: ...
+    async def commit_transaction(self) -> None: ...
+    async def abort_transaction(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+def _msg(i: int, topic: str = "t") -> Outgoing:
+    return Outgoing(topic, f"k{i}".encode(), f"v{i}".encode(), [("traceID", f"k{i}".encode())], f"k{i}")
+
+
+async def _publisher(
+    tmp_path: Path | None, mode: WalMode, producer: FakeProducer, limits: Limits | None = None
+) -> Publisher:
+    wal = WriteAheadLog(tmp_path / "wal.db") if tmp_path is not None else None
+    p = Publisher(
+        producer,
+        wal=wal,
+        policy=WalPolicy(mode=mode),
+        breaker=CircuitBreaker(fails=1, timeout=60),
+        limits=limits or Limits(),
+        metrics=EndpointMetrics(),
+    )
+    await p.start()
+    return p
+
+
+async def _until(check: Callable[[], bool], limit: float = 5.0) -> None:
+    """Wait for a condition on the publisher's state (it has no event for each of them), failing after `limit`."""
+    async with asyncio.timeout(limit):
+        while not check():  # noqa: ASYNC110 - polls the code under test's state, bounded by the timeout
+            await asyncio.sleep(0.01)
+
+
+async def test_direct_publish_answers_with_the_broker_position() -> None:
+    producer = FakeProducer()
+    p = await _publisher(None, WalMode.DISABLE, producer)
+    accepted = await p.publish(_msg(0))
+    assert (accepted.stored, accepted.offset) == ("broker", 0)
+    await p.close()
+
+
+async def test_without_a_log_a_failed_delivery_is_503_and_the_breaker_answers_at_once() -> None:
+    producer = FakeProducer()
+    producer.up = False
+    p = await _publisher(None, WalMode.DISABLE, producer)
+    with pytest.raises(EndpointError) as first:
+        await p.publish(_msg(0))
+    assert first.value.status == 503 and first.value.retry_after
+    producer.up = True  # the breaker is open: the broker is not even tried
+    with pytest.raises(EndpointError) as second:
+        await p.publish(_msg(1))
+    assert second.value.status == 503
+    assert producer.sent == []
+    await p.close()
+
+
+async def test_a_broker_refusal_is_not_retried_through_the_log(tmp_path: Path) -> None:
+    producer = FakeProducer()
+    producer.up = False
+    producer.failure = UnknownTopic("no such topic")
+    p = await _publisher(tmp_path, WalMode.FALLBACK, producer)
+    with pytest.raises(EndpointError) as err:
+        await p.publish(_msg(0))
+    assert err.value.status == 503
+    assert p.wal is not None and p.wal.count == 0
+    await p.close()
+
+
+async def test_fallback_logs_during_an_outage_and_forwards_in_order_with_headers(tmp_path: Path) -> None:
+    producer = FakeProducer()
+    p = await _publisher(tmp_path, WalMode.FALLBACK, producer)
+    assert (await p.publish(_msg(0))).stored == "broker"
+    producer.up = False
+    stored = [(await p.publish(_msg(i))).stored for i in range(1, 6)]
+    assert stored == ["log"] * 5
+    assert p.diverting
+    producer.up = True
+    # Still diverting until the log is empty: a new message queues behind the logged ones.
+    assert (await p.publish(_msg(6))).stored == "log"
+    await _until(lambda: not p.diverting)
+    assert [v for _, v, _, _ in producer.sent] == [f"v{i}".encode() for i in range(7)]
+    assert [k for _, _, k, _ in producer.sent] == [f"k{i}".encode() for i in range(7)]
+    assert producer.sent[3][3] == [("traceID", b"k3")]
+    assert (await p.publish(_msg(7))).stored == "broker"
+    await p.close()
+
+
+async def test_a_message_still_on_its_way_is_not_overtaken_by_logged_ones(tmp_path: Path) -> None:
+    producer = FakeProducer()
+    p = await _publisher(tmp_path, WalMode.FALLBACK, producer)
+    producer.hold = True
+    slow = asyncio.ensure_future(p.publish(_msg(0)))  # on its way to Kafka
+    await _until(lambda: len(producer.held) == 1)
+    p.diverting = True  # e.g. another message just failed
+    producer.hold = False
+    assert (await p.publish(_msg(1))).stored == "log"
+    await asyncio.sleep(0.1)
+    assert producer.sent == []  # the forwarder waits for message 0
+    producer.held[0].set_exception(BrokerUnreachable("timed out"))
+    assert (await slow).stored == "log"
+    await _until(lambda: len(producer.sent) == 2)
+    assert [v for _, v, _, _ in producer.sent] == [b"v0", b"v1"]
+    await p.close()
+
+
+async def test_always_mode_answers_from_the_log_and_forwards(tmp_path: Path) -> None:
+    producer = FakeProducer()
+    p = await _publisher(tmp_path, WalMode.ALWAYS, producer)
+    assert [(await p.publish(_msg(i))).stored for i in range(3)] == ["log"] * 3
+    wal = p.wal
+    assert wal is not None
+    await _until(lambda: wal.count == 0)  # deleted once acknowledged, after the send
+    assert [v for _, v, _, _ in producer.sent] == [b"v0", b"v1", b"v2"]
+    await p.close()
+
+
+async def test_the_log_survives_a_restart_and_is_forwarded_first(tmp_path: Path) -> None:
+    producer = FakeProducer()
+    producer.up = False
+    p = await _publisher(tmp_path, WalMode.ALWAYS, producer)
+    for i in range(3):
+        await p.publish(_msg(i))
+    await p.close(drain_timeout=0.1)
+    again = FakeProducer()
+    q = await _publisher(tmp_path, WalMode.FALLBACK, again)
+    assert q.diverting
+    assert (await q.publish(_msg(3))).stored == "log"
+    await _until(lambda: len(again.sent) == 4)
+    assert [v for _, v, _, _ in again.sent] == [b"v0", b"v1", b"v2", b"v3"]
+    await q.close()
+
+
+async def test_beyond_the_in_flight_limit_requests_get_429() -> None:
+    producer = FakeProducer()
+    producer.hold = True
+    p = await _publisher(None, WalMode.DISABLE, producer, Limits(max_in_flight=2))
+    waiting = [asyncio.ensure_future(p.publish(_msg(i))) for i in range(2)]
+    await _until(lambda: len(producer.held) == 2)
+    with pytest.raises(EndpointError) as err:
+        await p.publish(_msg(9))
+    assert err.value.status == 429 and err.value.retry_after == 1
+    for i, fut in enumerate(producer.held):
+        fut.set_result(Delivery("t", 0, i))
+    await asyncio.gather(*waiting)
+    await p.close()
+
+
+async def test_a_full_log_refuses_with_503(tmp_path: Path) -> None:
+    producer = FakeProducer()
+    wal = WriteAheadLog(tmp_path / "wal.db", max_bytes=10)
+    p = Publisher(
+        producer,
+        wal=wal,
+        policy=WalPolicy(mode=WalMode.ALWAYS),
+        breaker=CircuitBreaker(),
+        limits=Limits(),
+        metrics=EndpointMetrics(),
+    )
+    producer.up = False
+    await p.start()
+    big = Outgoing("t", b"k", b"x" * 50, [], "k")
+    with pytest.raises(EndpointError) as err:
+        await p.publish(big)
+    assert err.value.status == 503
+    await p.close(drain_timeout=0.1)
+
+
+def test_per_topic_wal_overrides() -> None:
+    policy = WalPolicy(mode=WalMode.DISABLE, always_topics=frozenset({"a"}), disable_topics=frozenset({"b"}))
+    assert policy.mode_for("a") is WalMode.ALWAYS
+    assert policy.mode_for("b") is WalMode.DISABLE
+    assert policy.mode_for("c") is WalMode.DISABLE
+    assert policy.needs_log(["c", "a"]) and not policy.needs_log(["b", "c"])
+
+
+def test_header_codec_keeps_order_duplicates_and_bytes() -> None:
+    headers = [("a", b"1"), ("b", b"\x00\xff"), ("a", b""), ("é", b"x")]
+    assert decode_headers(encode_headers(headers)) == headers
+    assert decode_headers(encode_headers([])) == []

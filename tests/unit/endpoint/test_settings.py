@@ -1,0 +1,90 @@
+"""Endpoint settings: what the operator's config and the environment turn into (listen addresses, the log, S3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from algorun.api.configs import EndpointConfig, EndpointPathConfig, Identity
+from algorun.api.enums import WalMode
+from algorun.api.pipeline import EndpointServer, Listen, Producer, WriteAheadLog
+from algorun.bus import KafkaSettings
+from algorun.endpoint.claimcheck import storage_settings
+from algorun.endpoint.service import endpoint_kafka_settings
+from algorun.endpoint.settings import SettingsError, build_settings
+
+IDENT = Identity(deployment_owner="Acme", deployment_name="Orders", pipeline_owner="acme", pipeline_name="p")
+
+
+def _config(producer: Producer | None = None, server: EndpointServer | None = None) -> EndpointConfig:
+    return EndpointConfig(
+        identity=IDENT, paths=[EndpointPathConfig(name="in", topic="t")], producer=producer, server=server
+    )
+
+
+def test_without_a_wal_block_there_is_no_log_as_the_operator_gives_no_volume() -> None:
+    settings = build_settings(_config(), {})
+    assert settings.wal_policy.mode is WalMode.DISABLE
+    assert not settings.wal_enabled(["t"])
+
+
+def test_a_wal_block_without_a_mode_is_the_original_fallback_at_its_path(tmp_path: Path) -> None:
+    settings = build_settings(_config(Producer(wal=WriteAheadLog(path=str(tmp_path), size="10Mi"))), {})
+    assert settings.wal_policy.mode is WalMode.FALLBACK
+    assert settings.wal_file == str(tmp_path / "endpoint-wal.db")
+    assert settings.wal_max_bytes == 10 * 1024 * 1024
+
+
+def test_listen_addresses_config_then_environment_then_options() -> None:
+    config = _config(server=EndpointServer(http=Listen(listen=":9000")))
+    assert build_settings(config, {}).http.port == 9000
+    assert build_settings(config, {"EP_SERVER_HTTP_LISTEN": "127.0.0.1:9001"}).http.port == 9001
+    assert build_settings(config, {"EP_SERVER_HTTP_LISTEN": ":9001"}, http_listen="[::1]:9002").http.host == "::1"
+    assert build_settings(config, {}).grpc.port == 18282
+    assert build_settings(config, {}).monitoring.port == 28080
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"ALGORUN_ENDPOINT_MAX_BODY_BYTES": "lots"}, "MAX_BODY_BYTES"),
+        ({"ALGORUN_ENDPOINT_MAX_IN_FLIGHT": "0"}, "MAX_IN_FLIGHT"),
+        ({"ALGORUN_ENDPOINT_TLS_CERT": "/nonexistent.crt"}, "TLS_KEY"),
+        ({"ALGORUN_ENDPOINT_TLS_CLIENT_CA": "/ca.crt"}, "TLS_CERT"),
+        ({"ALGORUN_ENDPOINT_ACK_TIMEOUT": "soon"}, "ACK_TIMEOUT"),
+    ],
+)
+def test_settings_that_cannot_work_are_refused_naming_the_variable(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(SettingsError, match=needle):
+        build_settings(_config(), env)
+
+
+def test_bad_listen_address_names_the_field() -> None:
+    with pytest.raises(SettingsError, match=r"server\.http\.listen"):
+        build_settings(_config(), {}, http_listen="nowhere")
+
+
+def test_storage_comes_from_the_operators_variables_with_the_originals_bucket() -> None:
+    assert storage_settings({}, "Acme", "Orders") is None
+    s = storage_settings({"MC_HOST_algorun": "http://AK:se/cr+et@minio:9000"}, "Acme", "Orders")
+    assert s is not None
+    assert (s.endpoint_url, s.access_key, s.bucket) == ("http://minio:9000", "AK", "acme.orders")
+    assert s.secret_key is not None and s.secret_key.get_secret_value() == "se/cr+et"
+    env = {
+        "AWS_ENDPOINT_URL": "http://s3:9000",
+        "AWS_ACCESS_KEY_ID": "a",
+        "ALGORUN_STORAGE_BUCKET": "bkt",
+        "ALGORUN_STORAGE_REGION": "eu-west-1",
+    }
+    s = storage_settings(env, "Acme", "Orders")
+    assert s is not None and (s.bucket, s.region, s.endpoint_url) == ("bkt", "eu-west-1", "http://s3:9000")
+
+
+def test_pipeline_kafka_params_tune_the_producer_but_never_the_ack_timeout() -> None:
+    settings = build_settings(_config(), {})
+    kafka = KafkaSettings(bootstrap_servers="b:9092")
+    params = {"linger.ms": "7", "message.timeout.ms": "999999"}
+    producer = endpoint_kafka_settings(kafka, settings, params).producer_config
+    assert producer["linger.ms"] == "7"
+    assert producer["message.timeout.ms"] == max(1000, int(settings.ack_timeout_s * 1000))
