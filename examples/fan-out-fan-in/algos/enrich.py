@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # examples/, for the shared http_algo server
-from http_algo import serve  # noqa: E402
+from http_algo import serve
 
 
 def enrich(query: dict[str, str], body: bytes) -> tuple[int, Any]:

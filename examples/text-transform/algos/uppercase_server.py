@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # examples/, for the shared http_algo server
-from http_algo import serve  # noqa: E402
+from http_algo import serve
 
 
 def uppercase(query: dict[str, str], body: bytes) -> tuple[int, bytes]:
