@@ -156,6 +156,18 @@ class KafkaAuthType(StrEnum):
     SCRAM_SHA_512 = "scram-sha-512"
     PLAIN = "plain"
 
+    @classmethod
+    def _missing_(cls, value: object) -> KafkaAuthType | None:
+        """ "none" (the CLI's word for no authentication) and any case or surrounding spaces are accepted."""
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text == "none":
+                return cls.NONE
+            for member in cls:
+                if member.value == text:
+                    return member
+        return None
+
 
 class WalMode(StrEnum):
     """When the endpoint writes accepted messages to its local write-ahead log."""

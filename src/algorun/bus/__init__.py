@@ -18,7 +18,17 @@ from algorun.bus.errors import (
 )
 from algorun.bus.interface import Bus, Consumer, PartitionsCallback, Producer
 from algorun.bus.settings import AuthType, KafkaSettings
-from algorun.bus.types import Delivery, Headers, Message, PartitionLag, TopicInfo, TopicPartition, TopicSpec
+from algorun.bus.types import (
+    Delivery,
+    Headers,
+    Message,
+    OutMessage,
+    OutRecord,
+    PartitionLag,
+    TopicInfo,
+    TopicPartition,
+    TopicSpec,
+)
 from algorun.bus.url import open_bus
 
 __all__ = [
@@ -36,6 +46,8 @@ __all__ = [
     "Message",
     "MessageTooLarge",
     "NotAuthorized",
+    "OutMessage",
+    "OutRecord",
     "PartitionLag",
     "PartitionsCallback",
     "ProduceFailed",

@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from enum import StrEnum
 from pathlib import Path
 from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from algorun.api.enums import KafkaAuthType
 from algorun.bus.errors import ConfigError
 
-
-class AuthType(StrEnum):
-    NONE = "none"
-    TLS = "tls"
-    SCRAM_SHA_512 = "scram-sha-512"
-    PLAIN = "plain"
+AuthType = KafkaAuthType
+"""The api's enum ("" or "none" mean no authentication); the alias keeps `algorun.bus.AuthType` importable."""
 
 
 def _truthy(value: str | None) -> bool:
@@ -36,7 +32,7 @@ class KafkaSettings(BaseModel):
     bootstrap_servers: str = Field(description="host:port[,host:port...]")
     tls: bool = False
     ca_location: str | None = Field(default=None, description="CA bundle that signed the brokers' certificates")
-    auth_type: AuthType = AuthType.NONE
+    auth_type: KafkaAuthType = KafkaAuthType.NONE
     cert_location: str | None = Field(default=None, description="client certificate (auth_type tls)")
     key_location: str | None = Field(default=None, description="client private key (auth_type tls)")
     username: str | None = None
@@ -52,9 +48,11 @@ class KafkaSettings(BaseModel):
     def _complete(self) -> Self:
         if not self.bootstrap_servers.strip():
             raise ValueError("bootstrap_servers is empty")
-        if self.auth_type is AuthType.TLS and not (self.cert_location and self.key_location):
+        if self.auth_type is KafkaAuthType.TLS and not (self.cert_location and self.key_location):
             raise ValueError("auth_type tls needs cert_location and key_location (the client certificate)")
-        if self.auth_type in (AuthType.SCRAM_SHA_512, AuthType.PLAIN) and not (self.username and self.password):
+        if self.auth_type in (KafkaAuthType.SCRAM_SHA_512, KafkaAuthType.PLAIN) and not (
+            self.username and self.password
+        ):
             raise ValueError(f"auth_type {self.auth_type.value} needs username and password")
         return self
 
@@ -71,7 +69,7 @@ class KafkaSettings(BaseModel):
                 bootstrap_servers=brokers,
                 tls=_truthy(e.get("KAFKA_TLS")),
                 ca_location=e.get("KAFKA_TLS_CA_LOCATION") or None,
-                auth_type=AuthType(e.get("KAFKA_AUTH_TYPE") or "none"),
+                auth_type=KafkaAuthType(e.get("KAFKA_AUTH_TYPE") or ""),
                 cert_location=e.get("KAFKA_AUTH_TLS_USER_LOCATION") or None,
                 key_location=e.get("KAFKA_AUTH_TLS_KEY_LOCATION") or None,
                 username=e.get("KAFKA_AUTH_USERNAME") or None,
@@ -89,10 +87,10 @@ class KafkaSettings(BaseModel):
             "bootstrap.servers": self.bootstrap_servers,
             "client.id": self.client_id,
         }
-        ssl = self.tls or self.auth_type is AuthType.TLS
-        if self.auth_type in (AuthType.SCRAM_SHA_512, AuthType.PLAIN):
+        ssl = self.tls or self.auth_type is KafkaAuthType.TLS
+        if self.auth_type in (KafkaAuthType.SCRAM_SHA_512, KafkaAuthType.PLAIN):
             conf["security.protocol"] = "SASL_SSL" if ssl else "SASL_PLAINTEXT"
-            conf["sasl.mechanism"] = "SCRAM-SHA-512" if self.auth_type is AuthType.SCRAM_SHA_512 else "PLAIN"
+            conf["sasl.mechanism"] = "SCRAM-SHA-512" if self.auth_type is KafkaAuthType.SCRAM_SHA_512 else "PLAIN"
             conf["sasl.username"] = self.username or ""
             conf["sasl.password"] = self.password.get_secret_value() if self.password else ""
         elif ssl:
@@ -102,7 +100,7 @@ class KafkaSettings(BaseModel):
         if ssl:
             if self.ca_location:
                 conf["ssl.ca.location"] = _existing(self.ca_location, "ca_location")
-            if self.auth_type is AuthType.TLS:
+            if self.auth_type is KafkaAuthType.TLS:
                 conf["ssl.certificate.location"] = _existing(self.cert_location or "", "cert_location")
                 conf["ssl.key.location"] = _existing(self.key_location or "", "key_location")
         conf.update(self.client_config_overrides)

@@ -5,11 +5,15 @@ They are backend-neutral so that the runner, endpoint and hooks never see a conf
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 Headers = list[tuple[str, bytes]]
 """Kafka headers: ordered, names may repeat, values are raw bytes (the contract's values are UTF-8)."""
+
+
+_new_tuple = tuple.__new__
 
 
 class TopicPartition(NamedTuple):
@@ -19,11 +23,12 @@ class TopicPartition(NamedTuple):
     partition: int
 
 
-@dataclass(slots=True)
-class Message:
+class Message(NamedTuple):
     """One consumed record. `offset` is its position; commit `next_offset` once it is processed.
 
-    Not frozen: frozen dataclasses cost a setattr call per field, and this is built once per message.
+    A NamedTuple because it is built once per consumed message: backends build it with
+    `tuple.__new__(Message, (...))` (in C, ~0.2 us less per message than a slotted dataclass's Python `__init__`).
+    Read-only, like the record it describes; `headers` is the record's own list.
     """
 
     topic: str
@@ -36,7 +41,8 @@ class Message:
 
     @property
     def tp(self) -> TopicPartition:
-        return TopicPartition(self.topic, self.partition)
+        # tuple.__new__ skips the NamedTuple's Python-level __new__: callers ask for this once per message.
+        return _new_tuple(TopicPartition, (self.topic, self.partition))
 
     @property
     def next_offset(self) -> int:
@@ -49,6 +55,52 @@ class Message:
             if k == name:
                 return v
         return None
+
+
+def store_offsets(stored: dict[TopicPartition, int], offsets: Mapping[TopicPartition, int] | Iterable[Message]) -> None:
+    """Raise `stored` to `offsets` (next offsets, or processed messages); never lowers a partition's offset.
+
+    Both backends' `Consumer.store` use it. For messages, consecutive ones of one partition (how batches
+    arrive) are folded before touching the map, so a batch costs a comparison per message, not a lookup.
+    """
+    if isinstance(offsets, Mapping):
+        for tp, off in offsets.items():
+            if stored.get(tp, -1) < off:
+                stored[tp] = off
+        return
+    last_t: str | None = None
+    last_p = -1
+    top = -1
+    for m in offsets:
+        if m.partition != last_p or m.topic != last_t:
+            if top >= 0:
+                tp = _new_tuple(TopicPartition, (last_t, last_p))
+                if stored.get(tp, -1) < top:
+                    stored[tp] = top
+            last_t, last_p, top = m.topic, m.partition, -1
+        if m.offset >= top:
+            top = m.offset + 1
+    if top >= 0:
+        tp = _new_tuple(TopicPartition, (last_t, last_p))
+        if stored.get(tp, -1) < top:
+            stored[tp] = top
+
+
+OutRecord = tuple[str, bytes, bytes | None, Headers | None, int | None]
+"""One message for `Producer.produce_many`: (topic, value, key, headers, partition), as plain as it gets.
+
+A plain tuple is built in C; `OutMessage` names the same fields for callers who prefer keywords.
+"""
+
+
+class OutMessage(NamedTuple):
+    """One message to produce with `Producer.produce_many` (the arguments of `Producer.produce`)."""
+
+    topic: str
+    value: bytes
+    key: bytes | None = None
+    headers: Headers | None = None
+    partition: int | None = None
 
 
 class Delivery(NamedTuple):

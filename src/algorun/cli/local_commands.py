@@ -50,14 +50,15 @@ def _kafka_settings(
         return None
     from pydantic import SecretStr, ValidationError
 
-    from algorun.bus import AuthType, KafkaSettings
+    from algorun.api.enums import KafkaAuthType
+    from algorun.bus import KafkaSettings
 
     try:
         return KafkaSettings(
             bootstrap_servers=kafka,
             tls=tls,
             ca_location=str(ca) if ca else None,
-            auth_type=AuthType(auth),
+            auth_type=KafkaAuthType(auth),
             cert_location=str(cert) if cert else None,
             key_location=str(key) if key else None,
             username=user,

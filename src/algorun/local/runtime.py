@@ -19,6 +19,7 @@ from rich.live import Live
 from rich.markup import escape
 
 from algorun.api import load_pipeline
+from algorun.api.enums import KafkaAuthType
 from algorun.bus import Bus, KafkaSettings, TopicSpec, open_bus
 from algorun.local.connect import ConnectError, apply_connectors, delete_connectors
 from algorun.local.plan import LocalPlan, Ports, build_plan
@@ -61,7 +62,7 @@ def kafka_env(settings: KafkaSettings) -> dict[str, str]:
         env["KAFKA_TLS"] = "true"
     if settings.ca_location:
         env["KAFKA_TLS_CA_LOCATION"] = settings.ca_location
-    if settings.auth_type.value != "none":
+    if settings.auth_type is not KafkaAuthType.NONE:
         env["KAFKA_AUTH_TYPE"] = settings.auth_type.value
     if settings.cert_location:
         env["KAFKA_AUTH_TLS_USER_LOCATION"] = settings.cert_location

@@ -1,14 +1,27 @@
 """Claim checks: FileReference values (`{"host", "bucket", "file"}` JSON) resolved to bytes on input, and
-large or FileReference-typed outputs uploaded, through `algorun.storage` when it is configured."""
+FileReference-typed outputs uploaded, through `algorun.storage` when it is configured.
+
+Storage is configured as for the endpoint (the same variables, so both sides of a pipeline agree): the original's
+`MC_HOST_algorun` connection string or the AWS variables (`AWS_ENDPOINT_URL[_S3]`, `AWS_ACCESS_KEY_ID`, ...); the
+bucket for uploads is `ALGORUN_STORAGE_BUCKET`, else the original's lower(`{deploymentOwner}.{deploymentName}`).
+A reference is read from the bucket it names. Without any of these variables, FileReference messages are
+dead-lettered with a clear error (`NoStorage`).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from algorun import storage
+from algorun.api.configs import RunnerConfig
 from algorun.runner.model import AlgoFailure
+
+STORAGE_VARIABLES = ("MC_HOST_algorun", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +52,19 @@ class ClaimCheck(Protocol):
 
     async def put(self, data: bytes, name: str | None = None) -> FileReference: ...
 
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
 
 class NoStorage:
     """Used when no storage is configured: FileReference messages fail with a clear, dead-lettered error."""
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
 
     async def get(self, ref: FileReference) -> bytes:
         raise AlgoFailure(
@@ -61,6 +84,12 @@ class MemoryClaimCheck:
         self.bucket = bucket
         self.objects: dict[str, bytes] = {}
 
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
     async def get(self, ref: FileReference) -> bytes:
         try:
             return self.objects[ref.file]
@@ -71,3 +100,57 @@ class MemoryClaimCheck:
         key = name or uuid.uuid4().hex
         self.objects[key] = data
         return FileReference(bucket=self.bucket, file=key)
+
+
+class S3ClaimCheck:
+    """The claim check on S3-compatible storage (`algorun.storage.ClaimCheck`), one client for the runner's life.
+
+    Storage errors become AlgoFailures with a `Storage...` error type, so a message whose object is missing or
+    whose upload failed goes through retries and then to the dead-letter topic like any failed run (a transient
+    outage is retried by the plan; nothing is committed before its writes are acknowledged either way).
+    """
+
+    def __init__(self, settings: storage.StorageSettings) -> None:
+        self.settings = settings
+        self._store = storage.ClaimCheck(settings)
+
+    async def start(self) -> None:
+        await self._store.start()
+
+    async def close(self) -> None:
+        await self._store.close()
+
+    async def get(self, ref: FileReference) -> bytes:
+        try:
+            return await self._store.read(storage.FileReference(bucket=ref.bucket, file=ref.file, host=ref.host or ""))
+        except storage.ObjectMissing as e:
+            raise AlgoFailure(str(e), "FileReferenceNotFound") from e
+        except storage.StorageError as e:
+            raise AlgoFailure(f"reading FileReference {ref.bucket}/{ref.file}: {e}", "StorageError") from e
+
+    async def put(self, data: bytes, name: str | None = None) -> FileReference:
+        """Upload under a fresh key (`{uuid}/{name}` keeps the file name visible without ever overwriting)."""
+        key = f"{uuid.uuid4().hex}/{name}" if name else uuid.uuid4().hex
+        try:
+            ref = await self._store.put(data, key=key)
+        except storage.StorageError as e:
+            raise AlgoFailure(f"uploading an output to {self.settings.host}: {e}", "StorageError") from e
+        return FileReference(bucket=ref.bucket, file=ref.file, host=ref.host or None)
+
+
+def storage_settings(config: RunnerConfig, env: Mapping[str, str] | None = None) -> storage.StorageSettings | None:
+    """The S3 settings from the environment (as the endpoint reads them), or None when none are set."""
+    e = os.environ if env is None else env
+    if not any(e.get(v) for v in STORAGE_VARIABLES):
+        return None
+    ident = config.identity
+    bucket = e.get("ALGORUN_STORAGE_BUCKET") or f"{ident.deployment_owner}.{ident.deployment_name}".lower()
+    settings = storage.StorageSettings.from_env(e, bucket=bucket)
+    if region := e.get("ALGORUN_STORAGE_REGION"):
+        settings = settings.model_copy(update={"region": region})
+    return settings
+
+
+def claim_check_from_env(config: RunnerConfig, env: Mapping[str, str] | None = None) -> ClaimCheck:
+    settings = storage_settings(config, env)
+    return S3ClaimCheck(settings) if settings is not None else NoStorage()

@@ -6,6 +6,12 @@ Concurrency: messages are dispatched to *lanes* (a partition, or a key within a 
 run order) and moves on; the message is finished when every write it caused is acknowledged. Only then can its
 offset be committed, and only as part of the contiguous finished prefix (`delivery.OffsetTracker`).
 
+Per-message cost is what limits throughput when the algo is fast, so the common case takes a short path: with
+an executor that never waits (a sync python function), a message whose lane is idle is run inline while the
+fetched batch is dispatched (no task, coroutine or semaphore per message), and the acknowledgements of produced
+writes are collected by one sweep over the unacknowledged runs (in produce order) instead of a callback per write.
+Anything unusual (staged parts, claim checks, retry copies, a failure) takes the general path in the lane.
+
 Failures go through `retry.plan`: in place (Simple: only that lane waits), to the step's retry topic
 (RetryTopics: a copy of every part, then the offset moves on; the runner's own consumer of the retry topics waits
 until a copy is due), or to the dead-letter topic. A write that fails is written again until it is acknowledged:
@@ -35,10 +41,11 @@ from algorun.runner.delivery import OffsetTracker, lane_key
 from algorun.runner.executors.base import Executor
 from algorun.runner.metrics import RunnerMetrics
 from algorun.runner.model import AlgoFailure, AlgoUnavailable, Output, Part, Request
-from algorun.runner.payloads import ClaimCheck, FileReference, NoStorage
-from algorun.runner.routing import Inbound, dead_letter_headers, read_inbound, retry_headers
+from algorun.runner.payloads import ClaimCheck, FileReference, claim_check_from_env
+from algorun.runner.routing import Inbound, dead_letter_headers, output_headers, read_inbound, retry_headers
 from algorun.runner.staging import Staged, Staging
-from algorun.telemetry import Readiness, trace_context
+from algorun.telemetry import Readiness
+from algorun.telemetry.logs import _trace_id as trace_var  # set/reset directly on the hot path (no generator)
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +63,25 @@ class _Source:
     file_reference: bool
 
 
+_GO_TRUE = frozenset({b"1", b"t", b"T", b"TRUE", b"true", b"True"})  # contract.parse_run, on raw bytes
+_FILE_REFERENCE = contract.MessageDataType.FILE_REFERENCE.value.encode()
+_EMBEDDED = contract.MessageDataType.EMBEDDED
+
+
+@dataclass(slots=True)
+class _Queued:
+    """A message waiting in its lane; `failure` when its first run already failed on the inline path."""
+
+    message: Message
+    tp: TopicPartition
+    failure: AlgoFailure | None = None
+
+
 @dataclass(slots=True)
 class _Lane:
-    queue: deque[Message] = field(default_factory=deque)
+    queue: deque[_Queued] = field(default_factory=deque)
     task: asyncio.Task[None] | None = None
+    ready: bool = False  # waiting in Runner._ready for a task
 
 
 @dataclass(slots=True)
@@ -71,6 +93,20 @@ class _Write:
     output: str
     data_size: int
     status: str
+
+
+class _Unacked:
+    """One run's writes, enqueued to the producer and waiting for the broker's acknowledgements."""
+
+    __slots__ = ("futures", "messages", "started", "writes")
+
+    def __init__(
+        self, messages: list[Message], started: float, writes: list[_Write], futures: list[asyncio.Future[Delivery]]
+    ) -> None:
+        self.messages = messages
+        self.started = started
+        self.writes = writes
+        self.futures = futures
 
 
 class Runner:
@@ -90,7 +126,7 @@ class Runner:
         self.options = options
         self.bus = bus
         self.executor = executor
-        self.claim_check: ClaimCheck = claim_check or NoStorage()
+        self.claim_check: ClaimCheck = claim_check or claim_check_from_env(config)
         self.metrics = metrics or RunnerMetrics(config)
         self.readiness = Readiness()
         self.readiness.add("algo", lambda: self._algo_reason)
@@ -111,6 +147,8 @@ class Runner:
         self.tracker = OffsetTracker()
         self.staging = Staging()
         self._lanes: dict[Hashable, _Lane] = {}
+        self._ready: deque[Hashable] = deque()  # lanes with messages, waiting for a task
+        self._active = 0  # lane tasks not sleeping (a backoff or a retry copy's due time)
         self._queued: dict[TopicPartition, int] = {}
         self._paused: set[TopicPartition] = set()
         self._sem = asyncio.Semaphore(options.concurrency)
@@ -122,6 +160,9 @@ class Runner:
         self._background: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._eos = options.exactly_once
+        self._unacked: deque[_Unacked] = deque()  # in produce order
+        self._sweep_armed = False
+        self._inline: Callable[[Request], list[Output]] | None = None  # set once the executor started
 
     # ---- readiness ----
 
@@ -149,7 +190,8 @@ class Runner:
         """Wait until the algo answers; False if `stop` came first."""
         while await self._check_algo() is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), READY_POLL_S)
+                async with asyncio.timeout(READY_POLL_S):
+                    await stop.wait()
             if stop.is_set():
                 return False
         return True
@@ -158,7 +200,8 @@ class Runner:
         while not stop.is_set():
             await self._check_algo()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 2.0)
+                async with asyncio.timeout(2.0):
+                    await stop.wait()
 
     async def _monitor_lag(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -168,12 +211,22 @@ class Runner:
             except Exception as e:
                 log.debug("lag query failed: %s", e)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), LAG_INTERVAL_S)
+                async with asyncio.timeout(LAG_INTERVAL_S):
+                    await stop.wait()
 
     # ---- lifecycle ----
 
     async def run(self, stop: asyncio.Event) -> None:
+        await self.claim_check.start()
+        try:
+            await self._run(stop)
+        finally:
+            await self.claim_check.close()
+
+    async def _run(self, stop: asyncio.Event) -> None:
         await self.executor.start()
+        if all(o.message_data_type.value == _EMBEDDED.value for o in self.config.outputs):
+            self._inline = self.executor.sync_runner()  # a FileReference output needs the (async) claim check
         txn_id = f"{self.config.consumer_group}-{self.options.instance}" if self._eos else None
         self._producer = self.bus.producer(transactional_id=txn_id)
         monitors = [asyncio.create_task(self._monitor_lag(stop), name="algorun-runner-lag")]
@@ -253,8 +306,7 @@ class Runner:
                     await asyncio.sleep(0.5)
                     messages = []
                 if not stop.is_set():
-                    for m in messages:
-                        self._dispatch(m)
+                    self._dispatch(messages)
                     self._backpressure(consumer)
                 now = time.monotonic()
                 if now - last_expiry >= 1.0:
@@ -310,8 +362,7 @@ class Runner:
                 continue
             await producer.begin_transaction()
             try:
-                for m in messages:
-                    self._dispatch(m)
+                self._dispatch(messages)
                 self._expire_staged()
                 await self._idle.wait()
                 moved = self.tracker.take_moved()
@@ -331,6 +382,7 @@ class Runner:
             if lane.task is not None:
                 lane.task.cancel()
         self._lanes.clear()
+        self._ready.clear()
         self._queued.clear()
         self._writing = 0
         self._idle.set()
@@ -343,19 +395,66 @@ class Runner:
 
     # ---- dispatch ----
 
-    def _dispatch(self, m: Message) -> None:
-        tp = m.tp
-        self.tracker.add(tp, m.offset)
-        by_key = self.options.key_concurrency and m.topic not in self._retry_topics
-        key = lane_key(tp, m.key, by_key)
-        lane = self._lanes.get(key)
-        if lane is None:
-            lane = self._lanes[key] = _Lane()
-        lane.queue.append(m)
-        self._queued[tp] = self._queued.get(tp, 0) + 1
-        self._busy(1)
-        if lane.task is None:
+    def _dispatch(self, messages: list[Message]) -> None:
+        """Hand a fetched batch to the lanes, in read order. A message whose lane is idle runs inline when the
+        executor allows it; the others (and whatever the inline path declines) queue in their lane's task."""
+        tracker = self.tracker
+        lanes = self._lanes
+        inline = self._inline is not None
+        by_key = self.options.key_concurrency
+        retry_topics = self._retry_topics
+        tp = TopicPartition("", -1)
+        self._busy(len(messages))
+        for m in messages:
+            if m.partition != tp.partition or m.topic != tp.topic:
+                tp = TopicPartition(m.topic, m.partition)  # a batch comes in runs of one partition
+            tracker.add(tp, m.offset)
+            key = lane_key(tp, m.key, by_key and m.topic not in retry_topics)
+            lane = lanes.get(key)
+            failure: AlgoFailure | None = None
+            if lane is None and inline:
+                try:
+                    outcome = self._run_inline(m, tp)
+                except Exception:
+                    self._internal_error(m)
+                    continue
+                if outcome is True:
+                    continue
+                if outcome is not False:
+                    failure = outcome
+            if lane is None:
+                lane = lanes[key] = _Lane()
+            lane.queue.append(_Queued(m, tp, failure))
+            self._queued[tp] = self._queued.get(tp, 0) + 1
+            if lane.task is None and not lane.ready:
+                lane.ready = True
+                self._ready.append(key)
+        self._start_lanes()
+
+    def _start_lanes(self) -> None:
+        """Give waiting lanes a task, at most `concurrency` working at once. With key lanes there can be a lane
+        per message: a task (and a semaphore waiter) for each of thousands of buffered messages cost more than
+        the runs themselves (asyncio.Semaphore.locked() walks its waiters on every acquire)."""
+        ready, lanes, limit = self._ready, self._lanes, self.options.concurrency
+        while ready and self._active < limit:
+            key = ready.popleft()
+            lane = lanes.get(key)
+            if lane is None or not lane.ready:
+                continue
+            lane.ready = False
+            if lane.task is not None or not lane.queue:
+                continue
+            self._active += 1
             lane.task = asyncio.create_task(self._run_lane(key, lane))
+
+    async def _lane_sleep(self, seconds: float) -> None:
+        """Only this lane waits: while it sleeps, its place goes to another lane."""
+        self._active -= 1
+        self._start_lanes()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self._active += 1
 
     def _busy(self, n: int) -> None:
         self._writing += n
@@ -364,32 +463,99 @@ class Runner:
         else:
             self._idle.set()
 
+    def _internal_error(self, m: Message) -> None:
+        """A bug, not the message's fault: never commit past it; it is read again after a restart."""
+        log.exception("unexpected error handling %s[%d]@%d", m.topic, m.partition, m.offset)
+        self.metrics.runner_error("internal")
+        self._busy(-1)
+
     async def _run_lane(self, key: Hashable, lane: _Lane) -> None:
+        inline = self._inline is not None
         try:
             while lane.queue:
-                m = lane.queue.popleft()
-                tp = m.tp
+                item = lane.queue.popleft()
+                m, tp, failure = item.message, item.tp, item.failure
                 self._queued[tp] -= 1
                 if not self.tracker.owns(tp):  # revoked while queued: the new owner reads it
                     self._busy(-1)
                     continue
                 try:
-                    await self._handle(m)
+                    if failure is None and inline:
+                        outcome = self._run_inline(m, tp)
+                        if outcome is True:
+                            continue
+                        if outcome is not False:
+                            failure = outcome
+                    await self._handle(m, failure)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
-                    # A bug, not the message's fault: never commit past it; it is read again after a restart.
-                    log.exception("unexpected error handling %s[%d]@%d", m.topic, m.partition, m.offset)
-                    self.metrics.runner_error("internal")
-                    self._busy(-1)
+                    self._internal_error(m)
         finally:
+            self._active -= 1
             lane.task = None
             if self._lanes.get(key) is lane and not lane.queue:
                 del self._lanes[key]
+            self._start_lanes()
+
+    def _run_inline(self, m: Message, tp: TopicPartition) -> bool | AlgoFailure:
+        """The short path for the common message: a first attempt, run=true, embedded, nothing staged for its
+        trace. Runs the algo through the executor's sync runner and enqueues the writes.
+
+        True: done. False: not for this path, nothing was done (the lane's general path takes it). An
+        AlgoFailure: the algo ran and failed; the general path continues from there (retries, dead letter)
+        without running it again.
+        """
+        source = self._sources.get(m.topic)
+        if source is None or source.file_reference:
+            return False  # retry topics are not sources: their copies always take the general path
+        hd = dict(m.headers)  # bytes values, the last of a repeated name winning (Kafka's rule)
+        dtype = hd.get(contract.MESSAGE_DATA_TYPE)
+        if dtype is not None and dtype == _FILE_REFERENCE:
+            return False
+        run = hd.get(contract.RUN)
+        if run is not None and run not in _GO_TRUE:
+            return False
+        trace = hd.get(contract.TRACE_ID)
+        trace_id = trace.decode("utf-8", "replace") if trace else contract.new_trace_id()
+        algo_input = source.input
+        if self.staging.has((algo_input.name, trace_id)):
+            return False
+        started = time.monotonic()
+        headers = {k: (v or b"").decode("utf-8", "replace") for k, v in hd.items()}
+        content_type = headers.get(contract.CONTENT_TYPE) or (
+            algo_input.content_types[0] if algo_input.content_types else None
+        )
+        value = m.value
+        request = Request(
+            trace_id=trace_id,
+            input=algo_input,
+            parts=[Part(value, content_type, headers.get(contract.FILE_NAME))],
+            parameters=self.config.parameters,
+            endpoint_params=headers.get(contract.ENDPOINT_PARAMS),
+            headers=headers,
+        )
+        run_sync = self._inline
+        assert run_sync is not None
+        metrics = self.metrics
+        metrics.input_bytes(algo_input.name, "ok", len(value), len(value))
+        token = trace_var.set(trace_id)
+        try:
+            outputs = run_sync(request)
+        except AlgoFailure as e:
+            return e
+        finally:
+            trace_var.reset(token)
+            metrics.algo_duration.observe(time.monotonic() - started)
+        metrics.message(algo_input.name, "ok")
+        self._finish([m], started, self._embedded_writes(m, trace_id, outputs))
+        return True
 
     # ---- one message ----
 
-    async def _handle(self, m: Message) -> None:
+    async def _handle(self, m: Message, failure: AlgoFailure | None = None) -> None:
+        """The general path. `failure`: the inline path already ran the algo once and it failed (its input
+        bytes and duration are counted); continue with the retry plan."""
         source_topic = m.topic
         inb: Inbound | None = None
         try:
@@ -404,11 +570,12 @@ class Runner:
             inb = inb or read_inbound(m, frozenset())
             self._finish([m], started=time.monotonic(), writes=[self._dead_letter_write(m, inb, str(e), e.error_type)])
             return
-        with trace_context(inb.trace_id):
+        token = trace_var.set(inb.trace_id)  # log lines of this run carry its traceID
+        try:
             if inb.due is not None:
                 delay = inb.due - time.time()
                 if delay > 0:
-                    await asyncio.sleep(delay)
+                    await self._lane_sleep(delay)
             started = time.monotonic()
             algo_input = source.input
             try:
@@ -417,7 +584,8 @@ class Runner:
                 self.metrics.input_bytes(algo_input.name, "failed", len(m.value), 0)
                 self._finish([m], started, [self._dead_letter_write(m, inb, str(e), e.error_type)])
                 return
-            self.metrics.input_bytes(algo_input.name, "ok", len(m.value), len(part.data))
+            if failure is None:
+                self.metrics.input_bytes(algo_input.name, "ok", len(m.value), len(part.data))
             key = (algo_input.name, inb.trace_id)
             if not inb.run:
                 self.staging.stage(key, Staged(m, part, source_topic, time.monotonic()))
@@ -437,8 +605,10 @@ class Runner:
                 endpoint_params=inb.endpoint_params,
                 headers=inb.headers,
             )
-            writes = await self._execute(m, inb, source, request, messages)
+            writes = await self._execute(m, inb, source, request, messages, failure)
             self._finish([*messages, m], started, writes)
+        finally:
+            trace_var.reset(token)
 
     async def _part(self, m: Message, inb: Inbound, algo_input: RunnerInput) -> Part:
         data = m.value
@@ -463,13 +633,22 @@ class Runner:
                 await asyncio.sleep(READY_POLL_S)
 
     async def _execute(
-        self, m: Message, inb: Inbound, source: _Source, request: Request, staged: list[Message]
+        self,
+        m: Message,
+        inb: Inbound,
+        source: _Source,
+        request: Request,
+        staged: list[Message],
+        first_failure: AlgoFailure | None = None,
     ) -> list[_Write]:
         state = inb.state
         plan = source.plan
         name = request.input.name
         while True:
             try:
+                if first_failure is not None:
+                    failed, first_failure = first_failure, None
+                    raise failed
                 outputs = await self._run_algo(request)
             except AlgoFailure as failure:
                 self.metrics.algo_error.inc()
@@ -484,7 +663,7 @@ class Runner:
                     ]
                 self.metrics.retry(decision.step.index, decision.retry_num)
                 if plan.mode is retry_routing.Mode.IN_PLACE:
-                    await asyncio.sleep(max(0.0, decision.due - time.time()))
+                    await self._lane_sleep(max(0.0, decision.due - time.time()))
                     state = retry_routing.RetryState(decision.step.index, decision.retry_num)
                     continue
                 self.metrics.message(name, "retry")
@@ -529,7 +708,7 @@ class Runner:
             value = data
             if dtype is contract.MessageDataType.FILE_REFERENCE:
                 value = (await self.claim_check.put(data, out.file_name)).to_json()
-            headers = contract.output(
+            headers = output_headers(
                 m.headers,
                 trace_id=inb.trace_id,
                 data_type=dtype,
@@ -537,6 +716,25 @@ class Runner:
                 file_name=out.file_name,
             )
             writes.append(_Write(cfg.topic, value, key, headers, out.name, len(data), "ok"))
+        return writes
+
+    def _embedded_writes(self, m: Message, trace_id: str, outputs: list[Output]) -> list[_Write]:
+        """`_output_writes` when every output is embedded (no claim check to wait for)."""
+        writes: list[_Write] = []
+        key = trace_id.encode()  # contract.message_key
+        for out in outputs:
+            cfg = self._outputs.get(out.name)
+            if cfg is None or cfg.topic is None:
+                continue  # not piped anywhere
+            data = out.payload()
+            headers = output_headers(
+                m.headers,
+                trace_id=trace_id,
+                data_type=_EMBEDDED,
+                content_type=out.content_type or cfg.content_type,
+                file_name=out.file_name,
+            )
+            writes.append(_Write(cfg.topic, data, key, headers, out.name, len(data), "ok"))
         return writes
 
     def _dead_letter_write(
@@ -570,37 +768,53 @@ class Runner:
         if not writes:
             self._done(messages, started)
             return
-        remaining = [len(writes)]
-        failed: list[_Write] = []
+        self._unacked.append(_Unacked(messages, started, writes, [self._produce(w) for w in writes]))
+        if not self._sweep_armed:
+            self._sweep()
 
-        def settle(w: _Write, fut: asyncio.Future[Delivery]) -> None:
-            exc = fut.exception() if not fut.cancelled() else BusError("cancelled")
-            if exc is None:
-                self.metrics.ack(w.topic)
-                self.metrics.output_bytes(w.output, w.status, len(w.value), w.data_size)
-            else:
-                self.metrics.produce_error(w.topic, type(exc).__name__)
-                failed.append(w)
-            remaining[0] -= 1
-            if remaining[0] == 0:
-                if failed:
-                    self._spawn(self._rewrite(failed, messages, started))
-                else:
-                    self._done(messages, started)
-
-        for w in writes:
-            self._produce(w, settle)
-
-    def _produce(self, w: _Write, settle: Callable[[_Write, asyncio.Future[Delivery]], None]) -> None:
+    def _produce(self, w: _Write) -> asyncio.Future[Delivery]:
         producer = self._producer
         assert producer is not None
-        fut: asyncio.Future[Delivery]
         try:
-            fut = asyncio.ensure_future(producer.produce(w.topic, w.value, key=w.key, headers=w.headers))
+            return asyncio.ensure_future(producer.produce(w.topic, w.value, key=w.key, headers=w.headers))
         except BusError as e:
-            fut = asyncio.get_running_loop().create_future()
+            fut: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
             fut.set_exception(e)
-        fut.add_done_callback(lambda f: settle(w, f))
+            return fut
+
+    def _sweep(self, _: object = None) -> None:
+        """Settle the runs whose writes are all acknowledged, oldest first, then wait on the first write still
+        in flight: one callback per sweep rather than per write (the producer resolves acks in batches, so a
+        sweep usually settles many runs). A run behind an unacknowledged one waits for the next sweep, which
+        delays its commit by at most that write's round trip; offsets are still committed only as the
+        contiguous finished prefix."""
+        self._sweep_armed = False
+        unacked = self._unacked
+        while unacked:
+            head = unacked[0]
+            for fut in head.futures:
+                if not fut.done():
+                    self._sweep_armed = True
+                    fut.add_done_callback(self._sweep)
+                    return
+            unacked.popleft()
+            self._settle(head)
+
+    def _settle(self, run: _Unacked) -> None:
+        metrics = self.metrics
+        failed: list[_Write] = []
+        for w, fut in zip(run.writes, run.futures, strict=True):
+            exc = fut.exception() if not fut.cancelled() else BusError("cancelled")
+            if exc is None:
+                metrics.ack(w.topic)
+                metrics.output_bytes(w.output, w.status, len(w.value), w.data_size)
+            else:
+                metrics.produce_error(w.topic, type(exc).__name__)
+                failed.append(w)
+        if failed:
+            self._spawn(self._rewrite(failed, run.messages, run.started))
+        else:
+            self._done(run.messages, run.started)
 
     async def _rewrite(self, writes: list[_Write], messages: list[Message], started: float) -> None:
         """Writes the broker did not acknowledge: send again until it does (the offsets wait meanwhile)."""

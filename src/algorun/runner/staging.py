@@ -36,6 +36,9 @@ class Staging:
         self._parts.setdefault(key, []).append(item)
         self._count += 1
 
+    def has(self, key: StageKey) -> bool:
+        return key in self._parts
+
     def take(self, key: StageKey) -> list[Staged]:
         """Every part staged for `key`, in arrival order, removed."""
         items = self._parts.pop(key, [])

@@ -7,7 +7,16 @@ from collections.abc import Callable
 
 import pytest
 
-from algorun.bus import Bus, Message, TopicPartition, TopicSpec, TransactionError, UnknownTopic
+from algorun.bus import (
+    Bus,
+    Delivery,
+    Message,
+    OutMessage,
+    TopicPartition,
+    TopicSpec,
+    TransactionError,
+    UnknownTopic,
+)
 from algorun.bus.partitioning import partition_for_key
 from tests.integration.bus.helpers import assert_nothing_more, consume_n
 
@@ -235,3 +244,65 @@ async def test_transaction_commits_outputs_and_input_offsets_together(bus: Bus, 
         outs = await consume_n(c, 2)
         assert [m.value for m in outs] == [b"0-out", b"1-out"]
         await assert_nothing_more(c, wait=1.0)
+
+
+async def test_produce_many_acknowledges_each_message_in_order(bus: Bus, new_name: Names) -> None:
+    topic = await make_topic(bus, new_name, partitions=3)
+    batch = [(topic, str(i).encode(), b"one-trace", [("i", str(i).encode())], None) for i in range(200)]
+    async with bus.producer() as p:
+        outcomes = await p.produce_many(batch)
+        assert await p.produce_many([]) == []
+    assert all(isinstance(o, Delivery) for o in outcomes)
+    deliveries = [o for o in outcomes if isinstance(o, Delivery)]
+    assert {d.partition for d in deliveries} == {partition_for_key(b"one-trace", 3)}
+    assert [d.offset for d in deliveries] == sorted(d.offset for d in deliveries)
+    async with bus.consumer(new_name("g"), [topic]) as c:
+        got = await consume_n(c, 200)
+    assert [m.value for m in got] == [str(i).encode() for i in range(200)]
+    assert [m.headers for m in got] == [[("i", str(i).encode())] for i in range(200)]
+    assert [m.offset for m in got] == [d.offset for d in deliveries]
+
+
+async def test_produce_many_reports_each_failure_without_hiding_the_rest(bus: Bus, new_name: Names) -> None:
+    topic = await make_topic(bus, new_name)
+    missing = new_name("missing")
+    async with bus.producer() as p:
+        outcomes = await asyncio.wait_for(
+            p.produce_many([OutMessage(topic, b"a"), OutMessage(missing, b"b"), OutMessage(topic, b"c")]), 60
+        )
+    assert isinstance(outcomes[0], Delivery) and isinstance(outcomes[2], Delivery)
+    assert isinstance(outcomes[1], UnknownTopic)
+    async with bus.consumer(new_name("g"), [topic]) as c:
+        got = await consume_n(c, 2)
+    assert [m.value for m in got] == [b"a", b"c"]
+
+
+async def test_produce_many_in_a_transaction_follows_the_transaction(bus: Bus, new_name: Names) -> None:
+    topic = await make_topic(bus, new_name)
+    async with bus.producer(transactional_id=new_name("txn")) as p:
+        await p.begin_transaction()
+        aborted = p.produce_many([(topic, b"aborted", None, None, None)])
+        await p.abort_transaction()
+        assert all(isinstance(o, TransactionError) for o in await aborted)
+        await p.begin_transaction()
+        kept = p.produce_many([(topic, b"kept0", None, None, None), (topic, b"kept1", None, None, None)])
+        await p.commit_transaction()
+        assert [o.topic for o in await kept if isinstance(o, Delivery)] == [topic, topic]
+    async with bus.consumer(new_name("g"), [topic]) as c:
+        got = await consume_n(c, 2)
+        assert [m.value for m in got] == [b"kept0", b"kept1"]
+        await assert_nothing_more(c, wait=1.0)
+
+
+async def test_store_takes_the_highest_offset_of_a_batch(bus: Bus, new_name: Names) -> None:
+    topic = await make_topic(bus, new_name, partitions=2)
+    group = new_name("g")
+    async with bus.producer() as p:
+        await p.produce_many([(topic, str(i).encode(), None, None, i % 2) for i in range(20)])
+    async with bus.consumer(group, [topic]) as c:
+        got = await consume_n(c, 20)
+        c.store(reversed(got))  # any order: the highest processed offset per partition wins
+        c.store({TopicPartition(topic, 0): 1})  # never lowers what is stored
+        await c.commit()
+    committed = await bus.lag(group, [topic])
+    assert {tp.partition: lag.committed for tp, lag in committed.items()} == {0: 10, 1: 10}

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from algorun.api.enums import KafkaAuthType
 from algorun.bus import AuthType, ConfigError, KafkaSettings, open_bus
 from algorun.bus.local.bus import LocalBus
 
@@ -72,3 +73,13 @@ async def test_open_bus_picks_the_backend(tmp_path: Path) -> None:
     await bus.close()
     with pytest.raises(ConfigError, match="kafka://"):
         open_bus("redis://x")
+
+
+def test_one_auth_enum_reads_the_chart_and_cli_spellings() -> None:
+    """The chart writes "" for no authentication, the CLI says "none": both are the api's one enum."""
+    for spelling in ("", "none", " NONE "):
+        env = {"KAFKA_BROKERS": "b:9092", "KAFKA_AUTH_TYPE": spelling}
+        assert KafkaSettings.from_env(env).auth_type is AuthType.NONE is KafkaAuthType.NONE
+    assert KafkaAuthType(" Scram-SHA-512 ") is KafkaAuthType.SCRAM_SHA_512
+    with pytest.raises(ValueError, match="kerberos"):
+        KafkaAuthType("kerberos")

@@ -1,8 +1,11 @@
 """Kafka consumer: a group member with explicit commits, cooperative rebalancing and pause/resume.
 
-librdkafka's blocking `consume()` runs on one worker thread, a whole batch per hop. Rebalance callbacks run on
-that thread too: on revoke, the offsets the caller stored (processed) for those partitions are committed
-synchronously before the partitions are handed back, and the caller's `on_revoke` is scheduled on the loop.
+Messages already fetched by librdkafka are taken on the event loop thread with a non-blocking `consume()`; only
+when none are waiting does a blocking `consume()` run on one worker thread, a whole batch per hop. Under load
+(a backlog) that saves the thread hop and two loop wake-ups per batch. Rebalance callbacks run on whichever of
+the two threads calls librdkafka: on revoke, the offsets the caller stored (processed) for those partitions are
+committed synchronously before the partitions are handed back (on the loop thread this holds the loop for
+that one commit: correctness first), and the caller's `on_revoke` is scheduled on the loop.
 Client errors never end the consumer (an original defect): transient ones are logged and retried by
 librdkafka; authentication failures and fatal errors are raised from `getmany`, and the consumer stays usable.
 """
@@ -24,7 +27,7 @@ from confluent_kafka import TopicPartition as _TP
 from algorun.bus.errors import BusClosed, BusError, ConfigError
 from algorun.bus.interface import Consumer, PartitionsCallback
 from algorun.bus.kafka.errors import is_auth_error, translate
-from algorun.bus.types import Message, TopicPartition
+from algorun.bus.types import Message, TopicPartition, store_offsets
 
 if TYPE_CHECKING:
     from algorun.bus.settings import KafkaSettings
@@ -152,11 +155,10 @@ class KafkaConsumer(Consumer):
         if tps and self._on_revoke_cb is not None:
             self._loop.call_soon_threadsafe(self._on_revoke_cb, tps)
 
-    def _consume(self, max_messages: int, max_wait: float) -> list[Any]:
-        if not self._started:
-            self._start()
-            self._started = True
+    def _seek_pending(self) -> None:
         with self._lock:
+            if not self._needs_seek:
+                return
             seeks = [_TP(tp.topic, tp.partition, self._positions[tp]) for tp in self._needs_seek]
             self._needs_seek.clear()
         for tp in seeks:
@@ -164,7 +166,17 @@ class KafkaConsumer(Consumer):
                 self._c.seek(tp)
             except KafkaException as e:
                 log.warning("%s: seek %s failed: %s", self._where, tp, e)
-        result: list[Any] = self._c.consume(max_messages, max_wait)
+
+    def _consume(self, max_messages: int, max_wait: float) -> list[Any]:
+        if not self._started:
+            self._start()
+            self._started = True
+        self._seek_pending()
+        # librdkafka's consume(n, timeout) waits until it has *n* messages or the timeout passes; getmany waits
+        # only for the first one (a lone message must not sit out max_wait), then takes what else is there.
+        result: list[Any] = self._c.consume(1, max_wait)
+        if result and max_messages > 1:
+            result.extend(self._c.consume(max_messages - 1, 0))
         return result
 
     # ---- event loop ----
@@ -175,14 +187,30 @@ class KafkaConsumer(Consumer):
         if self._error is not None:
             error, self._error = self._error, None
             raise error
-        if self._fetch is None:
-            self._fetch = asyncio.wrap_future(self._pool.submit(self._consume, max_messages, max_wait))
-        # A cancelled caller must not lose a batch librdkafka already handed over: keep it for the next call.
-        raw = await asyncio.shield(self._fetch)
-        self._fetch = None
+        raw: list[Any] = []
+        if self._fetch is None and self._started and not self._needs_seek:
+            # What librdkafka already fetched is taken without a thread hop (a timeout of 0 does not wait;
+            # seeks, which do, are left to the worker thread).
+            raw = self._c.consume(max_messages, 0)
+        if not raw:
+            if self._fetch is None:
+                self._fetch = asyncio.wrap_future(self._pool.submit(self._consume, max_messages, max_wait))
+            # A cancelled caller must not lose a batch librdkafka already handed over: keep it for the next call.
+            raw = await asyncio.shield(self._fetch)
+            self._fetch = None
+        return self._convert(raw)
+
+    def _convert(self, raw: list[Any]) -> list[Message]:
+        """librdkafka messages to ours, skipping paused partitions and remembering each partition's position.
+
+        This runs once per consumed message, so it touches each field once and builds nothing it does not
+        return: the topic and partition are compared as they come, and a `TopicPartition` is made per run of
+        one partition, not per message.
+        """
         out: list[Message] = []
         first_error: BusError | None = None
         append = out.append
+        new = tuple.__new__  # Message(...) without the NamedTuple's Python-level __new__ (see types.Message)
         with self._lock:
             positions = self._positions
             blocked = self._paused  # messages fetched for a paused partition are refetched after resume
@@ -192,8 +220,8 @@ class KafkaConsumer(Consumer):
             skip = False
             offset = -1
             for m in raw:
-                err = m.error()
-                if err is not None:
+                if m.error() is not None:
+                    err = m.error()
                     if err.code() == KafkaError._PARTITION_EOF:
                         continue
                     e = translate(err, f"consume from {m.topic() or self._where}")
@@ -214,7 +242,7 @@ class KafkaConsumer(Consumer):
                 if skip:
                     continue
                 offset = m.offset()
-                append(Message(t, p, offset, m.key(), m.value() or b"", m.headers() or [], m.timestamp()[1]))
+                append(new(Message, (t, p, offset, m.key(), m.value() or b"", m.headers() or [], m.timestamp()[1])))
             if not skip and offset >= 0:
                 positions[tp] = offset + 1
         if first_error is not None and not out:
@@ -223,11 +251,7 @@ class KafkaConsumer(Consumer):
 
     def store(self, offsets: Mapping[TopicPartition, int] | Iterable[Message]) -> None:
         with self._lock:
-            stored = self._stored
-            pairs = offsets.items() if isinstance(offsets, Mapping) else ((m.tp, m.offset + 1) for m in offsets)
-            for tp, off in pairs:
-                if stored.get(tp, -1) < off:
-                    stored[tp] = off
+            store_offsets(self._stored, offsets)
 
     def _forget_stored(self, offsets: Mapping[TopicPartition, int]) -> None:
         with self._lock:

@@ -12,17 +12,28 @@ import contextlib
 import itertools
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
+from algorun.bus.batch import BatchOutcomes
 from algorun.bus.errors import BusClosed, BusError, ConfigError, TransactionError
 from algorun.bus.interface import Bus, Consumer, PartitionsCallback, Producer
 from algorun.bus.local.codec import encode_headers
 from algorun.bus.local.notify import Listener, Poker
 from algorun.bus.local.store import Record, Store
-from algorun.bus.types import Delivery, Headers, Message, PartitionLag, TopicInfo, TopicPartition, TopicSpec
+from algorun.bus.types import (
+    Delivery,
+    Headers,
+    Message,
+    OutRecord,
+    PartitionLag,
+    TopicInfo,
+    TopicPartition,
+    TopicSpec,
+    store_offsets,
+)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -112,7 +123,7 @@ class LocalProducer(Producer):
         self._loop = asyncio.get_running_loop()
         self._worker = bus._worker("producer")
         self._poker = Poker(bus.path)
-        self._pending: list[tuple[Record, asyncio.Future[Delivery]]] = []
+        self._pending: list[tuple[Record, _Sink]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
@@ -149,6 +160,26 @@ class LocalProducer(Producer):
             self._flusher = self._loop.create_task(self._flush_loop())
         return fut
 
+    def produce_many(self, messages: Sequence[OutRecord]) -> Awaitable[list[Delivery | BusError]]:
+        """The batch joins the pending group commit with one `BatchOutcomes` instead of a future per message."""
+        if self._closed:
+            raise BusClosed("local bus: producer is closed")
+        if self._txn is not None:
+            return super().produce_many(messages)  # buffered until the transaction commits
+        fut: asyncio.Future[list[Delivery | BusError]] = self._loop.create_future()
+        batch = BatchOutcomes(fut, len(messages))
+        if not messages:
+            return fut
+        self._pending.extend(
+            ((topic, partition, key, value, encode_headers(headers)), (batch, i))
+            for i, (topic, value, key, headers, partition) in enumerate(messages)
+        )
+        self._in_flight += len(messages)
+        if self._flusher is None:
+            self._idle.clear()
+            self._flusher = self._loop.create_task(self._flush_loop())
+        return fut
+
     def _write(
         self,
         records: list[Record],
@@ -168,17 +199,11 @@ class LocalProducer(Producer):
                 try:
                     results = await self._worker.run(self._write, [r for r, _ in batch])
                 except BusError as e:
-                    for _, fut in batch:
-                        if not fut.done():
-                            fut.set_exception(e)
+                    for _, sink in batch:
+                        _settle(sink, e)
                 else:
-                    for (_, fut), res in zip(batch, results, strict=True):
-                        if fut.done():
-                            continue
-                        if isinstance(res, BusError):
-                            fut.set_exception(res)
-                        else:
-                            fut.set_result(res)
+                    for (_, sink), res in zip(batch, results, strict=True):
+                        _settle(sink, res)
                 finally:
                     self._in_flight -= len(batch)
         finally:
@@ -247,6 +272,21 @@ class LocalProducer(Producer):
         self._closed = True
         self._poker.close()
         await self._worker.close()
+
+
+_Sink = asyncio.Future[Delivery] | tuple[BatchOutcomes, int]
+"""Where a pending record's outcome goes: its own future (`produce`) or a slot of a batch (`produce_many`)."""
+
+
+def _settle(sink: _Sink, outcome: Delivery | BusError) -> None:
+    if isinstance(sink, tuple):
+        sink[0].settle(sink[1], outcome)
+    elif sink.done():
+        return
+    elif isinstance(outcome, BusError):
+        sink.set_exception(outcome)
+    else:
+        sink.set_result(outcome)
 
 
 class LocalConsumer(Consumer):
@@ -343,16 +383,13 @@ class LocalConsumer(Consumer):
             wait = min(remaining, FALLBACK_POLL_S, max(0.0, self._last_sync + HEARTBEAT_S - self._loop.time()))
             if wait > 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait)
+                    async with asyncio.timeout(wait):
+                        await self._wake.wait()
 
     # ---- progress ----
 
     def store(self, offsets: Mapping[TopicPartition, int] | Iterable[Message]) -> None:
-        stored = self._stored
-        pairs = offsets.items() if isinstance(offsets, Mapping) else ((m.tp, m.offset + 1) for m in offsets)
-        for tp, off in pairs:
-            if stored.get(tp, -1) < off:
-                stored[tp] = off
+        store_offsets(self._stored, offsets)
 
     def _forget_stored(self, offsets: Mapping[TopicPartition, int]) -> None:
         for tp, off in offsets.items():

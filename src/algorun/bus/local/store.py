@@ -309,8 +309,9 @@ class Store:
                 (base + pos, base + (1 << OFFSET_BITS), budget),
             ).fetchall()
             topic, partition = tp
+            new = tuple.__new__  # Message(...) without the NamedTuple's Python-level __new__ (see types.Message)
             for rid, ts, key, value, headers in rows:
-                out.append(Message(topic, partition, rid - base, key, value, decode_headers(headers), ts))
+                out.append(new(Message, (topic, partition, rid - base, key, value, decode_headers(headers), ts)))
             budget -= len(rows)
         return out
 

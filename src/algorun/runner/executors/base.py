@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 
 from algorun.api.configs import RunnerConfig, RunnerOutput
 from algorun.api.enums import OutputDeliveryType
@@ -25,6 +26,15 @@ class Executor(abc.ABC):
     @abc.abstractmethod
     async def run(self, request: Request) -> list[Output]:
         """Run the algo once. Raises AlgoFailure (retry/dead letter) or AlgoUnavailable (wait and rerun)."""
+
+    def sync_runner(self) -> Callable[[Request], list[Output]] | None:
+        """A plain function doing what `run` does, for executors that never wait (an in-process sync callable).
+
+        The runner calls it inline while dispatching a fetched batch: no coroutine, task or semaphore per message,
+        which is most of the per-message cost when the algo itself takes microseconds. None: always use `run`.
+        It must raise AlgoFailure exactly as `run` would (never AlgoUnavailable: it cannot wait).
+        """
+        return None
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and processes."""

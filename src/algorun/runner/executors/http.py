@@ -89,7 +89,10 @@ class HttpExecutor(Executor):
         assert session is not None, "start() first"
         target = self._targets[request.input.name]
         output = self.output_for(OutputDeliveryType.HTTP_RESPONSE, input_name=request.input.name)
-        params = query_params(self._params, request.endpoint_params)
+        # No query at all is the common case: passing params=None skips building a URL per request.
+        params = (
+            query_params(self._params, request.endpoint_params) if self._params or request.endpoint_params else None
+        )
         outputs: list[Output] = []
         for part in request.parts:
             headers = dict(target.headers)
@@ -102,7 +105,12 @@ class HttpExecutor(Executor):
             try:
                 async with asyncio.timeout(self._timeout):
                     async with session.request(
-                        target.method, target.url, params=params, data=part.data, headers=headers, ssl=target.ssl
+                        target.method,
+                        target.url,
+                        params=params or None,
+                        data=part.data,
+                        headers=headers,
+                        ssl=target.ssl,
                     ) as resp:
                         body = await resp.read()
                         status = resp.status

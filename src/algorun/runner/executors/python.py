@@ -84,6 +84,24 @@ class PythonExecutor(Executor):
         self._is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
         self._context = _wants_context(fn)
 
+    def sync_runner(self) -> Callable[[Request], list[Output]] | None:
+        """A sync function without a timeout runs on the event loop anyway: let the runner call it inline."""
+        if self._fn is None or self._is_async or self._timeout:
+            return None
+        return self._run_sync
+
+    def _run_sync(self, request: Request) -> list[Output]:
+        fn = self._fn
+        assert fn is not None, "start() first"
+        parts = request.parts
+        data = parts[0].data if len(parts) == 1 else b"".join(p.data for p in parts)
+        try:
+            result = fn(data, self._make_context(request)) if self._context else fn(data)
+        except Exception as e:
+            detail = "".join(traceback.format_exception_only(e)).strip()
+            raise AlgoFailure(f"{self._entrypoint} raised {detail}", type(e).__name__) from e
+        return self._outputs(result)
+
     async def run(self, request: Request) -> list[Output]:
         fn = self._fn
         assert fn is not None, "start() first"
@@ -121,6 +139,8 @@ class PythonExecutor(Executor):
     def _outputs(self, result: Any) -> list[Output]:
         if result is None:
             return []
+        if type(result) is bytes:  # the common case first: isinstance against a union is slower
+            return [Output(self._first_output, result)] if self._first_output is not None else []
         if isinstance(result, bytes | bytearray | memoryview | str):
             if self._first_output is None:
                 return []

@@ -1,0 +1,80 @@
+"""The runner's one-pass output headers are `contract.output`'s, exactly (only the random span id differs)."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from algorun.bus import contract
+from algorun.bus.types import Headers
+from algorun.runner.routing import child_traceparent, output_headers
+
+NAMES = st.sampled_from(
+    [
+        contract.TRACE_ID,
+        contract.RUN,
+        contract.CONTENT_TYPE,
+        contract.FILE_NAME,
+        contract.MESSAGE_DATA_TYPE,
+        contract.TRACEPARENT,
+        contract.ENDPOINT_PARAMS,
+        contract.RETRY_NUM,
+        contract.ERROR_MESSAGE,
+        "custom",
+        "x-other",
+    ]
+)
+TRACE_IDS = st.one_of(
+    st.from_regex(r"[0-9a-f]{32}", fullmatch=True), st.text(max_size=40), st.just("0" * 32), st.just("A-b-C")
+)
+PARENTS = st.one_of(
+    st.from_regex(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}", fullmatch=True).map(str.encode),
+    st.binary(max_size=60),
+    st.just(b" 00-0123456789ABCDEF0123456789abcdef-0123456789abcdef-00 "),
+)
+VALUES = st.one_of(st.binary(max_size=20), PARENTS)
+SPAN = re.compile(rb"^(00-[0-9a-f]{32}-)[0-9a-f]{16}(-[0-9a-f]{2})$")
+
+
+def _without_span(headers: Headers) -> Headers:
+    out: Headers = []
+    for k, v in headers:
+        if k == contract.TRACEPARENT:
+            m = SPAN.match(v)
+            assert m is not None, v
+            v = m.group(1) + b"*" + m.group(2)
+        out.append((k, v))
+    return out
+
+
+@given(
+    headers=st.lists(st.tuples(NAMES, VALUES), max_size=12),
+    trace_id=TRACE_IDS,
+    data_type=st.sampled_from(list(contract.MessageDataType)),
+    content_type=st.one_of(st.none(), st.text(max_size=10)),
+    file_name=st.one_of(st.none(), st.text(max_size=10)),
+)
+def test_same_headers_as_the_contract(
+    headers: Headers,
+    trace_id: str,
+    data_type: contract.MessageDataType,
+    content_type: str | None,
+    file_name: str | None,
+) -> None:
+    ours = output_headers(
+        headers, trace_id=trace_id, data_type=data_type, content_type=content_type, file_name=file_name
+    )
+    theirs = contract.output(
+        headers, trace_id=trace_id, data_type=data_type, content_type=content_type, file_name=file_name
+    )
+    assert _without_span(ours) == [(k, v) for k, v in _without_span(theirs)]
+
+
+@given(trace_id=TRACE_IDS, parent=st.one_of(st.none(), PARENTS))
+def test_traceparent_keeps_the_trace_and_flags(trace_id: str, parent: bytes | None) -> None:
+    ours = child_traceparent(trace_id, parent).decode()
+    theirs = contract.child_traceparent(trace_id, None if parent is None else parent.decode("utf-8", "replace"))
+    assert ours[:36] == theirs[:36] and ours[-3:] == theirs[-3:]
+    assert ours[36:52] != "0" * 16
