@@ -7,7 +7,10 @@ request path, the traceID, the content type, every header and the body. It answe
 import argparse
 import json
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+_print_lock = threading.Lock()
 
 
 class Receiver(BaseHTTPRequestHandler):
@@ -23,7 +26,10 @@ class Receiver(BaseHTTPRequestHandler):
             "headers": headers,
             "body": body.decode("utf-8", errors="replace"),
         }
-        print(json.dumps(entry), flush=True)
+        # Deliveries arrive on several threads at once: one line per delivery, never two interleaved.
+        with _print_lock:
+            sys.stdout.write(json.dumps(entry) + "\n")
+            sys.stdout.flush()
         self.send_response(200)
         self.send_header("Content-Length", "0")
         self.end_headers()

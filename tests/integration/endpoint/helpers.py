@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 from algorun.api.configs import EndpointConfig, EndpointPathConfig, Identity
 from algorun.api.enums import MessageDataType, WalMode
@@ -100,17 +98,3 @@ async def read_topic(bootstrap: str, topic: str, expected: int, limit: float = 3
 def header(msg: Message, name: str) -> str | None:
     value = msg.header(name)
     return value.decode() if value is not None else None
-
-
-async def wait_until(check: Any, limit: float, what: str, interval: float = 0.05) -> None:
-    """Wait for `check()` (sync or async) to be true; fail naming `what` after `limit` seconds."""
-    deadline = time.monotonic() + limit
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {limit}s waiting for {what}")
-        await asyncio.sleep(interval)

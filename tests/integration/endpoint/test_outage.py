@@ -26,10 +26,10 @@ from tests.integration.endpoint.helpers import (
     make_config,
     read_topic,
     running_endpoint,
-    wait_until,
 )
 from tests.integration.endpoint.restartable import RestartableBroker
 from tests.support.procs import ManagedProcess, free_ports
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 JSON = {"Content-Type": "application/json"}

@@ -4,10 +4,9 @@ producing input messages, and reading a topic back."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import aiohttp
@@ -18,23 +17,10 @@ from algorun.bus.types import Message
 from algorun.hooks.metrics import HookMetrics
 from algorun.hooks.runner import HookRunner
 from algorun.hooks.settings import build_settings
+from tests.support.waiting import wait_until
 
 SECRET = "hook-signing-secret"
 POLL_S = 0.05
-
-
-async def wait_until(check: Callable[[], bool | Awaitable[bool]], limit: float, what: str) -> None:
-    """Poll `check` (sync or async) until it is true; fail naming `what` after `limit` seconds."""
-    deadline = time.monotonic() + limit
-    while True:
-        result = check()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {limit}s waiting for {what}")
-        await asyncio.sleep(POLL_S)
 
 
 def kafka_settings(bootstrap: str) -> KafkaSettings:
