@@ -8,8 +8,9 @@ offset be committed, and only as part of the contiguous finished prefix (`delive
 
 Per-message cost is what limits throughput when the algo is fast, so the common case takes a short path: with
 an executor that never waits (a sync python function), a message whose lane is idle is run inline while the
-fetched batch is dispatched (no task, coroutine or semaphore per message), and the acknowledgements of produced
-writes are collected by one sweep over the unacknowledged runs (in produce order) instead of a callback per write.
+fetched batch is dispatched (no task, coroutine or semaphore per message), the writes of those runs go to the
+producer in one `produce_many` per fetched batch, and the outcomes are collected by one sweep over the
+unacknowledged batches (in produce order) instead of a future and a callback per write.
 Anything unusual (staged parts, claim checks, retry copies, a failure) takes the general path in the lane.
 
 Failures go through `retry.plan`: in place (Simple: only that lane waits), to the step's retry topic
@@ -96,17 +97,22 @@ class _Write:
 
 
 class _Unacked:
-    """One run's writes, enqueued to the producer and waiting for the broker's acknowledgements."""
+    """Writes of one or more runs, handed to the producer in one `produce_many` and waiting for its outcomes.
 
-    __slots__ = ("futures", "messages", "started", "writes")
+    One batch per dispatched fetch on the inline path (every run the batch finished inline), else one per run:
+    the producer settles a batch with one future instead of one per write. `runs` holds each run's messages,
+    start time and how many of `writes` (consecutive, in run order) are its own."""
 
-    def __init__(
-        self, messages: list[Message], started: float, writes: list[_Write], futures: list[asyncio.Future[Delivery]]
-    ) -> None:
-        self.messages = messages
-        self.started = started
-        self.writes = writes
-        self.futures = futures
+    __slots__ = ("future", "runs", "writes")
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[list[Message], float, int]] = []
+        self.writes: list[_Write] = []
+        self.future: asyncio.Future[list[Delivery | BusError]] | None = None
+
+    def add(self, messages: list[Message], started: float, writes: list[_Write]) -> None:
+        self.runs.append((messages, started, len(writes)))
+        self.writes.extend(writes)
 
 
 class Runner:
@@ -161,6 +167,7 @@ class Runner:
         self._stopping = False
         self._eos = options.exactly_once
         self._unacked: deque[_Unacked] = deque()  # in produce order
+        self._collecting: _Unacked | None = None  # the inline runs' writes of the batch being dispatched
         self._sweep_armed = False
         self._inline: Callable[[Request], list[Output]] | None = None  # set once the executor started
 
@@ -398,13 +405,24 @@ class Runner:
     def _dispatch(self, messages: list[Message]) -> None:
         """Hand a fetched batch to the lanes, in read order. A message whose lane is idle runs inline when the
         executor allows it; the others (and whatever the inline path declines) queue in their lane's task."""
-        tracker = self.tracker
-        lanes = self._lanes
         inline = self._inline is not None
         by_key = self.options.key_concurrency
-        retry_topics = self._retry_topics
         tp = TopicPartition("", -1)
         self._busy(len(messages))
+        batch = self._collecting = _Unacked() if inline and not self._eos else None
+        try:
+            self._dispatch_each(messages, tp, inline, by_key)
+        finally:
+            self._collecting = None
+            if batch is not None and batch.runs:
+                self._submit(batch)  # before any lane task runs: a lane's later writes follow these
+        self._start_lanes()
+
+    def _dispatch_each(self, messages: list[Message], tp: TopicPartition, inline: bool, by_key: bool) -> None:
+        """`_dispatch`'s loop, apart so that the batch of inline writes is submitted even if it stops half-way."""
+        tracker = self.tracker
+        lanes = self._lanes
+        retry_topics = self._retry_topics
         for m in messages:
             if m.partition != tp.partition or m.topic != tp.topic:
                 tp = TopicPartition(m.topic, m.partition)  # a batch comes in runs of one partition
@@ -429,7 +447,6 @@ class Runner:
             if lane.task is None and not lane.ready:
                 lane.ready = True
                 self._ready.append(key)
-        self._start_lanes()
 
     def _start_lanes(self) -> None:
         """Give waiting lanes a task, at most `concurrency` working at once. With key lanes there can be a lane
@@ -768,58 +785,86 @@ class Runner:
         if not writes:
             self._done(messages, started)
             return
-        self._unacked.append(_Unacked(messages, started, writes, [self._produce(w) for w in writes]))
+        batch = self._collecting
+        if batch is not None:  # the inline path of a dispatch: produced with the batch's other runs
+            batch.add(messages, started, writes)
+            return
+        batch = _Unacked()
+        batch.add(messages, started, writes)
+        self._submit(batch)
+
+    def _submit(self, batch: _Unacked) -> None:
+        """Enqueue a batch's writes now, in order, with one `produce_many`; the sweep settles it."""
+        batch.future = self._produce_many(batch.writes)
+        self._unacked.append(batch)
         if not self._sweep_armed:
             self._sweep()
 
-    def _produce(self, w: _Write) -> asyncio.Future[Delivery]:
+    def _produce_many(self, writes: list[_Write]) -> asyncio.Future[list[Delivery | BusError]]:
         producer = self._producer
         assert producer is not None
         try:
-            return asyncio.ensure_future(producer.produce(w.topic, w.value, key=w.key, headers=w.headers))
-        except BusError as e:
-            fut: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
-            fut.set_exception(e)
+            return asyncio.ensure_future(
+                producer.produce_many([(w.topic, w.value, w.key, w.headers, None) for w in writes])
+            )
+        except BusError as e:  # e.g. closed: every write failed (and is written again, or waits for shutdown)
+            fut: asyncio.Future[list[Delivery | BusError]] = asyncio.get_running_loop().create_future()
+            fut.set_result([e] * len(writes))
             return fut
 
     def _sweep(self, _: object = None) -> None:
-        """Settle the runs whose writes are all acknowledged, oldest first, then wait on the first write still
-        in flight: one callback per sweep rather than per write (the producer resolves acks in batches, so a
-        sweep usually settles many runs). A run behind an unacknowledged one waits for the next sweep, which
-        delays its commit by at most that write's round trip; offsets are still committed only as the
-        contiguous finished prefix."""
+        """Settle the batches whose writes are all acknowledged, oldest first, then wait on the first batch still
+        in flight: one callback per batch rather than per write. A batch behind an unacknowledged one waits for
+        the next sweep, which delays its commit by at most that batch's round trip; offsets are still committed
+        only as the contiguous finished prefix."""
         self._sweep_armed = False
         unacked = self._unacked
         while unacked:
             head = unacked[0]
-            for fut in head.futures:
-                if not fut.done():
-                    self._sweep_armed = True
-                    fut.add_done_callback(self._sweep)
-                    return
+            fut = head.future
+            assert fut is not None
+            if not fut.done():
+                self._sweep_armed = True
+                fut.add_done_callback(self._sweep)
+                return
             unacked.popleft()
             self._settle(head)
 
-    def _settle(self, run: _Unacked) -> None:
+    def _settle(self, batch: _Unacked) -> None:
+        """Count each write's outcome; a run is done when all its writes were acknowledged, else its failed
+        writes are written again (`_rewrite`) and only then is it done."""
         metrics = self.metrics
-        failed: list[_Write] = []
-        for w, fut in zip(run.writes, run.futures, strict=True):
-            exc = fut.exception() if not fut.cancelled() else BusError("cancelled")
-            if exc is None:
-                metrics.ack(w.topic)
-                metrics.output_bytes(w.output, w.status, len(w.value), w.data_size)
-            else:
-                metrics.produce_error(w.topic, type(exc).__name__)
-                failed.append(w)
-        if failed:
-            self._spawn(self._rewrite(failed, run.messages, run.started))
+        fut = batch.future
+        assert fut is not None
+        writes = batch.writes
+        outcomes: list[Delivery | BusError]
+        if fut.cancelled() or fut.exception() is not None:
+            error = BusError(f"produce failed: {'cancelled' if fut.cancelled() else fut.exception()}")
+            outcomes = [error] * len(writes)
         else:
-            self._done(run.messages, run.started)
+            outcomes = fut.result()
+        i = 0
+        for messages, started, n in batch.runs:
+            failed: list[_Write] | None = None
+            for j in range(i, i + n):
+                w = writes[j]
+                outcome = outcomes[j]
+                if isinstance(outcome, BusError):
+                    metrics.produce_error(w.topic, type(outcome).__name__)
+                    if failed is None:
+                        failed = []
+                    failed.append(w)
+                else:
+                    metrics.ack(w.topic)
+                    metrics.output_bytes(w.output, w.status, len(w.value), w.data_size)
+            i += n
+            if failed:
+                self._spawn(self._rewrite(failed, messages, started))
+            else:
+                self._done(messages, started)
 
     async def _rewrite(self, writes: list[_Write], messages: list[Message], started: float) -> None:
         """Writes the broker did not acknowledge: send again until it does (the offsets wait meanwhile)."""
-        producer = self._producer
-        assert producer is not None
         attempt = 0
         pending = list(writes)
         while pending:
@@ -827,10 +872,11 @@ class Runner:
             attempt += 1
             log.warning("%d writes not acknowledged; writing again in %ss", len(pending), delay)
             await asyncio.sleep(delay)
-            futures: list[Awaitable[Delivery]] = []
-            for w in pending:
-                futures.append(producer.produce(w.topic, w.value, key=w.key, headers=w.headers))
-            results = await asyncio.gather(*futures, return_exceptions=True)
+            results: list[Delivery | BusError]
+            try:
+                results = await self._produce_many(pending)
+            except Exception as e:  # whatever the batch failed with, every write of it is tried again
+                results = [BusError(str(e))] * len(pending)
             still = []
             for w, r in zip(pending, results, strict=True):
                 if isinstance(r, BaseException):

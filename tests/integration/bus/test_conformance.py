@@ -9,6 +9,7 @@ import pytest
 
 from algorun.bus import (
     Bus,
+    Consumer,
     Delivery,
     Message,
     OutMessage,
@@ -306,3 +307,35 @@ async def test_store_takes_the_highest_offset_of_a_batch(bus: Bus, new_name: Nam
         await c.commit()
     committed = await bus.lag(group, [topic])
     assert {tp.partition: lag.committed for tp, lag in committed.items()} == {0: 10, 1: 10}
+
+
+async def _drive_until(consumers: list[Consumer], done: Callable[[], bool], what: str, within: float = 60.0) -> None:
+    """Poll every consumer (a rebalance needs each member to poll) until `done()`; fail naming `what`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not done():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
+        for consumer in consumers:
+            assert await consumer.getmany(max_wait=0.2) == [], "no message was produced yet"
+
+
+async def test_a_paused_partition_that_was_revoked_is_read_again_when_it_comes_back(bus: Bus, new_name: Names) -> None:
+    """A revoke forgets a partition's pause (the owner may change); librdkafka, though, kept its pause flag across
+    revoke and re-assign, so a runner that paused for backpressure during a rebalance never read that partition
+    again while reporting ready."""
+    topic = await make_topic(bus, new_name, partitions=2)
+    group = new_name("g")
+    async with bus.consumer(group, [topic]) as first:
+        await _drive_until([first], lambda: len(first.assignment()) == 2, "the first member to own both")
+        first.pause(first.assignment())
+        async with bus.consumer(group, [topic]) as second:
+            await _drive_until([first, second], lambda: bool(second.assignment()), "the second member's share")
+        await _drive_until([first], lambda: len(first.assignment()) == 2, "both partitions back with the first")
+        # What the runner does: resume what it still believes paused (a revoke forgot the others' pauses).
+        first.resume(first.assignment())
+        async with bus.producer() as p:
+            for i in range(10):
+                await p.send(topic, f"m{i}".encode(), partition=i % 2)
+        got = await consume_n(first, 10)
+    assert sorted(m.value for m in got) == sorted(f"m{i}".encode() for i in range(10))

@@ -1,31 +1,39 @@
-"""The runner as a real process (`algorun runner`), for kill -9, SIGTERM and health tests."""
+"""The runner as a real process (`algorun runner`), for kill -9, SIGTERM and health tests.
+
+The runner picks its own health port (`--health-port 0`) and logs it: a port chosen by the test and bound later
+by the runner can be taken in between by any other process on a busy machine (the runner then exits with
+"address already in use", and a test waiting for its outputs only times out).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
 from algorun.api.configs import RunnerConfig
 from tests.integration.runner.harness import REPO
-from tests.support.procs import free_port
+
+_PORT_LINE = re.compile(r"started; health on :(\d+)")
 
 
 class RunnerProcess:
     def __init__(
         self, config: RunnerConfig, bus_url: str, workdir: Path, *args: str, env: dict[str, str] | None = None
     ) -> None:
-        self.port = free_port()
+        self._port: int | None = None
         path = workdir / f"runner-{config.consumer_group}.json"
         path.write_text(config.model_dump_json(by_alias=True))
-        self.log_path = workdir / f"runner-{self.port}.log"
+        self.log_path = workdir / f"runner-{uuid.uuid4().hex[:8]}.log"
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.popen = subprocess.Popen(
             [
@@ -38,7 +46,7 @@ class RunnerProcess:
                 "--bus",
                 bus_url,
                 "--health-port",
-                str(self.port),
+                "0",
                 "--grace",
                 "10",
                 *args,
@@ -54,6 +62,20 @@ class RunnerProcess:
             },
             start_new_session=True,
         )
+
+    @property
+    def port(self) -> int:
+        """The health port the runner logged; ConnectionRefusedError (an OSError) until it has one."""
+        if self._port is None:
+            found = _PORT_LINE.search(self.log_path.read_text(errors="replace"))
+            if found is None:
+                raise ConnectionRefusedError(f"the runner has not opened its health port yet ({self.log_path})")
+            self._port = int(found.group(1))
+        return self._port
+
+    def exited(self) -> int | None:
+        """The exit code once the process ended, else None."""
+        return self.popen.poll()
 
     def get(self, path: str) -> tuple[int, str]:
         try:

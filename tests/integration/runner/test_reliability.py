@@ -35,15 +35,27 @@ def url(settings: KafkaSettings) -> str:
     return f"kafka://{settings.bootstrap_servers}"
 
 
-async def count_outputs(bus: Bus, topic: str, expected: int, timeout: float) -> Counter[bytes]:  # noqa: ASYNC109
-    """Every value of `topic` and how often, once `expected` distinct values arrived (or fail after `timeout`)."""
+async def count_outputs(
+    bus: Bus,
+    topic: str,
+    expected: int,
+    timeout: float,  # noqa: ASYNC109
+    runner: RunnerProcess | None = None,
+) -> Counter[bytes]:
+    """Every value of `topic` and how often, once `expected` distinct values arrived (or fail after `timeout`).
+
+    With `runner`, fail at once (with its log) if that process exits, and show its log on a timeout: a runner
+    that died at startup must not look like a slow one."""
     consumer = bus.consumer(None, [topic])
     counts: Counter[bytes] = Counter()
     deadline = time.monotonic() + timeout
     try:
         while len(counts) < expected:
+            if runner is not None and runner.exited() is not None:
+                raise AssertionError(f"the runner exited with {runner.exited()}:\n{runner.log()}")
             if time.monotonic() > deadline:
-                raise AssertionError(f"{topic}: {len(counts)} of {expected} distinct values within {timeout}s")
+                log = f"\n{runner.log()}" if runner is not None else ""
+                raise AssertionError(f"{topic}: {len(counts)} of {expected} distinct values within {timeout}s{log}")
             counts.update(m.value for m in await consumer.getmany(max_messages=5000, max_wait=0.2))
         counts.update(m.value for m in await consumer.getmany(max_messages=5000, max_wait=0.5))
     finally:
@@ -71,7 +83,10 @@ async def test_kill_9_mid_stream_loses_nothing(
     await consumer.close()
     second = RunnerProcess(config, url(kafka_settings), tmp_path)
     procs.append(second)
-    counts = await count_outputs(kafka_bus, n["output"], total, timeout=90)
+    # The killed member keeps its partitions until its session times out (6 s, processes.py): wait for the
+    # restarted runner to own them (failing with its log if it exits), then for the outputs.
+    await asyncio.to_thread(second.wait_ready, 60)
+    counts = await count_outputs(kafka_bus, n["output"], total, timeout=90, runner=second)
     missing = {f"M{i:05d}".encode() for i in range(total)} - set(counts)
     assert not missing
     duplicates = sum(c - 1 for c in counts.values())

@@ -126,6 +126,13 @@ class KafkaConsumer(Consumer):
             self._loop.call_soon_threadsafe(self._on_assign_cb, tps)
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        # librdkafka keeps a partition's pause flag across revoke and re-assign; we forget pauses on revoke, so a
+        # partition paused before a rebalance and handed back would never be read again. Assigned means unpaused.
+        if partitions:
+            try:
+                consumer.resume(partitions)
+            except KafkaException as e:
+                log.warning("%s: resuming newly assigned partitions failed: %s", self._where, e)
         self._assigned([TopicPartition(p.topic, p.partition) for p in partitions])
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:

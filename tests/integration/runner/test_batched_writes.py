@@ -1,0 +1,74 @@
+"""The runner hands the writes of a whole dispatched batch to one `produce_many`: a write refused inside such a
+batch must be written again (only it), its run must stay uncommitted until then, and the other runs of the batch
+must finish normally."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from algorun.bus import Bus
+from algorun.bus.errors import BusError
+from algorun.bus.interface import Producer
+from algorun.bus.types import Delivery, OutRecord
+from tests.algos.configs import names, runner_config
+from tests.integration.runner.harness import collect, create_topics, nothing_more, running, send, until
+
+
+def refuse_once(bus: Bus, refused: set[bytes], on_call: Callable[[list[bytes]], Awaitable[None]]) -> list[list[bytes]]:
+    """Make the runner's producer refuse the first write of each value in `refused` (it is not stored), as a
+    broker refusing one message of a batch would; returns the values of every `produce_many` call, each also
+    passed to `on_call` before it is written."""
+    calls: list[list[bytes]] = []
+    real = bus.producer
+
+    def producer(**kwargs: Any) -> Producer:
+        p = real(**kwargs)
+        produce_many = p.produce_many
+
+        async def outcomes(records: Sequence[OutRecord]) -> list[Delivery | BusError]:
+            await on_call([r[1] for r in records])
+            fail = [r[1] in refused for r in records]
+            refused.difference_update(r[1] for r in records)
+            stored = iter(await produce_many([r for r, f in zip(records, fail, strict=True) if not f]))
+            return [BusError("refused by the test") if f else next(stored) for f in fail]
+
+        def many(records: Sequence[OutRecord]) -> Awaitable[list[Delivery | BusError]]:
+            calls.append([r[1] for r in records])
+            return asyncio.ensure_future(outcomes(records))
+
+        p.produce_many = many  # type: ignore[method-assign,assignment]
+        return p
+
+    bus.producer = producer  # type: ignore[method-assign]
+    return calls
+
+
+async def test_a_refused_write_in_a_batch_is_written_again_and_the_rest_finish(local_bus: Bus) -> None:
+    n = names("batch")
+    config = runner_config(n, entrypoint="tests.algos.pyalgos:upper")
+    await create_topics(local_bus, config)
+    total = 300
+    await send(local_bus, n["input"], [f"m{i:03d}".encode() for i in range(total)])
+    committed_at_rewrite: list[int] = []
+
+    async def on_call(values: list[bytes]) -> None:
+        if values == [b"M007"]:  # the re-write: nothing at or after m007 may be committed yet
+            lag = await local_bus.lag(n["group"], [n["input"]])
+            committed_at_rewrite.append(sum(x.committed or 0 for x in lag.values()))
+
+    calls = refuse_once(local_bus, {b"M007"}, on_call)
+    async with running(config, local_bus) as runner:
+        out = await collect(local_bus, n["output"], total)
+        await until(lambda: runner.tracker.in_flight == 0, 10, "every run finished")
+    counts = Counter(m.value for m in out)
+    assert set(counts) == {f"M{i:03d}".encode() for i in range(total)}
+    assert all(c == 1 for c in counts.values())  # a refused write was not stored, so it is written once more
+    assert any(len(c) > 1 for c in calls)  # inline runs of one fetch went out together
+    assert [c for c in calls if b"M007" in c][-1] == [b"M007"]  # only the refused write went again
+    assert committed_at_rewrite and committed_at_rewrite[0] <= 7
+    lag = await local_bus.lag(n["group"], [n["input"]])
+    assert sum(x.lag for x in lag.values()) == 0  # everything committed once the re-write was acknowledged
+    await nothing_more(local_bus, n["output"], total, wait=0.3)
