@@ -78,8 +78,6 @@ def bench_render() -> float:
 
 
 async def bench_cluster() -> dict[str, float]:
-    from tests.integration.operator.conftest import _fixed
-
     from algorun.api.crds import generate_crds
     from tests.integration.conftest import third_party_crd_files
     from tests.integration.operator.harness import eventually, running_operator
@@ -92,7 +90,7 @@ async def bench_cluster() -> dict[str, float]:
         kube = start_kube(etcd, apiserver, Path(tmp))
         try:
             kube.install_crds(load_yaml_documents(third_party_crd_files()))
-            kube.install_crds([_fixed(c) for c in generate_crds()])
+            kube.install_crds(generate_crds())
             async with running_operator(kube) as h:
                 doc = pipeline(h.namespace)
                 started = time.perf_counter()
