@@ -43,10 +43,10 @@ from algorun.runner.executors.base import Executor
 from algorun.runner.metrics import RunnerMetrics
 from algorun.runner.model import AlgoFailure, AlgoUnavailable, Output, Part, Request
 from algorun.runner.payloads import ClaimCheck, FileReference, claim_check_from_env
-from algorun.runner.routing import Inbound, dead_letter_headers, output_headers, read_inbound, retry_headers
+from algorun.runner.routing import Inbound, dead_letter_headers, read_inbound, retry_headers
 from algorun.runner.staging import Staged, Staging
 from algorun.telemetry import Readiness
-from algorun.telemetry.logs import _trace_id as trace_var  # set/reset directly on the hot path (no generator)
+from algorun.telemetry.logs import TRACE_ID as trace_var
 
 log = logging.getLogger(__name__)
 
@@ -725,7 +725,7 @@ class Runner:
             value = data
             if dtype is contract.MessageDataType.FILE_REFERENCE:
                 value = (await self.claim_check.put(data, out.file_name)).to_json()
-            headers = output_headers(
+            headers = contract.output(
                 m.headers,
                 trace_id=inb.trace_id,
                 data_type=dtype,
@@ -744,7 +744,7 @@ class Runner:
             if cfg is None or cfg.topic is None:
                 continue  # not piped anywhere
             data = out.payload()
-            headers = output_headers(
+            headers = contract.output(
                 m.headers,
                 trace_id=trace_id,
                 data_type=_EMBEDDED,

@@ -12,22 +12,24 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-_trace_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("algorun_trace_id", default=None)
+TRACE_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("algorun_trace_id", default=None)
+"""The traceID every log line of this context carries. `trace_context` sets it for a block; a per-message hot
+path may `set`/`reset` it directly (no generator)."""
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
 def current_trace_id() -> str | None:
-    return _trace_id.get()
+    return TRACE_ID.get()
 
 
 @contextlib.contextmanager
 def trace_context(trace_id: str | None) -> Iterator[None]:
     """Log lines emitted inside carry `traceID` (per asyncio task: contextvars follow tasks)."""
-    token = _trace_id.set(trace_id)
+    token = TRACE_ID.set(trace_id)
     try:
         yield
     finally:
-        _trace_id.reset(token)
+        TRACE_ID.reset(token)
 
 
 class JsonFormatter(logging.Formatter):
@@ -43,7 +45,7 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
             **self.static,
         }
-        trace = _trace_id.get()
+        trace = TRACE_ID.get()
         if trace:
             entry["traceID"] = trace
         for key, value in record.__dict__.items():

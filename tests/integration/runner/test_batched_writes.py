@@ -14,7 +14,8 @@ from algorun.bus.errors import BusError
 from algorun.bus.interface import Producer
 from algorun.bus.types import Delivery, OutRecord
 from tests.algos.configs import names, runner_config
-from tests.integration.runner.harness import collect, create_topics, nothing_more, running, send, until
+from tests.integration.runner.harness import collect, create_topics, nothing_more, running, send
+from tests.support.waiting import wait_until as until
 
 
 def refuse_once(bus: Bus, refused: set[bytes], on_call: Callable[[list[bytes]], Awaitable[None]]) -> list[list[bytes]]:

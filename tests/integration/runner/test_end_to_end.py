@@ -12,8 +12,9 @@ from algorun.runner.replay import replay
 from tests.algos.configs import names, runner_config
 from tests.algos.grpc_algo import start_grpc_algo
 from tests.algos.http_algo import start_http_algo
-from tests.integration.runner.harness import REPO, collect, create_topics, header, options, running, send, until
+from tests.integration.runner.harness import REPO, collect, create_topics, header, options, running, send
 from tests.support.procs import free_port
+from tests.support.waiting import wait_until as until
 
 PY = sys.executable
 

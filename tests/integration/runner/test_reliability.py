@@ -16,9 +16,10 @@ import pytest
 from algorun.bus import Bus, KafkaSettings, open_bus
 from tests.algos.configs import names, runner_config
 from tests.algos.http_algo import start_http_algo
-from tests.integration.runner.harness import collect, create_topics, send, until
+from tests.integration.runner.harness import collect, create_topics, send
 from tests.integration.runner.processes import RunnerProcess
 from tests.support.procs import free_port
+from tests.support.waiting import wait_until as until
 
 pytestmark = pytest.mark.integration
 

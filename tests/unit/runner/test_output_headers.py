@@ -1,7 +1,9 @@
-"""The runner's one-pass output headers are `contract.output`'s, exactly (only the random span id differs)."""
+"""The contract's one-pass output headers (built per produced message) equal the plain definition below, exactly
+(only the random span id differs)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from hypothesis import given
@@ -9,7 +11,6 @@ from hypothesis import strategies as st
 
 from algorun.bus import contract
 from algorun.bus.types import Headers
-from algorun.runner.routing import child_traceparent, output_headers
 
 NAMES = st.sampled_from(
     [
@@ -38,6 +39,39 @@ VALUES = st.one_of(st.binary(max_size=20), PARENTS)
 SPAN = re.compile(rb"^(00-[0-9a-f]{32}-)[0-9a-f]{16}(-[0-9a-f]{2})$")
 
 
+def reference_traceparent(trace_id: str, parent: str | None) -> str:
+    """The W3C definition, plainly: same trace (the traceID itself when 32 hex digits, else a hash), any new span,
+    the parent's sampled flag (01 without a parseable parent)."""
+    compact = trace_id.replace("-", "").lower()
+    valid = re.fullmatch(r"[0-9a-f]{32}", compact) is not None and compact != "0" * 32
+    trace = compact if valid else hashlib.sha256(trace_id.encode()).hexdigest()[:32]
+    m = re.match(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-([0-9a-f]{2})$", (parent or "").strip().lower())
+    return f"00-{trace}-{'1' * 16}-{m.group(1) if m else '01'}"
+
+
+def reference_output(
+    headers: Headers,
+    trace_id: str,
+    data_type: contract.MessageDataType,
+    content_type: str | None,
+    file_name: str | None,
+) -> Headers:
+    """Every input header but the per-hop and the rewritten ones, then the output's own."""
+    parent = contract.get(headers, contract.TRACEPARENT)
+    own = {
+        contract.TRACE_ID: trace_id,
+        contract.RUN: "true",
+        contract.CONTENT_TYPE: content_type
+        if content_type is not None
+        else contract.get(headers, contract.CONTENT_TYPE),
+        contract.FILE_NAME: file_name,
+        contract.MESSAGE_DATA_TYPE: data_type.value,
+        contract.TRACEPARENT: reference_traceparent(trace_id, parent),
+    }
+    kept = [(k, v) for k, v in headers if k not in contract.PER_HOP_HEADERS and k not in own]
+    return kept + [(k, v.encode()) for k, v in own.items() if v is not None]
+
+
 def _without_span(headers: Headers) -> Headers:
     out: Headers = []
     for k, v in headers:
@@ -63,18 +97,16 @@ def test_same_headers_as_the_contract(
     content_type: str | None,
     file_name: str | None,
 ) -> None:
-    ours = output_headers(
+    ours = contract.output(
         headers, trace_id=trace_id, data_type=data_type, content_type=content_type, file_name=file_name
     )
-    theirs = contract.output(
-        headers, trace_id=trace_id, data_type=data_type, content_type=content_type, file_name=file_name
-    )
+    theirs = reference_output(headers, trace_id, data_type, content_type, file_name)
     assert _without_span(ours) == [(k, v) for k, v in _without_span(theirs)]
 
 
 @given(trace_id=TRACE_IDS, parent=st.one_of(st.none(), PARENTS))
 def test_traceparent_keeps_the_trace_and_flags(trace_id: str, parent: bytes | None) -> None:
-    ours = child_traceparent(trace_id, parent).decode()
-    theirs = contract.child_traceparent(trace_id, None if parent is None else parent.decode("utf-8", "replace"))
+    ours = contract.child_traceparent_raw(trace_id, parent).decode()
+    theirs = reference_traceparent(trace_id, None if parent is None else parent.decode("utf-8", "replace"))
     assert ours[:36] == theirs[:36] and ours[-3:] == theirs[-3:]
     assert ours[36:52] != "0" * 16
