@@ -213,6 +213,9 @@ async def child_main(case: str, bootstrap: str, n: dict[str, str], count: int, p
     """One case in its own process (as a runner is deployed): runs until SIGTERM (or `count` for the loops)."""
     import signal
 
+    from algorun.cli.component_options import tune_gc
+
+    tune_gc()  # as `algorun runner` does (every case, the raw loop included, runs with the same collector settings)
     bus = open_bus(KafkaSettings(bootstrap_servers=bootstrap))
     try:
         if case == "raw_confluent_kafka":

@@ -16,6 +16,7 @@ The message key is the traceID, so every part of one trace lands on one partitio
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import time
 import uuid
@@ -142,23 +143,39 @@ def child_traceparent(trace_id: str, parent: str | None = None) -> str:
 
 _PARENT = re.compile(rb"00-([0-9a-f]{32})-[0-9a-f]{16}-([0-9a-f]{2})")
 _ZERO_TRACE = b"0" * 32
+_ZERO_SPAN = b"0" * 16
+_SPANS_PER_DRAW = 256
+_spans: list[bytes] = []
+
+
+def _span_id() -> bytes:
+    """A new span id: 16 random hex digits, never all zeros (invalid per the spec).
+
+    It only has to be unique, not secret: the Mersenne Twister, not os.urandom's system call (as the OpenTelemetry
+    SDK does). Drawn `_SPANS_PER_DRAW` at a time: one getrandbits and one hex() per draw instead of a formatting
+    per message (the runner and the endpoint call this for every message they write)."""
+    if not _spans:
+        raw = _getrandbits(64 * _SPANS_PER_DRAW).to_bytes(8 * _SPANS_PER_DRAW, "little").hex().encode()
+        _spans.extend(s for s in (raw[i : i + 16] for i in range(0, len(raw), 16)) if s != _ZERO_SPAN)
+    return _spans.pop()
+
+
+os.register_at_fork(after_in_child=_spans.clear)  # a forked child draws its own ids (random reseeds there too)
 
 
 def child_traceparent_raw(trace_id: str, parent: bytes | None) -> bytes:
     """`child_traceparent` on a raw header value (the per-message path: no decoding when the parent is
-    well formed). A span id only has to be unique, not secret: the Mersenne Twister skips os.urandom's system call
-    per message (as the OpenTelemetry SDK does). 0 is invalid per the spec. The common parent (well formed, same
-    trace) is matched once on its bytes and lends its trace-id."""
-    span = b"%016x" % (_getrandbits(64) or 1)
+    well formed). The common parent (well formed, same trace) is matched once on its bytes and only its span
+    id is replaced."""
     if parent is not None and (m := _PARENT.fullmatch(parent)) is not None:
         tid = m.group(1)
-        if tid != trace_id.encode() or tid == _ZERO_TRACE:
-            tid = w3c_trace_id(trace_id).encode()
-        return b"00-%s-%s-%s" % (tid, span, m.group(2))
+        if tid == trace_id.encode() and tid != _ZERO_TRACE:
+            return parent[:36] + _span_id() + parent[52:]
+        return b"00-%s-%s-%s" % (w3c_trace_id(trace_id).encode(), _span_id(), m.group(2))
     flags = b"01"
     if parent is not None and (t := _TRACEPARENT.match(parent.decode("utf-8", "replace").strip().lower())):
         flags = t.group(3).encode()
-    return b"00-%s-%s-%s" % (w3c_trace_id(trace_id).encode(), span, flags)
+    return b"00-%s-%s-%s" % (w3c_trace_id(trace_id).encode(), _span_id(), flags)
 
 
 # ---- building ----
@@ -215,14 +232,42 @@ def output(
     data_type: MessageDataType,
     content_type: str | None = None,
     file_name: str | None = None,
+    by_name: Mapping[str, bytes] | None = None,
 ) -> Headers:
     """Headers of a message an algo produced from its input.
 
     It inherits every input header except the per-hop ones (`PER_HOP_HEADERS`: data type, file name,
     traceparent, run, retry and error headers), so `contentType`, `endpointParams` and custom headers flow
     downstream. `run` is "true": an output is a complete part that triggers the next step. `contentType` is
-    the output's own when given. One pass over the input's headers: the runner calls this per produced message.
+    the output's own when given.
+
+    The runner calls this per produced message. `by_name` is the input headers as a dict (the last value of a
+    name wins, as in Kafka) when the caller already built one: if none of its names is inherited (the usual
+    message, straight from an endpoint or a runner), the per-header pass is skipped.
     """
+    out: Headers
+    if by_name is not None and by_name.keys() <= _NOT_INHERITED:
+        out = []
+        parent = by_name.get(TRACEPARENT)
+        inherited_type = by_name.get(CONTENT_TYPE)
+    else:
+        out, parent, inherited_type = _inherited(input_headers)
+    trace = trace_id.encode()
+    out.append((TRACE_ID, trace))
+    out.append((RUN, b"true"))
+    if content_type is not None:
+        out.append((CONTENT_TYPE, content_type.encode()))
+    elif inherited_type is not None:
+        out.append((CONTENT_TYPE, inherited_type.decode("utf-8", "replace").encode()))
+    if file_name is not None:
+        out.append((FILE_NAME, file_name.encode()))
+    out.append((MESSAGE_DATA_TYPE, _DATA_TYPE_VALUES[data_type]))
+    out.append((TRACEPARENT, child_traceparent_raw(trace_id, parent)))
+    return out
+
+
+def _inherited(input_headers: Iterable[tuple[str, bytes]]) -> tuple[Headers, bytes | None, bytes | None]:
+    """One pass over an input's headers: (what an output inherits, the last traceparent, the last contentType)."""
     out: Headers = []
     parent: bytes | None = None
     inherited_type: bytes | None = None
@@ -234,17 +279,7 @@ def output(
                 inherited_type = v
             continue
         out.append((k, v))
-    out.append((TRACE_ID, trace_id.encode()))
-    out.append((RUN, b"true"))
-    if content_type is not None:
-        out.append((CONTENT_TYPE, content_type.encode()))
-    elif inherited_type is not None:
-        out.append((CONTENT_TYPE, inherited_type.decode("utf-8", "replace").encode()))
-    if file_name is not None:
-        out.append((FILE_NAME, file_name.encode()))
-    out.append((MESSAGE_DATA_TYPE, _DATA_TYPE_VALUES[data_type]))
-    out.append((TRACEPARENT, child_traceparent_raw(trace_id, parent)))
-    return out
+    return out, parent, inherited_type
 
 
 def retry(

@@ -68,7 +68,28 @@ def bus_target(bus: str | None, brokers: str | None) -> str | KafkaSettings:
         raise typer.BadParameter(str(e)) from e
 
 
-def run_uvloop(coro: Any) -> None:
+GC_THRESHOLDS = (50_000, 20, 100)
+"""The cyclic collector's thresholds for a long-running component (CPython's defaults: 700, 10, 10)."""
+
+
+def tune_gc() -> None:
+    """Make the cyclic garbage collector cheap for a component that moves tens of thousands of messages a second.
+
+    Per-message objects (headers, tuples, write records) are acyclic and freed by reference counting, yet each
+    container allocation counts toward a collection: with the default threshold the collector ran every few dozen
+    messages and walked every object alive, batches in flight included. Objects alive after startup (modules,
+    configuration) are frozen out of its sight; collections run every 50,000 allocations instead of 700.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+def run_uvloop(coro: Any) -> Any:
+    """Run a component's main coroutine on uvloop, with the collector tuned for it (`tune_gc`)."""
     import uvloop
 
-    uvloop.run(coro)
+    tune_gc()
+    return uvloop.run(coro)

@@ -124,6 +124,7 @@ def _run_runner(cfg: RunnerConfig, options: Any) -> int:
     import logging
     import signal
 
+    from algorun.cli.component_options import run_uvloop
     from algorun.runner.executors import create
     from algorun.runner.service import Runner
     from algorun.telemetry import HealthServer, configure_logging
@@ -154,12 +155,8 @@ def _run_runner(cfg: RunnerConfig, options: Any) -> int:
         log.info("runner stopped")
         return 0
 
-    try:
-        import uvloop
-
-        return uvloop.run(main())
-    except ImportError:  # pragma: no cover - uvloop is a dependency
-        return asyncio.run(main())
+    result: int = run_uvloop(main())
+    return result
 
 
 def replay(

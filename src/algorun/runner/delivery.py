@@ -9,9 +9,9 @@ was not finished (the in-flight window). Pure: no I/O, no clock.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 
-from algorun.bus.types import TopicPartition
+from algorun.bus.types import Message, TopicPartition
 
 
 class PartitionOffsets:
@@ -82,6 +82,43 @@ class OffsetTracker:
             committable = part.committable
             assert committable is not None
             self._moved[tp] = committable
+
+    def add_all(self, messages: Iterable[Message]) -> None:
+        """`add` every message of a fetched batch, in order (it comes in runs of one partition: one lookup per run)."""
+        parts = self._parts
+        last_t: str | None = None
+        last_p = -1
+        part: PartitionOffsets | None = None
+        for m in messages:
+            if m.partition != last_p or m.topic != last_t:
+                last_t, last_p = m.topic, m.partition
+                tp = TopicPartition(last_t, last_p)
+                part = parts.get(tp)
+                if part is None:
+                    part = parts[tp] = PartitionOffsets()
+            assert part is not None
+            part.add(m.offset)
+
+    def done_all(self, messages: Iterable[Message]) -> None:
+        """`done` for many finished messages (one lookup per run of one partition)."""
+        parts, moved = self._parts, self._moved
+        last_t: str | None = None
+        last_p = -1
+        tp: TopicPartition | None = None
+        part: PartitionOffsets | None = None
+        advanced = False
+        for m in messages:
+            if m.partition != last_p or m.topic != last_t:
+                if advanced and part is not None and tp is not None:
+                    moved[tp] = part.committable  # type: ignore[assignment]  # set once an offset moved
+                last_t, last_p = m.topic, m.partition
+                tp = TopicPartition(last_t, last_p)
+                part = parts.get(tp)
+                advanced = False
+            if part is not None and part.done(m.offset):
+                advanced = True
+        if advanced and part is not None and tp is not None:
+            moved[tp] = part.committable  # type: ignore[assignment]
 
     def take_moved(self) -> dict[TopicPartition, int]:
         """Positions that advanced since the previous call (what to store and commit now)."""

@@ -6,6 +6,7 @@ from algorun.bus import Bus, contract
 from algorun.runner.replay import replay
 from tests.algos.configs import names, runner_config
 from tests.integration.runner.harness import collect, create_topics, header, running, send
+from tests.support.waiting import wait_until
 
 
 async def test_each_input_gets_its_output_with_the_inherited_headers(bus: Bus) -> None:
@@ -89,3 +90,33 @@ async def test_retry_disabled_dead_letters_at_once(local_bus: Bus) -> None:
         await send(local_bus, n["input"], [b"poison", b"ok"])
         await collect(local_bus, n["output"], 1)
         await collect(local_bus, n["dlq"], 1)
+
+
+async def test_metrics_count_every_message_of_the_batched_path(bus: Bus) -> None:
+    """The inline path counts per fetched batch, not per message: the exported values must still be exact."""
+    n = names()
+    config = runner_config(n, entrypoint="tests.algos.pyalgos:poison", retry_enabled=False)
+    await create_topics(bus, config)
+    values = [f"value-{i}".encode() for i in range(200)]
+    inputs = [*values[:120], b"poison", *values[120:]]
+    name = config.inputs[0].name
+    async with running(config, bus) as r:
+        labels = r.metrics.labels
+
+        def sample(metric: str, **extra: str) -> float:
+            return r.metrics.registry.get_sample_value(metric, {**labels, **extra}) or 0.0
+
+        await send(bus, n["input"], inputs)
+        await collect(bus, n["output"], 200)
+        await collect(bus, n["dlq"], 1)
+        await wait_until(
+            lambda: sample("algorunner_run_duration_seconds_count") == 201, 30, "201 finished runs in the metrics"
+        )
+        assert sample("algorunner_messages_total", input=name, outcome="ok") == 200
+        assert sample("algorunner_messages_total", input=name, outcome="dead_letter") == 1
+        assert sample("algorunner_algo_duration_seconds_count") == 201
+        read = sum(map(len, inputs))
+        assert sample("algorunner_msg_bytes_input_total", input=name, status="ok") == read
+        assert sample("algorunner_data_bytes_input_total", input=name, status="ok") == read
+        assert sample("algorunner_msg_bytes_output_total", output="out", status="ok") == sum(map(len, values))
+        assert r.metrics.registry.get_sample_value("kafka_client_ack_cnt_total", {"topic": n["output"]}) == 200

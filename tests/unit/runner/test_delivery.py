@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from algorun.bus.types import TopicPartition
+from algorun.bus.types import Message, TopicPartition
 from algorun.runner.delivery import OffsetTracker, PartitionOffsets, lane_key
 
 TP = TopicPartition("t", 0)
@@ -98,3 +100,27 @@ def test_lanes_keep_per_key_order() -> None:
     assert lane_key(a, b"k", by_key=True) != lane_key(a, b"j", by_key=True)
     assert lane_key(a, b"k", by_key=True) != lane_key(b, b"k", by_key=True)
     assert lane_key(a, None, by_key=True) == a
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from(["a", "b"]), st.integers(0, 2)), min_size=1, max_size=40),
+    st.randoms(use_true_random=False),
+)
+def test_batch_operations_equal_one_at_a_time(reads: list[tuple[str, int]], rnd: Any) -> None:
+    """`add_all`/`done_all` (the runner's per-batch calls) leave the same committable positions as `add`/`done`."""
+    next_offset: dict[tuple[str, int], int] = {}
+    messages = []
+    for topic, partition in reads:
+        offset = next_offset.get((topic, partition), 0)
+        next_offset[(topic, partition)] = offset + 1 + rnd.randint(0, 2)  # gaps, as compaction leaves them
+        messages.append(Message(topic, partition, offset, None, b"", [], 0))
+    finished = rnd.sample(messages, rnd.randint(0, len(messages)))
+    one, many = OffsetTracker(), OffsetTracker()
+    for m in messages:
+        one.add(m.tp, m.offset)
+    many.add_all(messages)
+    for m in finished:
+        one.done(m.tp, m.offset)
+    many.done_all(finished)
+    assert many.take_moved() == one.take_moved()
+    assert many.in_flight == one.in_flight == len(messages) - len(finished)

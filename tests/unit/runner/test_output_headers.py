@@ -102,6 +102,15 @@ def test_same_headers_as_the_contract(
     )
     theirs = reference_output(headers, trace_id, data_type, content_type, file_name)
     assert _without_span(ours) == [(k, v) for k, v in _without_span(theirs)]
+    with_dict = contract.output(
+        headers,
+        trace_id=trace_id,
+        data_type=data_type,
+        content_type=content_type,
+        file_name=file_name,
+        by_name=dict(headers),
+    )
+    assert _without_span(with_dict) == _without_span(ours)
 
 
 @given(trace_id=TRACE_IDS, parent=st.one_of(st.none(), PARENTS))
@@ -110,3 +119,8 @@ def test_traceparent_keeps_the_trace_and_flags(trace_id: str, parent: bytes | No
     theirs = reference_traceparent(trace_id, None if parent is None else parent.decode("utf-8", "replace"))
     assert ours[:36] == theirs[:36] and ours[-3:] == theirs[-3:]
     assert ours[36:52] != "0" * 16
+
+
+def test_span_ids_do_not_repeat() -> None:
+    spans = [contract.child_traceparent_raw("a" * 32, None)[36:52] for _ in range(20_000)]
+    assert len(set(spans)) == len(spans)

@@ -36,6 +36,12 @@ class Executor(abc.ABC):
         """
         return None
 
+    def payload_runner(self) -> Callable[[bytes], bytes | list[Output]] | None:
+        """`sync_runner` for an algo that reads nothing but the payload of a single-part run: the runner then
+        builds no `Request` (and decodes no headers) for it. It returns the bytes of the first declared output
+        (the common case, without an `Output` object) or the outputs. None: use `sync_runner`."""
+        return None
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and processes."""
 

@@ -90,6 +90,23 @@ class PythonExecutor(Executor):
             return None
         return self._run_sync
 
+    def payload_runner(self) -> Callable[[bytes], bytes | list[Output]] | None:
+        if self.sync_runner() is None or self._context:
+            return None
+        return self._run_payload
+
+    def _run_payload(self, data: bytes) -> bytes | list[Output]:
+        fn = self._fn
+        assert fn is not None, "start() first"
+        try:
+            result = fn(data)
+        except Exception as e:
+            detail = "".join(traceback.format_exception_only(e)).strip()
+            raise AlgoFailure(f"{self._entrypoint} raised {detail}", type(e).__name__) from e
+        if type(result) is bytes and self._first_output is not None:
+            return result
+        return self._outputs(result)
+
     def _run_sync(self, request: Request) -> list[Output]:
         fn = self._fn
         assert fn is not None, "start() first"
