@@ -11,6 +11,12 @@ Both servers are pinned to CPU 0 (`sched_setaffinity`), the load generator to th
 broker (started here unless BENCH_KAFKA=host:port is set) floats. On a 2-core machine shared with other
 work the figures are noisy: rounds are interleaved and the best is kept.
 
+With each closed-loop figure comes the server's CPU use over the round (all its threads, from
+/proc/PID/task/*/schedstat): `cpu_cores` near 1.0 means the server was CPU-bound on its core, and
+`cpu_us_per_req` is what a request cost it. Below 1.0 the server was waiting (for the broker's acknowledgements,
+or for the load generator), so the ratio then measures latency, not cost: that is how the endpoint's linger
+was found to bound it (see algorun.endpoint.service.ENDPOINT_PRODUCER_DEFAULTS).
+
     .venv/bin/python benchmarks/endpoint.py            # or: make bench
 """
 
@@ -25,6 +31,7 @@ import sys
 sys.path[:1] = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
 
 import asyncio  # noqa: E402
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
@@ -156,7 +163,35 @@ async def wait_http(port: int, limit: float = 60.0) -> None:
         await asyncio.sleep(0.2)
 
 
-async def closed_loop(port: int, path: str, seconds: float) -> tuple[float, dict[int, int]]:
+def cpu_seconds(pid: int) -> float:
+    """CPU time of every thread of `pid` so far (the endpoint's librdkafka threads share its core)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError, ValueError, IndexError):  # a thread that ended meanwhile
+            total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+    return total / 1e9
+
+
+class CpuUse:
+    """The CPU a server used during a measured window (`cores`) and per request (`us_per_req`)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.cores = 0.0
+        self.us_per_req = 0.0
+        self._cpu = 0.0
+        self._at = 0.0
+
+    def start(self) -> None:
+        self._cpu, self._at = cpu_seconds(self.pid), time.perf_counter()
+
+    def stop(self, requests: int) -> None:
+        cpu, elapsed = cpu_seconds(self.pid) - self._cpu, time.perf_counter() - self._at
+        self.cores = cpu / elapsed
+        self.us_per_req = cpu / max(1, requests) * 1e6
+
+
+async def closed_loop(port: int, path: str, seconds: float, cpu: CpuUse | None = None) -> tuple[float, dict[int, int]]:
     """Requests/s with CONNECTIONS busy connections for `seconds` (after a 1 s warm-up)."""
     conns = await connect(port, CONNECTIONS)
     raw = post(port, path)
@@ -176,10 +211,14 @@ async def closed_loop(port: int, path: str, seconds: float) -> tuple[float, dict
     tasks = [asyncio.ensure_future(worker(c)) for c in conns]
     await asyncio.sleep(1.0)
     counting = True
+    if cpu is not None:
+        cpu.start()
     started = time.perf_counter()
     await asyncio.sleep(seconds)
     counting = False
     elapsed = time.perf_counter() - started
+    if cpu is not None:
+        cpu.stop(done)
     stop = True
     await asyncio.gather(*tasks)
     for c in conns:
@@ -266,12 +305,15 @@ async def suite(bootstrap: str, workdir: Path) -> dict[str, Any]:
         await wait_http(ep_ports[0])
         best_hello = best_ep = 0.0
         ep_statuses: dict[int, int] = {}
+        hello_cpu, ep_cpu = CpuUse(hello.pid), CpuUse(endpoint.pid)
+        best_hello_cpu = best_ep_cpu = (0.0, 0.0)
         for _ in range(ROUNDS):
-            rate, _ = await closed_loop(hello_port, ingest, SECONDS)
-            best_hello = max(best_hello, rate)
-            rate, statuses = await closed_loop(ep_ports[0], ingest, SECONDS)
+            rate, _ = await closed_loop(hello_port, ingest, SECONDS, hello_cpu)
+            if rate > best_hello:
+                best_hello, best_hello_cpu = rate, (hello_cpu.cores, hello_cpu.us_per_req)
+            rate, statuses = await closed_loop(ep_ports[0], ingest, SECONDS, ep_cpu)
             if rate > best_ep:
-                best_ep, ep_statuses = rate, statuses
+                best_ep, ep_statuses, best_ep_cpu = rate, statuses, (ep_cpu.cores, ep_cpu.us_per_req)
         latency = await open_loop(ep_ports[0], ingest, best_ep / 2, SECONDS)
         grpc_rate = max([await grpc_stream(ep_ports[1]) for _ in range(ROUNDS)])
     finally:
@@ -285,6 +327,10 @@ async def suite(bootstrap: str, workdir: Path) -> dict[str, Any]:
                 "endpoint_req_per_s": round(best_ep),
                 "endpoint_statuses": ep_statuses,
                 "ratio": round(best_ep / best_hello, 3),
+                "hello_cpu_cores": round(best_hello_cpu[0], 2),
+                "hello_cpu_us_per_req": round(best_hello_cpu[1], 1),
+                "endpoint_cpu_cores": round(best_ep_cpu[0], 2),
+                "endpoint_cpu_us_per_req": round(best_ep_cpu[1], 1),
             },
             "latency_at_half_max": latency,
         },

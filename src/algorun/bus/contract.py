@@ -19,7 +19,6 @@ import hashlib
 import os
 import re
 import time
-import uuid
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from random import getrandbits as _getrandbits
@@ -115,8 +114,14 @@ def retry_state(headers: Iterable[tuple[str, bytes]]) -> tuple[int, int, int | N
 
 
 def new_trace_id() -> str:
-    """A traceID in the original's format: UUID4 as 32 lower-case hex digits, no dashes."""
-    return uuid.uuid4().hex
+    """A traceID in the original's format: UUID4 as 32 lower-case hex digits, no dashes.
+
+    Built from 16 random bytes with the version and variant bits set, as `uuid.uuid4()` does, without the UUID
+    object (a third of the cost: the endpoint makes one per request)."""
+    b = bytearray(os.urandom(16))
+    b[6] = b[6] & 0x0F | 0x40  # version 4
+    b[8] = b[8] & 0x3F | 0x80  # RFC 4122 variant
+    return b.hex()
 
 
 def message_key(trace_id: str) -> bytes:
@@ -202,19 +207,19 @@ def first_hop(
     data_type: MessageDataType = MessageDataType.EMBEDDED,
     traceparent: str | None = None,
 ) -> Headers:
-    """Headers of a message entering the pipeline (the endpoint); `traceparent` continues the caller's."""
-    return replace(
-        [],
-        {
-            TRACE_ID: trace_id,
-            RUN: "true" if run else "false",
-            CONTENT_TYPE: content_type,
-            ENDPOINT_PARAMS: endpoint_params,
-            FILE_NAME: file_name,
-            MESSAGE_DATA_TYPE: data_type.value,
-            TRACEPARENT: child_traceparent(trace_id, traceparent),
-        },
-    )
+    """Headers of a message entering the pipeline (the endpoint); `traceparent` continues the caller's.
+    Built directly, in a fixed order (the endpoint calls this per request)."""
+    out: Headers = [(TRACE_ID, trace_id.encode()), (RUN, b"true" if run else b"false")]
+    if content_type is not None:
+        out.append((CONTENT_TYPE, content_type.encode()))
+    if endpoint_params is not None:
+        out.append((ENDPOINT_PARAMS, endpoint_params.encode()))
+    if file_name is not None:
+        out.append((FILE_NAME, file_name.encode()))
+    out.append((MESSAGE_DATA_TYPE, _DATA_TYPE_VALUES[data_type]))
+    parent = None if traceparent is None else traceparent.encode()
+    out.append((TRACEPARENT, child_traceparent_raw(trace_id, parent)))
+    return out
 
 
 def trace_id_of(headers: Iterable[tuple[str, bytes]]) -> str | None:

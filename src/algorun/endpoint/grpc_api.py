@@ -158,7 +158,7 @@ class GrpcApi:
             except StorageError as e:
                 raise EndpointError(503, Code.UPLOAD_FAILED, f"storing the payload failed: {e}", retry_after=5) from e
             kind = contract.MessageDataType.FILE_REFERENCE
-        self.metrics.child(self.metrics.request_bytes, "grpc", path.name).inc(len(req.message))
+        self.metrics.received("grpc", path.name, len(req.message))
         msg = build_message(
             route,
             data,
@@ -200,8 +200,7 @@ class GrpcApi:
                 except EndpointError as e:
                     failure.append((offset, e))
                     break
-                self.metrics.child(self.metrics.requests, "grpc", name, "ok").inc()
-                self.metrics.child(self.metrics.latency, "grpc", name).observe(time.monotonic() - started)
+                self.metrics.answered("grpc", name, "ok", time.monotonic() - started)
                 yield pb.RunResponse(streamOffset=offset)
             if not failure:
                 await reader
@@ -214,7 +213,7 @@ class GrpcApi:
                     left[3].add_done_callback(_consume)
         if failure:
             offset, err = failure[0]
-            self.metrics.child(self.metrics.requests, "grpc", "-", status_for(err).name.lower()).inc()
+            self.metrics.counted("grpc", "-", status_for(err).name.lower())
             await context.abort(status_for(err), f"streamOffset {offset}: {err.message}")
 
 

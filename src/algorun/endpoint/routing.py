@@ -8,9 +8,10 @@ path is an error rather than a crash, `messageDataType` is always set, and the c
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import urlencode
 
 from algorun.api.configs import EndpointConfig, EndpointPathConfig
@@ -23,9 +24,9 @@ TRACE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _WILDCARDS = frozenset({"*", "any"})
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
-    """The endpoint path of a request and how to treat it."""
+class Route(NamedTuple):
+    """The endpoint path of a request and how to treat it (a NamedTuple: built per request, and a frozen
+    dataclass's `__init__` costs several times as much)."""
 
     path: EndpointPathConfig
     trace_id: str
@@ -60,8 +61,39 @@ class Router:
         return Route(found, check_trace_id(trace_id), run=not upload, caller_trace_id=True)
 
 
+IngestPath = tuple[str, str, str, str | None, bool]
+"""`(owner, name, path, traceID or None, upload)` of an ingestion URL."""
+
+
+def split_ingest_path(path: str) -> IngestPath | None:
+    """The parts of `/{owner}/{name}/{path}[/{traceID}[/upload]]`, or None for any other URL path.
+
+    `path` is the request's `path_safe` (percent-decoded except `%2F` and `%25`); each segment must be non-empty
+    and is then decoded like aiohttp's route variables, so a `%2F` inside a traceID stays part of it (and fails
+    its check) instead of splitting it. One `split` replaces matching six route patterns per request.
+    """
+    parts = path.split("/")
+    n = len(parts)
+    if n < 4 or n > 6 or parts[0] or not all(parts[1:]):
+        return None
+    if "%" in path:
+        parts = [_unquote_segment(p) for p in parts]
+    if n == 4:
+        return parts[1], parts[2], parts[3], None, False
+    if n == 5:
+        # As the route patterns did: `/upload` at the end stages the part, also when it is the traceID's place.
+        return parts[1], parts[2], parts[3], parts[4], parts[4].endswith("/upload") or parts[4] == "upload"
+    if parts[5] != "upload":
+        return None
+    return parts[1], parts[2], parts[3], parts[4], True
+
+
+def _unquote_segment(segment: str) -> str:
+    return segment.replace("%2F", "/").replace("%25", "%")
+
+
 def check_trace_id(trace_id: str) -> str:
-    if not TRACE_ID_PATTERN.match(trace_id):
+    if not TRACE_ID_PATTERN.fullmatch(trace_id):  # `match` let a trailing newline through (`$` allows one)
         raise EndpointError(
             400,
             Code.BAD_TRACE_ID,
@@ -71,6 +103,12 @@ def check_trace_id(trace_id: str) -> str:
 
 
 # ---- content types ----
+
+
+@functools.lru_cache(maxsize=256)
+def _declared(content_type: str | None) -> tuple[str, ...]:
+    """A path's accepted media types, parsed once per distinct `contentType` (not on every request)."""
+    return tuple(media_type(part) for part in (content_type or "").split(",") if part.strip())
 
 
 def media_type(content_type: str | None) -> str:
@@ -97,7 +135,7 @@ def check_content_type(path: EndpointPathConfig, content_type: str | None) -> st
     original sample's `text/any` counts as `text/*`). A request without a content type gets the path's (when it
     names exactly one concrete type). A path without a content type accepts anything.
     """
-    declared = [media_type(part) for part in (path.content_type or "").split(",") if part.strip()]
+    declared = _declared(path.content_type)
     got = media_type(content_type)
     if not declared:
         return content_type or None
@@ -127,9 +165,8 @@ def encode_params(params: Iterable[tuple[str, str]] | Mapping[str, str]) -> str 
 # ---- the message ----
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """One message to publish."""
+class Outgoing(NamedTuple):
+    """One message to publish (a NamedTuple, for the same reason as `Route`)."""
 
     topic: str
     key: bytes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -81,3 +82,60 @@ def test_trace_ids_become_w3c_trace_ids() -> None:
 @given(st.lists(st.tuples(st.text(max_size=20), st.binary(max_size=100)), max_size=10))
 def test_local_header_encoding_is_byte_exact(headers: list[tuple[str, bytes]]) -> None:
     assert decode_headers(encode_headers(headers)) == headers
+
+
+def test_new_trace_ids_are_uuid4_hex() -> None:
+    ids = {c.new_trace_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    for tid in list(ids)[:200]:
+        parsed = uuid.UUID(hex=tid)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and parsed.hex == tid
+
+
+TEXT = st.one_of(st.none(), st.text(max_size=12))
+
+
+@given(
+    trace_id=st.text(max_size=40),
+    run=st.booleans(),
+    content_type=TEXT,
+    endpoint_params=TEXT,
+    file_name=TEXT,
+    data_type=st.sampled_from(list(c.MessageDataType)),
+    traceparent=st.one_of(TEXT, st.from_regex(r"00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]", fullmatch=True)),
+)
+def test_first_hop_is_the_plain_definition(
+    trace_id: str,
+    run: bool,
+    content_type: str | None,
+    endpoint_params: str | None,
+    file_name: str | None,
+    data_type: c.MessageDataType,
+    traceparent: str | None,
+) -> None:
+    """Every header set in the original's order, the absent ones left out (span ids aside)."""
+    hs = c.first_hop(
+        trace_id=trace_id,
+        run=run,
+        content_type=content_type,
+        endpoint_params=endpoint_params,
+        file_name=file_name,
+        data_type=data_type,
+        traceparent=traceparent,
+    )
+    expected = c.replace(
+        [],
+        {
+            c.TRACE_ID: trace_id,
+            c.RUN: "true" if run else "false",
+            c.CONTENT_TYPE: content_type,
+            c.ENDPOINT_PARAMS: endpoint_params,
+            c.FILE_NAME: file_name,
+            c.MESSAGE_DATA_TYPE: data_type.value,
+            c.TRACEPARENT: c.child_traceparent(trace_id, traceparent),
+        },
+    )
+    assert [k for k, _ in hs] == [k for k, _ in expected]
+    assert hs[:-1] == expected[:-1]
+    ours, theirs = hs[-1][1].decode(), expected[-1][1].decode()
+    assert ours[:36] == theirs[:36] and ours[52:] == theirs[52:]

@@ -17,6 +17,7 @@ from algorun.endpoint.routing import (
     check_trace_id,
     encode_params,
     media_type,
+    split_ingest_path,
 )
 
 
@@ -51,7 +52,7 @@ def test_unknown_owner_name_or_path_is_404_listing_the_paths(owner: str, name: s
     assert '"p"' in err.value.message
 
 
-@pytest.mark.parametrize("bad", ["", " ", "a b", "-x", "x" * 129, "a/b", "é", "a\nb"])
+@pytest.mark.parametrize("bad", ["", " ", "a b", "-x", "x" * 129, "a/b", "é", "a\nb", "a\n"])
 def test_bad_trace_ids_are_400(bad: str) -> None:
     with pytest.raises(EndpointError) as err:
         check_trace_id(bad)
@@ -129,3 +130,26 @@ def test_only_a_stored_payload_is_marked_file_reference_whatever_the_path_declar
     )
     assert contract.get(stored.headers, "messageDataType") == "FileReference"
     assert stored.value == ref
+
+
+@pytest.mark.parametrize(
+    ("url_path", "parts"),
+    [
+        ("/o/n/p", ("o", "n", "p", None, False)),
+        ("/o/n/p/t1", ("o", "n", "p", "t1", False)),
+        ("/o/n/p/t1/upload", ("o", "n", "p", "t1", True)),
+        ("/o/n/p/upload", ("o", "n", "p", "upload", True)),  # as the route patterns had it
+        ("/o/n/p/a%2Fb", ("o", "n", "p", "a/b", False)),  # an encoded slash stays inside its segment
+        ("/o/n/p/a%25b", ("o", "n", "p", "a%b", False)),
+        ("/o/n", None),
+        ("/o/n/p/", None),
+        ("//n/p", None),
+        ("/o/n/p/t1/other", None),
+        ("/o/n/p/t1/upload/x", None),
+        ("o/n/p", None),
+    ],
+)
+def test_ingestion_urls_split_into_owner_name_path_trace_and_upload(
+    url_path: str, parts: tuple[str, str, str, str | None, bool] | None
+) -> None:
+    assert split_ingest_path(url_path) == parts

@@ -88,3 +88,10 @@ def test_pipeline_kafka_params_tune_the_producer_but_never_the_ack_timeout() -> 
     producer = endpoint_kafka_settings(kafka, settings, params).producer_config
     assert producer["linger.ms"] == "7"
     assert producer["message.timeout.ms"] == max(1000, int(settings.ack_timeout_s * 1000))
+
+
+def test_the_endpoint_producer_lingers_less_than_the_bus_default_unless_the_pipeline_says_otherwise() -> None:
+    settings = build_settings(_config(), {})
+    kafka = KafkaSettings(bootstrap_servers="b:9092")
+    assert endpoint_kafka_settings(kafka, settings).producer_config["linger.ms"] == 3
+    assert endpoint_kafka_settings(kafka, settings, {"linger.ms": "20"}).producer_config["linger.ms"] == "20"
