@@ -145,6 +145,39 @@ def test_hook_config_is_mounted() -> None:
     assert volume["configMap"]["name"] == "shop-payments-hook-config"
 
 
+def test_every_component_with_metrics_has_a_service_its_service_monitor_selects() -> None:
+    """The chart's ServiceMonitors select Services by part-of/component labels and scrape the port named "metrics"
+    (charts/pipeline-operator/templates/servicemonitors.yaml); the hook runner had no Service, so its metrics were
+    never scraped."""
+    objects = rendered("retry-dead-letter").objects
+    for component in ("endpoint", "hook", "algo"):
+        deployments = [
+            d
+            for d in find(objects, "Deployment")
+            if d["metadata"]["labels"]["app.kubernetes.io/component"] == component
+        ]
+        services = [
+            s for s in find(objects, "Service") if s["metadata"]["labels"]["app.kubernetes.io/component"] == component
+        ]
+        assert deployments and services, component
+        for service in services:
+            assert service["metadata"]["labels"]["app.kubernetes.io/part-of"] == "algo.run"
+            port = next(p for p in service["spec"]["ports"] if p["name"] == "metrics")
+            selected = [
+                d
+                for d in deployments
+                if service["spec"]["selector"].items() <= d["spec"]["template"]["metadata"]["labels"].items()
+            ]
+            assert selected, f"{component}: {service['metadata']['name']} selects no pod"
+            container_ports = {
+                p["containerPort"]: p.get("name")
+                for c in selected[0]["spec"]["template"]["spec"]["containers"]
+                for p in c.get("ports", [])
+            }
+            target = port["targetPort"]
+            assert target in container_ports or target in container_ports.values(), (component, target)
+
+
 def test_scram_auth_uses_password_secret_and_no_certificate_mounts() -> None:
     objects = rendered("original-sample", kafka_auth_type="scram-sha-512").objects
     user = find(objects, "KafkaUser")[0]

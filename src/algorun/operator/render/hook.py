@@ -100,6 +100,17 @@ def render_hook(ctx: RenderContext) -> list[dict[str, Any]]:
             "metadata": metadata(ctx.ident, name(ctx), ctx.ns, labels),
             "spec": spec,
         },
+        {
+            # What the chart's hook ServiceMonitor selects (component=hook, port "metrics"): without it the hook
+            # runner's deliveries, failures and backlog were never scraped.
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": metadata(ctx.ident, name(ctx), ctx.ns, labels),
+            "spec": {
+                "selector": selector,
+                "ports": [{"name": "metrics", "port": HOOK_PORT, "targetPort": HOOK_PORT, "protocol": "TCP"}],
+            },
+        },
     ]
     if autoscaled(hook.autoscaling):
         assert hook.autoscaling is not None
