@@ -216,8 +216,6 @@ class HttpApi:
     async def _publish(self, msgs: list[Outgoing]) -> list[Accepted]:
         """Publish in order (all are enqueued before any is awaited, so they keep their order in Kafka); a payload
         uploaded for a message that was not accepted is deleted again."""
-        if len(msgs) == 1 and self.store is None:
-            return [await self.publisher.publish(msgs[0])]  # nothing to clean up after a refusal
         if len(msgs) == 1:
             results: list[Accepted | BaseException] = []
             try:

@@ -13,38 +13,15 @@ Rare events (broker errors, rejections, WAL writes, breaker state) keep the ordi
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from algorun.telemetry.durations import Durations
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-
-
-class Durations:
-    """A lock-free histogram (bucket counts, sum, count) for the event loop's thread."""
-
-    __slots__ = ("count", "counts", "sum")
-
-    def __init__(self) -> None:
-        self.counts = [0] * (len(LATENCY_BUCKETS) + 1)  # the last one is +Inf
-        self.sum = 0.0
-        self.count = 0
-
-    def observe(self, seconds: float) -> None:
-        self.counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1  # `le`: a value on a bound is in that bucket
-        self.sum += seconds
-        self.count += 1
-
-    def cumulative(self) -> list[tuple[str, float]]:
-        out: list[tuple[str, float]] = []
-        total = 0
-        for bound, n in zip([*(repr(float(b)) for b in LATENCY_BUCKETS), "+Inf"], self.counts, strict=True):
-            total += n
-            out.append((bound, total))
-        return out
 
 
 class _HotCollector(Collector):
@@ -122,7 +99,7 @@ class EndpointMetrics:
         requests[key] = requests.get(key, 0) + 1
         durations = self.latency.get((protocol, path))
         if durations is None:
-            durations = self.latency[(protocol, path)] = Durations()
+            durations = self.latency[(protocol, path)] = Durations(LATENCY_BUCKETS)
         durations.observe(seconds)
 
     def counted(self, protocol: str, path: str, code: str) -> None:

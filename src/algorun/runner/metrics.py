@@ -15,7 +15,6 @@ Rare events (retries, dead letters, errors, lag, gauges) keep the ordinary prome
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Iterator
 
 from prometheus_client import (
@@ -29,40 +28,16 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 
 from algorun.api.configs import RunnerConfig
+from algorun.telemetry.durations import Durations
 
 BUCKETS = (0.005, 0.05, 0.25, 1, 2.5, 5, 7.5, 10, 20, 30)
 LABELS = ("deployment", "pipeline", "component", "name", "version", "index")
 
 
-class Durations:
-    """A histogram without locks: bucket counts, sum and count, for the event loop's thread only."""
-
-    __slots__ = ("buckets", "count", "counts", "sum")
-
-    def __init__(self, buckets: tuple[float, ...] = BUCKETS) -> None:
-        self.buckets = buckets
-        self.counts = [0] * (len(buckets) + 1)  # the last one is +Inf
-        self.sum = 0.0
-        self.count = 0
-
-    def observe(self, seconds: float) -> None:
-        self.counts[bisect_left(self.buckets, seconds)] += 1  # le: a value equal to a bound is in that bucket
-        self.sum += seconds
-        self.count += 1
-
-    def family(self, name: str, doc: str, labels: dict[str, str]) -> HistogramMetricFamily:
-        fam = HistogramMetricFamily(name, doc, labels=list(labels))
-        cumulative: list[tuple[str, float]] = []
-        total = 0
-        for bound, n in zip([*map(_bound, self.buckets), "+Inf"], self.counts, strict=True):
-            total += n
-            cumulative.append((bound, total))
-        fam.add_metric(list(labels.values()), cumulative, self.sum)
-        return fam
-
-
-def _bound(b: float) -> str:
-    return repr(float(b))  # prometheus_client's own formatting of `le` ("0.005", "1.0", ...)
+def _histogram(name: str, doc: str, durations: Durations, labels: dict[str, str]) -> HistogramMetricFamily:
+    fam = HistogramMetricFamily(name, doc, labels=list(labels))
+    fam.add_metric(list(labels.values()), durations.cumulative(), durations.sum)
+    return fam
 
 
 class _HotCollector(Collector):
@@ -76,13 +51,17 @@ class _HotCollector(Collector):
         m = self.m
         base = list(m.labels)
         values = list(m.labels.values())
-        yield m.run_duration.family(
+        yield _histogram(
             "algorunner_run_duration_seconds",
             "Time from reading a run's trigger message to its outputs (or retry/dead letter) being acknowledged",
+            m.run_duration,
             m.labels,
         )
-        yield m.algo_duration.family(
-            "algorunner_algo_duration_seconds", "Time the algo took per run (failed runs included)", m.labels
+        yield _histogram(
+            "algorunner_algo_duration_seconds",
+            "Time the algo took per run (failed runs included)",
+            m.algo_duration,
+            m.labels,
         )
         families = (
             ("algorunner_msg_bytes_input", "Bytes of consumed message values", "input", m.bytes_in, 0),
@@ -127,8 +106,8 @@ class RunnerMetrics:
         }
         r = self.registry
         # Hot families: updated with plain arithmetic, exported by _HotCollector.
-        self.run_duration = Durations()
-        self.algo_duration = Durations()
+        self.run_duration = Durations(BUCKETS)
+        self.algo_duration = Durations(BUCKETS)
         self.bytes_in: dict[tuple[str, str], list[int]] = {}  # (input, status) -> [message bytes, data bytes]
         self.bytes_out: dict[tuple[str, str], list[int]] = {}  # (output, status) -> [message bytes, data bytes]
         self.outcomes: dict[tuple[str, str], int] = {}  # (input, outcome) -> messages
