@@ -19,7 +19,9 @@ What is compared, so that the ratio means something:
   (topic, partition, offset, key, value, headers, timestamp), remember the next offset per partition, commit
   synchronously at the end. algorun consume is `getmany(500)`, `store(batch)`, `commit()` at the end.
   `raw_value_only_msgs_per_s` is the old baseline (reads only the value, commits nothing), shown for reference.
-- algorun's side runs on uvloop, the event loop of every algorun component (`algorun runner`, `endpoint`, `hook`).
+- algorun's side runs on uvloop, the event loop of every algorun component (`algorun runner`, `endpoint`, `hook`),
+  and the process tunes CPython's cyclic collector as those commands do (`component_options.tune_gc`). Both
+  sides run in this one process, so the raw loops run with the same collector settings.
 - Rounds are interleaved and each figure is the best of its rounds: the broker shares this machine, so noise
   only ever slows a run down. Median ratios are printed too.
 
@@ -231,6 +233,9 @@ async def local_suite() -> dict[str, Any]:
 
 
 def main() -> None:
+    from algorun.cli.component_options import tune_gc
+
+    tune_gc()
     result: dict[str, Any] = {"messages": N, "rounds": ROUNDS, "value_bytes": len(VALUE), "cores": os.cpu_count()}
     bootstrap = os.environ.get("BENCH_KAFKA")
     broker = None

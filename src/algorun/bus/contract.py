@@ -159,9 +159,12 @@ def _span_id() -> bytes:
     It only has to be unique, not secret: the Mersenne Twister, not os.urandom's system call (as the OpenTelemetry
     SDK does). Drawn `_SPANS_PER_DRAW` at a time: one getrandbits and one hex() per draw instead of a formatting
     per message (the runner and the endpoint call this for every message they write)."""
-    if not _spans:
-        raw = _getrandbits(64 * _SPANS_PER_DRAW).to_bytes(8 * _SPANS_PER_DRAW, "little").hex().encode()
-        _spans.extend(s for s in (raw[i : i + 16] for i in range(0, len(raw), 16)) if s != _ZERO_SPAN)
+    while not _spans:
+        # hex(" ", 8) puts a space between 8-byte groups: split() then cuts the ids apart in C
+        drawn = _getrandbits(64 * _SPANS_PER_DRAW).to_bytes(8 * _SPANS_PER_DRAW, "little").hex(" ", 8)
+        _spans.extend(drawn.encode().split())
+        while _ZERO_SPAN in _spans:
+            _spans.remove(_ZERO_SPAN)
     return _spans.pop()
 
 
@@ -173,7 +176,7 @@ def child_traceparent_raw(trace_id: str, parent: bytes | None) -> bytes:
     well formed). The common parent (well formed, same trace) is matched once on its bytes and only its span
     id is replaced."""
     if parent is not None and (m := _PARENT.fullmatch(parent)) is not None:
-        tid = m.group(1)
+        tid = parent[3:35]  # m.group(1), without the group call
         if tid == trace_id.encode() and tid != _ZERO_TRACE:
             return parent[:36] + _span_id() + parent[52:]
         return b"00-%s-%s-%s" % (w3c_trace_id(trace_id).encode(), _span_id(), m.group(2))
@@ -258,16 +261,34 @@ def output(
     else:
         out, parent, inherited_type = _inherited(input_headers)
     trace = trace_id.encode()
+    # The usual parent (same trace, well formed) keeps all but its span id: `child_traceparent_raw`, inlined.
+    if parent is not None and parent[3:35] == trace and _PARENT.fullmatch(parent) is not None and trace != _ZERO_TRACE:
+        traceparent = parent[:36] + (_spans.pop() if _spans else _span_id()) + parent[52:]
+    else:
+        traceparent = child_traceparent_raw(trace_id, parent)
+    if content_type is not None:
+        ct: bytes | None = content_type.encode()
+    elif inherited_type is not None:
+        # an ASCII value is valid UTF-8 already: the decode/encode round trip only repairs other bytes
+        ct = inherited_type if inherited_type.isascii() else inherited_type.decode("utf-8", "replace").encode()
+    else:
+        ct = None
+    if ct is not None and file_name is None and not out:  # the usual output: one list display, no appends
+        return [
+            (TRACE_ID, trace),
+            (RUN, b"true"),
+            (CONTENT_TYPE, ct),
+            (MESSAGE_DATA_TYPE, _DATA_TYPE_VALUES[data_type]),
+            (TRACEPARENT, traceparent),
+        ]
     out.append((TRACE_ID, trace))
     out.append((RUN, b"true"))
-    if content_type is not None:
-        out.append((CONTENT_TYPE, content_type.encode()))
-    elif inherited_type is not None:
-        out.append((CONTENT_TYPE, inherited_type.decode("utf-8", "replace").encode()))
+    if ct is not None:
+        out.append((CONTENT_TYPE, ct))
     if file_name is not None:
         out.append((FILE_NAME, file_name.encode()))
     out.append((MESSAGE_DATA_TYPE, _DATA_TYPE_VALUES[data_type]))
-    out.append((TRACEPARENT, child_traceparent_raw(trace_id, parent)))
+    out.append((TRACEPARENT, traceparent))
     return out
 
 

@@ -18,18 +18,21 @@ def _bound(b: float) -> str:
 class Durations:
     """Bucket counts, sum and count, for the event loop's thread only."""
 
-    __slots__ = ("buckets", "count", "counts", "sum")
+    __slots__ = ("buckets", "counts", "sum")
 
     def __init__(self, buckets: tuple[float, ...]) -> None:
         self.buckets = buckets
         self.counts = [0] * (len(buckets) + 1)  # the last one is +Inf
         self.sum = 0.0
-        self.count = 0
 
     def observe(self, seconds: float) -> None:
         self.counts[bisect_left(self.buckets, seconds)] += 1  # `le`: a value equal to a bound is in that bucket
         self.sum += seconds
-        self.count += 1
+
+    @property
+    def count(self) -> int:
+        """Observations so far (the +Inf bucket's cumulative count), summed when asked, not kept per observe."""
+        return sum(self.counts)
 
     def cumulative(self) -> list[tuple[str, float]]:
         """(le, cumulative count) pairs, +Inf last: what `HistogramMetricFamily.add_metric` takes."""

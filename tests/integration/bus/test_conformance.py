@@ -339,3 +339,20 @@ async def test_a_paused_partition_that_was_revoked_is_read_again_when_it_comes_b
                 await p.send(topic, f"m{i}".encode(), partition=i % 2)
         got = await consume_n(first, 10)
     assert sorted(m.value for m in got) == sorted(f"m{i}".encode() for i in range(10))
+
+
+async def test_a_cancelled_acknowledgement_does_not_disturb_the_others(bus: Bus, new_name: Names) -> None:
+    """A caller that stops waiting (cancels its future) does not lose the message, and the delivery report
+    that arrives for it later neither raises nor settles another message's future."""
+    topic = await make_topic(bus, new_name)
+    async with bus.producer() as p:
+        futures = [p.produce(topic, str(i).encode()) for i in range(20)]
+        for fut in futures[::2]:
+            fut.cancel()
+        deliveries = [await fut for fut in futures[1::2]]
+        await p.flush()
+        assert p.in_flight == 0
+    assert [d.offset for d in deliveries] == sorted(d.offset for d in deliveries)
+    async with bus.consumer(new_name("g"), [topic]) as c:
+        got = await consume_n(c, 20)
+    assert [m.value for m in got] == [str(i).encode() for i in range(20)]

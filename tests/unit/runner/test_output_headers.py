@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -124,3 +125,42 @@ def test_traceparent_keeps_the_trace_and_flags(trace_id: str, parent: bytes | No
 def test_span_ids_do_not_repeat() -> None:
     spans = [contract.child_traceparent_raw("a" * 32, None)[36:52] for _ in range(20_000)]
     assert len(set(spans)) == len(spans)
+
+
+HEX = "0123456789abcdef"
+
+
+@given(
+    trace_id=st.from_regex(r"[0-9a-f]{32}", fullmatch=True),
+    span=st.one_of(st.text(HEX, min_size=16, max_size=16), st.text(min_size=16, max_size=16)),
+    flags=st.one_of(st.sampled_from(["00", "01", "ff"]), st.text(max_size=3)),
+    content_type=st.one_of(st.none(), st.text(max_size=10)),
+    inherited_type=st.one_of(st.none(), st.binary(max_size=10), st.just(b"text/plain")),
+)
+def test_same_headers_when_the_parent_continues_the_trace(
+    trace_id: str, span: str, flags: str, content_type: str | None, inherited_type: bytes | None
+) -> None:
+    """The usual input (from an endpoint or a runner): its traceparent carries the same trace. The output path
+    that keeps the parent's bytes and swaps only the span id agrees with the plain definition, malformed
+    spans and flags included."""
+    headers: Headers = contract.first_hop(trace_id=trace_id)
+    headers = [(k, v) for k, v in headers if k not in (contract.TRACEPARENT, contract.CONTENT_TYPE)]
+    headers.append((contract.TRACEPARENT, f"00-{trace_id}-{span}-{flags}".encode()))
+    if inherited_type is not None:
+        headers.append((contract.CONTENT_TYPE, inherited_type))
+    data_type = contract.MessageDataType.EMBEDDED
+    theirs = _without_span(reference_output(headers, trace_id, data_type, content_type, None))
+    for by_name in (None, dict(headers)):
+        ours = contract.output(
+            headers, trace_id=trace_id, data_type=data_type, content_type=content_type, by_name=by_name
+        )
+        assert _without_span(ours) == theirs
+
+
+def test_span_ids_are_never_all_zeros(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A draw of random bits that happens to be all zeros yields no span id (the spec forbids it); the next
+    draw does."""
+    draws = iter([0, 0, int.from_bytes(b"\x01" * 8 * 256, "little")])
+    monkeypatch.setattr(contract, "_getrandbits", lambda _bits: next(draws))
+    monkeypatch.setattr(contract, "_spans", [])
+    assert contract._span_id() == b"01" * 8

@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from threading import get_ident
+from types import MethodType
 from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError, KafkaException
@@ -58,7 +59,13 @@ POLL_INTERVAL_S = 0.001
 _new_delivery = tuple.__new__  # Delivery(...) runs a Python-level __new__; this builds the same tuple in C
 _Args = OutRecord
 _Callback = Callable[[KafkaError | BusError | None, Any], None]
-"""A delivery callback bound to its future (or batch slot): librdkafka calls it with (error, message)."""
+"""A delivery callback bound to its future (or batch slot): librdkafka calls it with (error, message).
+
+Bound with `MethodType(handler, slot)`, not `functools.partial`: one object the cyclic collector tracks per
+message instead of four (partial, its args tuple, its keywords dict, the bound method), and about half the
+construction cost. These callbacks live until the broker acknowledges, so every tracked object is scanned by
+each young-generation collection meanwhile (measured: ~0.5 us per message of collector time with partials).
+"""
 
 
 class KafkaProducer(Producer):
@@ -76,6 +83,7 @@ class KafkaProducer(Producer):
         except KafkaException as e:
             raise ConfigError(f"{self._where}: invalid producer settings: {e}") from e
         self._produce = self._p.produce
+        self._deliver = self._on_delivery  # bound once: each message's callback binds its future to it
         self._loop_thread = get_ident()
         # Reports served off the loop thread (flush and transaction calls run in executor threads) wait here.
         self._reports: deque[tuple[Callable[..., None], tuple[Any, ...], KafkaError | BusError | None, Any]] = deque()
@@ -123,11 +131,14 @@ class KafkaProducer(Producer):
             self._reports.append((self._on_delivery, (fut,), err, msg))
             return
         self._in_flight -= 1
-        if fut.done():
-            return
         if err is None:
-            fut.set_result(_new_delivery(Delivery, (msg.topic(), msg.partition(), msg.offset())))
-        else:
+            # No done() check first: a future is cancelled rarely, and `try` costs nothing until it raises
+            # (contextlib.suppress would cost a context manager per message).
+            try:  # noqa: SIM105
+                fut.set_result(_new_delivery(Delivery, (msg.topic(), msg.partition(), msg.offset())))
+            except asyncio.InvalidStateError:
+                pass  # its caller cancelled it
+        elif not fut.done():
             fut.set_exception(self._failure(err, msg))
 
     def _on_batch_delivery(self, batch: BatchOutcomes, index: int, err: KafkaError | BusError | None, msg: Any) -> None:
@@ -240,7 +251,7 @@ class KafkaProducer(Producer):
             if self._timer is None:
                 self._timer = self._loop.call_later(POLL_INTERVAL_S, self._tick)
         self._in_flight += 1
-        callback = partial(self._on_delivery, fut)
+        callback = MethodType(self._deliver, fut)
         hs: Any = headers
         if self._overflow:
             self._overflow.append(((topic, value, key, headers, partition), callback))
@@ -271,7 +282,7 @@ class KafkaProducer(Producer):
         if not messages:
             return fut
         self._admit(len(messages))
-        on_delivery = self._on_batch_delivery
+        on_delivery = partial(self._on_batch_delivery, batch)
         i = 0
         if not self._overflow:
             produce = self._produce
@@ -283,7 +294,7 @@ class KafkaProducer(Producer):
                         value,
                         key,
                         -1 if partition is None else partition,
-                        partial(on_delivery, batch, i),
+                        MethodType(on_delivery, i),
                         None,
                         0,
                         hs,
@@ -292,7 +303,7 @@ class KafkaProducer(Producer):
             except (BufferError, KafkaException, TypeError, ValueError):
                 pass  # message i goes the slow way, with the rest
         for j in range(i, len(messages)):
-            callback = partial(on_delivery, batch, j)
+            callback = MethodType(on_delivery, j)
             if self._overflow or not self._enqueue(messages[j], callback):
                 self._overflow.append((messages[j], callback))
         self._since_poll += len(messages)
@@ -305,17 +316,22 @@ class KafkaProducer(Producer):
 
     # ---- transactions ----
 
-    async def _call(self, fn: Any, *args: Any) -> Any:
+    async def _off_loop_call(self, fn: Any, *args: Any) -> Any:
+        """Run a blocking librdkafka call on an executor thread; reports it serves are settled on the loop."""
         try:
             return await self._loop.run_in_executor(None, fn, *args)
+        finally:
+            self._settle()
+
+    async def _call(self, fn: Any, *args: Any) -> Any:
+        try:
+            return await self._off_loop_call(fn, *args)
         except KafkaException as e:
             err = e.args[0] if e.args and isinstance(e.args[0], KafkaError) else None
             retriable = bool(err and (err.retriable() or err.txn_requires_abort()))
             raise TransactionError(
                 f"{self._where}: transaction ({self.transactional_id}): {e}", retriable=retriable
             ) from e
-        finally:
-            self._settle()  # the call may have served delivery reports on its thread
 
     async def begin_transaction(self) -> None:
         if self.transactional_id is None:
@@ -382,7 +398,7 @@ class KafkaProducer(Producer):
         try:
             async with asyncio.timeout(DRAIN_TIMEOUT_S):
                 while self._overflow or self._in_flight:
-                    await self._loop.run_in_executor(None, self._p.flush, 1.0)
+                    await self._off_loop_call(self._p.flush, 1.0)
                     self._serve()
         except TimeoutError:
             pass
