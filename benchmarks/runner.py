@@ -250,6 +250,8 @@ async def run_case(bootstrap: str, bus: Bus, case: str, count: int, port: int = 
         if proc.returncode is None:
             proc.terminate()
         stdout, _ = await proc.communicate()
+        # A standing broker (BENCH_KAFKA) would otherwise keep every case's hundreds of MB.
+        await bus.delete_topics([n["input"], n["output"], n["dlq"]])
     result: dict[str, float] = {"messages_per_s": round(rate), "messages": count}
     if case not in ("raw_confluent_kafka", "bus_passthrough"):
         result.update(json.loads(stdout.decode().strip().splitlines()[-1]))

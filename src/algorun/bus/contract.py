@@ -230,6 +230,9 @@ def trace_id_of(headers: Iterable[tuple[str, bytes]]) -> str | None:
 
 
 _OUTPUT_SET = (TRACE_ID, RUN, CONTENT_TYPE, FILE_NAME, MESSAGE_DATA_TYPE, TRACEPARENT)
+# Headers every output carries with the same value: built once (headers are immutable tuples), not per message.
+_RUN_TRUE = (RUN, b"true")
+_DATA_TYPE_HEADERS = {t: (MESSAGE_DATA_TYPE, v) for t, v in _DATA_TYPE_VALUES.items()}
 _NOT_INHERITED = PER_HOP_HEADERS | frozenset(_OUTPUT_SET)
 
 
@@ -276,18 +279,18 @@ def output(
     if ct is not None and file_name is None and not out:  # the usual output: one list display, no appends
         return [
             (TRACE_ID, trace),
-            (RUN, b"true"),
+            _RUN_TRUE,
             (CONTENT_TYPE, ct),
-            (MESSAGE_DATA_TYPE, _DATA_TYPE_VALUES[data_type]),
+            _DATA_TYPE_HEADERS[data_type],
             (TRACEPARENT, traceparent),
         ]
     out.append((TRACE_ID, trace))
-    out.append((RUN, b"true"))
+    out.append(_RUN_TRUE)
     if ct is not None:
         out.append((CONTENT_TYPE, ct))
     if file_name is not None:
         out.append((FILE_NAME, file_name.encode()))
-    out.append((MESSAGE_DATA_TYPE, _DATA_TYPE_VALUES[data_type]))
+    out.append(_DATA_TYPE_HEADERS[data_type])
     out.append((TRACEPARENT, traceparent))
     return out
 

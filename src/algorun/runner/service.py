@@ -119,21 +119,29 @@ class _Unacked:
     the producer settles a batch with one future instead of one per write. `runs` holds each run's messages,
     start time and how many of `writes` (consecutive, in run order) are its own."""
 
-    __slots__ = ("future", "runs", "writes")
+    __slots__ = ("firsts", "firsts_bytes", "future", "others", "runs", "writes")
 
     def __init__(self) -> None:
         self.runs: list[tuple[list[Message], float, int]] = []
         self.writes: list[_Write] = []
         self.future: asyncio.Future[list[Delivery | BusError]] | None = None
+        # For the metrics once every write is acknowledged: writes added by `add_one` (all to the runner's first
+        # output) are only counted here, the others are kept to be counted one by one.
+        self.firsts = 0
+        self.firsts_bytes = 0
+        self.others: list[_Write] = []
 
     def add(self, messages: list[Message], started: float, writes: list[_Write]) -> None:
         self.runs.append((messages, started, len(writes)))
         self.writes.extend(writes)
+        self.others.extend(writes)
 
     def add_one(self, message: Message, started: float, write: _Write) -> None:
-        """`add` of a run of one message with one write (the inline path's usual run)."""
+        """`add` of a run of one message with one write to the runner's first output (the inline path's usual run)."""
         self.runs.append(([message], started, 1))
         self.writes.append(write)
+        self.firsts += 1
+        self.firsts_bytes += write.data_size
 
 
 class Runner:
@@ -162,6 +170,7 @@ class Runner:
         self._component = config.full_name
         self._retry_topics = frozenset(config.retry.retry_topics.values())
         self._sources: dict[str, _Source] = {}
+        self._algo_seconds: list[float] = []  # the inline path's algo durations, observed per batch
         for algo_input in config.inputs:
             for t in algo_input.topics:
                 self._sources[t.topic] = _Source(
@@ -455,7 +464,7 @@ class Runner:
             if m.partition != tp.partition or m.topic != tp.topic:
                 tp = TopicPartition(m.topic, m.partition)  # a batch comes in runs of one partition
             key = lane_key(tp, m.key, by_key and m.topic not in retry_topics) if by_key else tp
-            lane = lanes.get(key)
+            lane = lanes.get(key) if lanes else None
             failure: AlgoFailure | None = None
             if lane is None and inline:
                 try:
@@ -477,6 +486,9 @@ class Runner:
 
     def _flush_inline_counts(self) -> None:
         metrics = self.metrics
+        if self._algo_seconds:
+            metrics.algo_duration.observe_all(self._algo_seconds)
+            self._algo_seconds.clear()
         for source in self._sources.values():
             if source.read:
                 name = source.input.name
@@ -573,7 +585,7 @@ class Runner:
         trace = get(_TRACE_ID)
         trace_id = trace.decode("utf-8", "replace") if trace else contract.new_trace_id()
         staging = self.staging
-        if staging and staging.has((source.input.name, trace_id)):
+        if staging.count and staging.has((source.input.name, trace_id)):
             return False
         value = m.value
         source.read += 1
@@ -591,7 +603,7 @@ class Runner:
         except AlgoFailure as e:
             return e
         finally:
-            self.metrics.algo_duration.observe(_monotonic() - started)
+            self._algo_seconds.append(_monotonic() - started)  # observed with the batch (`_flush_inline_counts`)
             trace_var.reset(token)
         source.ok += 1
         if type(result) is bytes:  # the payload runner's one output, for the first declared output
@@ -908,8 +920,13 @@ class Runner:
             outcomes = [error] * len(writes)
         else:
             outcomes = fut.result()
-        if not any(isinstance(o, BusError) for o in outcomes):
-            self._count_acks(writes)
+        if set(map(type, outcomes)) == {Delivery}:  # all acknowledged (map and set run in C: this is per write)
+            if batch.firsts:
+                cfg = self._first_output
+                assert cfg is not None and cfg.topic is not None
+                self.metrics.ack(cfg.topic, batch.firsts)
+                self.metrics.output_bytes(cfg.name, "ok", batch.firsts_bytes, batch.firsts_bytes)
+            self._count_acks(batch.others)
             self._done_runs(batch.runs)
             return
         metrics = self.metrics
@@ -985,9 +1002,7 @@ class Runner:
     def _done_runs(self, runs: list[tuple[list[Message], float, int]]) -> None:
         """`_done` for every run of a batch at once."""
         now = _monotonic()
-        observe = self.metrics.run_duration.observe
-        for _, started, _ in runs:
-            observe(now - started)
+        self.metrics.run_duration.observe_all([now - started for _, started, _ in runs])
         if len(runs) == 1:
             self.tracker.done_all(runs[0][0])
         else:

@@ -30,11 +30,12 @@ class Staged:
 class Staging:
     def __init__(self) -> None:
         self._parts: dict[StageKey, list[Staged]] = {}
-        self._count = 0
+        self.count = 0
+        """Parts staged now: a plain attribute, read per message by the runner's inline path (`len` is a call)."""
 
     def stage(self, key: StageKey, item: Staged) -> None:
         self._parts.setdefault(key, []).append(item)
-        self._count += 1
+        self.count += 1
 
     def has(self, key: StageKey) -> bool:
         return key in self._parts
@@ -42,7 +43,7 @@ class Staging:
     def take(self, key: StageKey) -> list[Staged]:
         """Every part staged for `key`, in arrival order, removed."""
         items = self._parts.pop(key, [])
-        self._count -= len(items)
+        self.count -= len(items)
         return items
 
     def expired(self, now: float, ttl: float) -> list[tuple[StageKey, list[Staged]]]:
@@ -62,8 +63,8 @@ class Staging:
                 self._parts[key] = kept
             else:
                 del self._parts[key]
-        self._count -= dropped
+        self.count -= dropped
         return dropped
 
     def __len__(self) -> int:
-        return self._count
+        return self.count

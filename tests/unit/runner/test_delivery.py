@@ -35,6 +35,12 @@ def test_offsets_must_increase() -> None:
     p.add(5)
     with pytest.raises(ValueError, match="read in order"):
         p.add(5)
+    with pytest.raises(ValueError, match="read in order"):
+        p.add_many([4, 6])  # a batch that starts before what was read
+    with pytest.raises(ValueError, match="read in order"):
+        p.add_many([9, 7])  # a batch going backwards
+    p.add_many([6, 7])
+    assert p.pending == 3
 
 
 def test_done_twice_or_unknown_is_harmless() -> None:
@@ -115,12 +121,16 @@ def test_batch_operations_equal_one_at_a_time(reads: list[tuple[str, int]], rnd:
         next_offset[(topic, partition)] = offset + 1 + rnd.randint(0, 2)  # gaps, as compaction leaves them
         messages.append(Message(topic, partition, offset, None, b"", [], 0))
     finished = rnd.sample(messages, rnd.randint(0, len(messages)))
+    if rnd.random() < 0.5:  # the inline path finishes in read order
+        finished.sort(key=messages.index)
     one, many = OffsetTracker(), OffsetTracker()
     for m in messages:
         one.add(m.tp, m.offset)
     many.add_all(messages)
-    for m in finished:
-        one.done(m.tp, m.offset)
-    many.done_all(finished)
-    assert many.take_moved() == one.take_moved()
+    cut = rnd.randint(0, len(finished))
+    for chunk in (finished[:cut], finished[cut:], finished[: rnd.randint(0, len(finished))]):  # the last repeats
+        for m in chunk:
+            one.done(m.tp, m.offset)
+        many.done_all(chunk)
+        assert many.take_moved() == one.take_moved()
     assert many.in_flight == one.in_flight == len(messages) - len(finished)
