@@ -147,6 +147,9 @@ def child_traceparent(trace_id: str, parent: str | None = None) -> str:
 
 
 _PARENT = re.compile(rb"00-([0-9a-f]{32})-[0-9a-f]{16}-([0-9a-f]{2})")
+# `_PARENT` as a byte shape: lowercase hex digits map to "x", "-" to itself, every other byte to "?".
+_BYTE_CLASS = bytes(ord("x") if chr(b) in "0123456789abcdef" else b if b == ord("-") else ord("?") for b in range(256))
+_PARENT_SHAPE = b"xx-" + b"x" * 32 + b"-" + b"x" * 16 + b"-xx"
 _ZERO_TRACE = b"0" * 32
 _ZERO_SPAN = b"0" * 16
 _SPANS_PER_DRAW = 256
@@ -265,7 +268,14 @@ def output(
         out, parent, inherited_type = _inherited(input_headers)
     trace = trace_id.encode()
     # The usual parent (same trace, well formed) keeps all but its span id: `child_traceparent_raw`, inlined.
-    if parent is not None and parent[3:35] == trace and _PARENT.fullmatch(parent) is not None and trace != _ZERO_TRACE:
+    # Well formed is `_PARENT` checked as one translate: every byte mapped to its class, compared with the shape.
+    if (
+        parent is not None
+        and parent[3:35] == trace
+        and parent.translate(_BYTE_CLASS) == _PARENT_SHAPE
+        and parent[:2] == b"00"
+        and trace != _ZERO_TRACE
+    ):
         traceparent = parent[:36] + (_spans.pop() if _spans else _span_id()) + parent[52:]
     else:
         traceparent = child_traceparent_raw(trace_id, parent)

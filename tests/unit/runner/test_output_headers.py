@@ -132,20 +132,21 @@ HEX = "0123456789abcdef"
 
 @given(
     trace_id=st.from_regex(r"[0-9a-f]{32}", fullmatch=True),
+    version=st.sampled_from(["00", "00", "01", "ff", "0g"]),
     span=st.one_of(st.text(HEX, min_size=16, max_size=16), st.text(min_size=16, max_size=16)),
-    flags=st.one_of(st.sampled_from(["00", "01", "ff"]), st.text(max_size=3)),
+    flags=st.one_of(st.sampled_from(["00", "01", "ff", "0A"]), st.text(max_size=3)),
     content_type=st.one_of(st.none(), st.text(max_size=10)),
     inherited_type=st.one_of(st.none(), st.binary(max_size=10), st.just(b"text/plain")),
 )
 def test_same_headers_when_the_parent_continues_the_trace(
-    trace_id: str, span: str, flags: str, content_type: str | None, inherited_type: bytes | None
+    trace_id: str, version: str, span: str, flags: str, content_type: str | None, inherited_type: bytes | None
 ) -> None:
     """The usual input (from an endpoint or a runner): its traceparent carries the same trace. The output path
     that keeps the parent's bytes and swaps only the span id agrees with the plain definition, malformed
-    spans and flags included."""
+    versions, spans and flags included."""
     headers: Headers = contract.first_hop(trace_id=trace_id)
     headers = [(k, v) for k, v in headers if k not in (contract.TRACEPARENT, contract.CONTENT_TYPE)]
-    headers.append((contract.TRACEPARENT, f"00-{trace_id}-{span}-{flags}".encode()))
+    headers.append((contract.TRACEPARENT, f"{version}-{trace_id}-{span}-{flags}".encode()))
     if inherited_type is not None:
         headers.append((contract.CONTENT_TYPE, inherited_type))
     data_type = contract.MessageDataType.EMBEDDED
