@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 
 import pytest
 
 from algorun.bus import (
     Bus,
+    BusClosed,
     Consumer,
     Delivery,
     Message,
@@ -356,3 +358,25 @@ async def test_a_cancelled_acknowledgement_does_not_disturb_the_others(bus: Bus,
     async with bus.consumer(new_name("g"), [topic]) as c:
         got = await consume_n(c, 20)
     assert [m.value for m in got] == [str(i).encode() for i in range(20)]
+
+
+async def test_acknowledgements_settle_on_the_event_loop_while_close_drains(bus: Bus, new_name: Names) -> None:
+    """`close` drains in a worker thread, and the client serves delivery reports there too: futures must still be
+    settled on the loop's thread. With the loop in debug mode, a future settled from another thread schedules its
+    callbacks from there, which asyncio refuses with a RuntimeError (and the drain would fail with it)."""
+    topic = await make_topic(bus, new_name)
+    loop = asyncio.get_running_loop()
+    loop.set_debug(True)
+    try:
+        p = bus.producer()
+        futures = [p.produce(topic, str(i).encode()) for i in range(2000)]
+        settled_on: set[int] = set()
+        for fut in futures:
+            fut.add_done_callback(lambda _: settled_on.add(threading.get_ident()))
+        await p.close()  # at once: most reports are served while close drains
+        await asyncio.gather(*futures)
+    finally:
+        loop.set_debug(False)
+    assert settled_on == {threading.get_ident()}
+    with pytest.raises(BusClosed):
+        p.produce(topic, b"after close")

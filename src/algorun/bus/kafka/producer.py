@@ -17,6 +17,7 @@ Defaults favour not losing data: idempotence on (acks=all, ordered retries), `cl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -85,7 +86,9 @@ class KafkaProducer(Producer):
         self._produce = self._p.produce
         self._deliver = self._on_delivery  # bound once: each message's callback binds its future to it
         self._loop_thread = get_ident()
-        # Reports served off the loop thread (flush and transaction calls run in executor threads) wait here.
+        # Flush and transaction calls run in executor threads, where librdkafka serves delivery reports too: while
+        # any runs (`_off_loop` counts them), a report checks its thread, and those served off the loop wait here.
+        self._off_loop = 0
         self._reports: deque[tuple[Callable[..., None], tuple[Any, ...], KafkaError | BusError | None, Any]] = deque()
         self._overflow: deque[tuple[_Args, _Callback]] = deque()
         self._in_flight = 0
@@ -99,6 +102,12 @@ class KafkaProducer(Producer):
         self._closed = False
         self._txn_init = False
         self._txn: list[tuple[asyncio.Future[Delivery], asyncio.Future[Delivery]]] | None = None
+        self._plain = True
+        """Not closed, no fatal error, no transaction open: `produce` checks this one flag (see `_replan`)."""
+
+    def _replan(self) -> None:
+        """Recompute `_plain` after closing, a fatal error, or a transaction beginning or ending."""
+        self._plain = not self._closed and self._fatal is None and self._txn is None
 
     @property
     def in_flight(self) -> int:
@@ -115,6 +124,7 @@ class KafkaProducer(Producer):
         """
         if err.fatal():
             self._fatal = translate(err, f"produce to {self._where}")
+            self._replan()
             log.error("%s", self._fatal)
         elif is_auth_error(err):
             self._rejected = translate(err, f"produce to {self._where}")
@@ -127,7 +137,7 @@ class KafkaProducer(Producer):
 
         `err` is librdkafka's error, or the `BusError` that `produce` itself raised (then `msg` is None).
         """
-        if get_ident() != self._loop_thread:
+        if self._off_loop and get_ident() != self._loop_thread:
             self._reports.append((self._on_delivery, (fut,), err, msg))
             return
         self._in_flight -= 1
@@ -143,7 +153,7 @@ class KafkaProducer(Producer):
 
     def _on_batch_delivery(self, batch: BatchOutcomes, index: int, err: KafkaError | BusError | None, msg: Any) -> None:
         """As `_on_delivery`, for message `index` of a `produce_many` batch (`BatchOutcomes.settle`, inlined)."""
-        if get_ident() != self._loop_thread:
+        if self._off_loop and get_ident() != self._loop_thread:
             self._reports.append((self._on_batch_delivery, (batch, index), err, msg))
             return
         self._in_flight -= 1
@@ -236,16 +246,12 @@ class KafkaProducer(Producer):
         headers: Headers | None = None,
         partition: int | None = None,
     ) -> asyncio.Future[Delivery]:
-        if self._closed:
-            raise BusClosed(f"{self._where}: producer is closed")
         fut: asyncio.Future[Delivery] = self._loop.create_future()
-        if self._fatal is not None:
-            fut.set_exception(self._fatal)
-            return fut
         result = fut
-        if self._txn is not None:
-            result = self._loop.create_future()
-            self._txn.append((fut, result))
+        if not self._plain:
+            result = self._unplain(fut)
+            if fut.done():
+                return fut
         if self._in_flight == 0:
             self._idle.clear()
             if self._timer is None:
@@ -265,6 +271,19 @@ class KafkaProducer(Producer):
         self._since_poll += 1
         if self._since_poll >= POLL_EVERY:
             self._serve()
+        return result
+
+    def _unplain(self, fut: asyncio.Future[Delivery]) -> asyncio.Future[Delivery]:
+        """`produce`'s unusual cases: closed raises, a fatal error fails `fut`, and inside a transaction the caller
+        gets a second future that settles with the transaction (`fut` settles with the delivery)."""
+        if self._closed:
+            raise BusClosed(f"{self._where}: producer is closed")
+        if self._fatal is not None:
+            fut.set_exception(self._fatal)
+            return fut
+        assert self._txn is not None
+        result: asyncio.Future[Delivery] = self._loop.create_future()
+        self._txn.append((fut, result))
         return result
 
     def produce_many(self, messages: Sequence[OutRecord]) -> Awaitable[list[Delivery | BusError]]:
@@ -318,10 +337,24 @@ class KafkaProducer(Producer):
 
     async def _off_loop_call(self, fn: Any, *args: Any) -> Any:
         """Run a blocking librdkafka call on an executor thread; reports it serves are settled on the loop."""
+        self._off_loop += 1
         try:
-            return await self._loop.run_in_executor(None, fn, *args)
+            return await self._loop.run_in_executor(None, self._in_worker, fn, args)
         finally:
             self._settle()
+
+    def _in_worker(self, fn: Any, args: tuple[Any, ...]) -> Any:
+        """`fn` on the executor thread. `_off_loop` drops only once it has returned, on the loop thread: a caller
+        that stopped waiting (a timeout) must not let the still running call settle futures from its thread."""
+        try:
+            return fn(*args)
+        finally:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is left to settle for
+                self._loop.call_soon_threadsafe(self._worker_done)
+
+    def _worker_done(self) -> None:
+        self._off_loop -= 1
+        self._settle()  # reports the call served after its caller stopped waiting
 
     async def _call(self, fn: Any, *args: Any) -> Any:
         try:
@@ -344,6 +377,7 @@ class KafkaProducer(Producer):
         await self.flush()
         self._p.begin_transaction()
         self._txn = []
+        self._replan()
 
     async def send_offsets_to_transaction(self, consumer: Consumer, offsets: Mapping[TopicPartition, int]) -> None:
         from algorun.bus.kafka.consumer import KafkaConsumer
@@ -360,6 +394,7 @@ class KafkaProducer(Producer):
         if self._txn is None:
             raise TransactionError(f"{self._where}: no transaction in progress")
         pairs, self._txn = self._txn, None
+        self._replan()
         try:
             await self._call(self._p.commit_transaction, TXN_TIMEOUT_S)
         except TransactionError as e:
@@ -383,6 +418,7 @@ class KafkaProducer(Producer):
         if self._txn is None:
             raise TransactionError(f"{self._where}: no transaction in progress")
         pairs, self._txn = self._txn, None
+        self._replan()
         try:
             await self._call(self._p.abort_transaction, TXN_TIMEOUT_S)
         finally:
@@ -403,6 +439,7 @@ class KafkaProducer(Producer):
         except TimeoutError:
             pass
         self._closed = True
+        self._replan()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
