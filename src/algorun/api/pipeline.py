@@ -111,7 +111,12 @@ class SnakeModel(BaseModel):
 
 
 class CircuitBreaker(SnakeModel):
-    interval: int | None = None
+    interval: int | None = Field(
+        default=None,
+        ge=0,
+        description="Seconds after which a closed breaker forgets counted failures (0: never). The original read "
+        "this integer as nanoseconds, which made every value useless.",
+    )
     timeout: Duration | None = None
     fails: int | None = Field(default=None, ge=1)
     requests: int | None = Field(default=None, ge=1)

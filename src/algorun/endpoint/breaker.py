@@ -2,9 +2,11 @@
 
 Closed: messages go to Kafka. After `fails` consecutive failed deliveries it opens: without a write-ahead log
 the endpoint answers 503 at once (with `Retry-After` = the time left) instead of letting every client wait for
-the delivery timeout. After `timeout` seconds it lets one probe through (half-open); a success closes it, a
-failure reopens it. Unlike the original, an open breaker never marks the process unhealthy for good (that made
-Kubernetes restart the pod and lose librdkafka's queue): it closes again by itself.
+the delivery timeout. After `timeout` seconds it goes half-open and lets `requests` probes through: once that
+many succeed in a row it closes, and any failure reopens it (the original's sony/gobreaker semantics, with its
+`cb.fails`, `cb.timeout`, `cb.requests` and `cb.interval` settings). While closed, `interval` (seconds, 0 = never)
+clears the failure count periodically. Unlike the original, an open breaker never marks the process unhealthy
+for good (that made Kubernetes restart the pod and lose librdkafka's queue): it closes again by itself.
 
 Pure: the clock is passed in, so the state machine is tested without waiting.
 """
@@ -26,25 +28,33 @@ STATE_VALUE = {State.CLOSED: 0.0, State.HALF_OPEN: 0.5, State.OPEN: 1.0}
 
 
 class CircuitBreaker:
-    def __init__(self, *, fails: int = 5, timeout: float = 20.0) -> None:
+    def __init__(self, *, fails: int = 5, timeout: float = 20.0, requests: int = 3, interval: float = 0.0) -> None:
         if fails < 1:
             raise ValueError("fails must be at least 1")
+        if requests < 1:
+            raise ValueError("requests must be at least 1")
+        if interval < 0:
+            raise ValueError("interval must not be negative")
         self.fails = fails
         self.timeout = timeout
+        self.requests = requests
+        self.interval = interval
         self.state = State.CLOSED
         self.consecutive_failures = 0
         self.opened_at = 0.0
-        self._probing = False
+        self._probes = 0  # admitted since going half-open
+        self._successes = 0  # consecutive, since going half-open
+        self._counts_until: float | None = None  # closed with an interval: when the failure count is cleared
 
     def allow(self, now: float) -> bool:
-        """May a message be sent to the broker now? In half-open state only one probe at a time."""
+        """May a message be sent to the broker now? Half-open, only `requests` probes in all."""
         if self.state is State.CLOSED:
             return True
         if self.state is State.OPEN and now - self.opened_at >= self.timeout:
             self.state = State.HALF_OPEN
-            self._probing = False
-        if self.state is State.HALF_OPEN and not self._probing:
-            self._probing = True
+            self._probes = self._successes = 0
+        if self.state is State.HALF_OPEN and self._probes < self.requests:
+            self._probes += 1
             return True
         return False
 
@@ -55,21 +65,34 @@ class CircuitBreaker:
         return max(1, math.ceil(self.timeout - (now - self.opened_at)))
 
     def success(self) -> None:
-        self.state = State.CLOSED
         self.consecutive_failures = 0
-        self._probing = False
+        if self.state is State.HALF_OPEN:
+            self._successes += 1
+            if self._successes < self.requests:
+                return
+        elif self.state is State.OPEN:
+            return  # sent before the breaker opened: not a probe, it proves nothing about now
+        self.state = State.CLOSED
+        self._counts_until = None
+
+    def recovered(self) -> None:
+        """Close from any state: the broker acknowledged a write made now (the log forwarder's batch), which is
+        what the probes would have found out."""
+        self.consecutive_failures = 0
+        self.state = State.CLOSED
+        self._counts_until = None
 
     def failure(self, now: float) -> None:
+        expired = self._counts_until is None or now >= self._counts_until
+        if self.state is State.CLOSED and self.interval and expired:
+            self.consecutive_failures = 0
+            self._counts_until = now + self.interval
         self.consecutive_failures += 1
         if self.state is State.HALF_OPEN or self.consecutive_failures >= self.fails:
-            if self.state is not State.OPEN:
-                self.opened_at = now
-            self.state = State.OPEN
-            self._probing = False
+            self.trip(now)
 
     def trip(self, now: float) -> None:
         """Open now (the broker was found down by other means, e.g. the log forwarder)."""
         if self.state is not State.OPEN:
             self.opened_at = now
         self.state = State.OPEN
-        self._probing = False

@@ -113,6 +113,8 @@ class Publisher:
         self._closing = False
         self._stopping = asyncio.Event()  # tells the forwarder to return
         metrics.in_flight = lambda: self.in_flight  # read at scrape time, not set per message
+        # Read at scrape time too: the breaker also changes state on a probe's success and on going half-open.
+        metrics.breaker_state.set_function(lambda: STATE_VALUE[self.breaker.state])
 
     # ---- lifecycle ----
 
@@ -234,7 +236,6 @@ class Publisher:
                 503, Code.REJECTED_BY_BROKER, f"the broker refused the message: {e}", retry_after=30
             ) from e
         self.breaker.failure(self.clock())
-        self.metrics.breaker_state.set(STATE_VALUE[self.breaker.state])
         if not fallback:
             raise errors.broker_unavailable(str(e), self.breaker.retry_after(self.clock())) from e
         log.warning("delivery to %s failed (%s); writing to the write-ahead log", msg.topic, e)
@@ -288,14 +289,12 @@ class Publisher:
             failed = await self._forward(batch)
             if failed:
                 self.breaker.trip(self.clock())
-                self.metrics.breaker_state.set(STATE_VALUE[self.breaker.state])
                 with contextlib.suppress(TimeoutError):  # back off; only stopping cuts it short
                     async with asyncio.timeout(backoff):
                         await self._stopping.wait()
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
             else:
-                self.breaker.success()
-                self.metrics.breaker_state.set(STATE_VALUE[self.breaker.state])
+                self.breaker.recovered()
                 backoff = BACKOFF_START_S
 
     async def _idle(self, seconds: float) -> None:

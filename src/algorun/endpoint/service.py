@@ -130,7 +130,12 @@ class EndpointService:
             self.producer,
             wal=wal,
             policy=s.wal_policy,
-            breaker=CircuitBreaker(fails=s.breaker_fails, timeout=s.breaker_timeout_s),
+            breaker=CircuitBreaker(
+                fails=s.breaker_fails,
+                timeout=s.breaker_timeout_s,
+                requests=s.breaker_requests,
+                interval=s.breaker_interval_s,
+            ),
             limits=s.limits,
             metrics=self.metrics,
             resend_rate=s.resend_rate,

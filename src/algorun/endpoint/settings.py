@@ -84,6 +84,8 @@ class EndpointSettings:
     wal_max_bytes: int | None = 1024**3
     breaker_fails: int = 5
     breaker_timeout_s: float = 20.0
+    breaker_requests: int = 3
+    breaker_interval_s: float = 0.0
     resend_rate: int | None = None
     grpc_max_message_bytes: int = 4 * 1024 * 1024
 
@@ -197,5 +199,7 @@ def build_settings(
         wal_max_bytes=int(parse_quantity(size)) if size else 1024**3,
         breaker_fails=cb.fails if cb and cb.fails else 5,
         breaker_timeout_s=parse_duration(cb.timeout) if cb and cb.timeout else 20.0,
+        breaker_requests=cb.requests if cb and cb.requests else 3,
+        breaker_interval_s=float(cb.interval) if cb and cb.interval else 0.0,
         resend_rate=resend.rate_limit if resend and resend.rate_limit else None,
     )

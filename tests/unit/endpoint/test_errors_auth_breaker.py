@@ -54,7 +54,7 @@ def test_bearer_tokens_and_api_keys(authorization: str | None, api_key: str | No
 
 
 def test_breaker_opens_after_consecutive_failures_and_probes_after_the_timeout() -> None:
-    b = CircuitBreaker(fails=2, timeout=10)
+    b = CircuitBreaker(fails=2, timeout=10, requests=1)
     b.failure(0)
     assert b.state is State.CLOSED and b.allow(0)
     b.failure(1)
@@ -71,6 +71,58 @@ def test_breaker_opens_after_consecutive_failures_and_probes_after_the_timeout()
     assert b.state is State.CLOSED and b.allow(22)
 
 
+def test_half_open_lets_requests_probes_through_and_closes_after_as_many_successes() -> None:
+    b = CircuitBreaker(fails=1, timeout=10, requests=3)
+    b.failure(0)
+    assert [b.allow(10) for _ in range(4)] == [True, True, True, False]
+    b.success()
+    b.success()
+    assert b.state is State.HALF_OPEN and not b.allow(11)
+    b.success()
+    assert b.state is State.CLOSED and b.allow(11)
+
+
+def test_a_failed_probe_reopens_even_after_some_succeeded() -> None:
+    b = CircuitBreaker(fails=1, timeout=10, requests=3)
+    b.failure(0)
+    assert b.allow(10) and b.allow(10)
+    b.success()
+    b.failure(11)
+    assert b.state is State.OPEN and not b.allow(12) and b.retry_after(12) == 9
+    assert b.allow(21)  # a new half-open round: the count starts again
+    assert b.state is State.HALF_OPEN
+
+
+def test_a_late_acknowledgement_does_not_close_an_open_breaker() -> None:
+    """A message sent before the breaker opened proves nothing about the broker now (gobreaker ignores it too);
+    the log forwarder's fresh write does."""
+    b = CircuitBreaker(fails=1, timeout=10)
+    b.failure(0)
+    b.success()
+    assert b.state is State.OPEN
+    b.recovered()
+    assert b.state is State.CLOSED and b.consecutive_failures == 0
+
+
+def test_the_interval_clears_failures_counted_while_closed() -> None:
+    b = CircuitBreaker(fails=3, timeout=10, interval=60)
+    b.failure(0)
+    b.failure(30)
+    b.failure(61)  # the count from 0 expired at 60: this is the first of a new window
+    assert b.state is State.CLOSED and b.consecutive_failures == 1
+    b.failure(62)
+    b.failure(63)
+    assert b.state is State.OPEN
+
+
+def test_without_an_interval_failures_are_never_cleared_by_time() -> None:
+    b = CircuitBreaker(fails=3, timeout=10)
+    b.failure(0)
+    b.failure(1000)
+    b.failure(10**6)
+    assert b.state is State.OPEN
+
+
 def test_a_success_resets_the_failure_count() -> None:
     b = CircuitBreaker(fails=2, timeout=1)
     b.failure(0)
@@ -82,3 +134,7 @@ def test_a_success_resets_the_failure_count() -> None:
 def test_breaker_refuses_nonsense() -> None:
     with pytest.raises(ValueError, match="fails"):
         CircuitBreaker(fails=0)
+    with pytest.raises(ValueError, match="requests"):
+        CircuitBreaker(requests=0)
+    with pytest.raises(ValueError, match="interval"):
+        CircuitBreaker(interval=-1)

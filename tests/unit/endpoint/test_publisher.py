@@ -116,6 +116,40 @@ async def test_without_a_log_a_failed_delivery_is_503_and_the_breaker_answers_at
     await p.close()
 
 
+async def test_without_a_log_the_breaker_probes_after_its_timeout_and_closes_after_cb_requests_successes() -> None:
+    producer = FakeProducer()
+    now = [0.0]
+    metrics = EndpointMetrics()
+    p = Publisher(
+        producer,
+        wal=None,
+        policy=WalPolicy(mode=WalMode.DISABLE),
+        breaker=CircuitBreaker(fails=1, timeout=10, requests=2),
+        limits=Limits(),
+        metrics=metrics,
+        clock=lambda: now[0],
+    )
+    await p.start()
+
+    def gauge() -> float | None:
+        return metrics.registry.get_sample_value("kafka_cb_current_state")
+
+    assert gauge() == 0.0
+    producer.up = False
+    with pytest.raises(EndpointError):
+        await p.publish(_msg(0))
+    assert gauge() == 1.0
+    producer.up = True
+    now[0] = 10.0
+    await p.publish(_msg(1))  # the first probe
+    assert gauge() == 0.5
+    await p.publish(_msg(2))  # the second: closed
+    assert gauge() == 0.0
+    await p.publish(_msg(3))
+    assert len(producer.sent) == 3
+    await p.close()
+
+
 async def test_a_broker_refusal_is_not_retried_through_the_log(tmp_path: Path) -> None:
     producer = FakeProducer()
     producer.up = False

@@ -8,7 +8,7 @@ import pytest
 
 from algorun.api.configs import EndpointConfig, EndpointPathConfig, Identity
 from algorun.api.enums import WalMode
-from algorun.api.pipeline import EndpointServer, Listen, Producer, WriteAheadLog
+from algorun.api.pipeline import CircuitBreaker, EndpointServer, Listen, Producer, WriteAheadLog
 from algorun.bus import KafkaSettings
 from algorun.endpoint.claimcheck import storage_settings
 from algorun.endpoint.service import endpoint_kafka_settings
@@ -95,3 +95,18 @@ def test_the_endpoint_producer_lingers_less_than_the_bus_default_unless_the_pipe
     kafka = KafkaSettings(bootstrap_servers="b:9092")
     assert endpoint_kafka_settings(kafka, settings).producer_config["linger.ms"] == 3
     assert endpoint_kafka_settings(kafka, settings, {"linger.ms": "20"}).producer_config["linger.ms"] == "20"
+
+
+def test_the_circuit_breaker_takes_every_cb_setting_with_the_originals_defaults() -> None:
+    defaults = build_settings(_config(), {})
+    assert (defaults.breaker_fails, defaults.breaker_timeout_s, defaults.breaker_requests) == (5, 20.0, 3)
+    assert defaults.breaker_interval_s == 0.0
+    cb = CircuitBreaker(fails=2, timeout="1m", requests=4, interval=90)
+    settings = build_settings(_config(Producer(cb=cb)), {})
+    assert (settings.breaker_fails, settings.breaker_timeout_s, settings.breaker_requests) == (2, 60.0, 4)
+    assert settings.breaker_interval_s == 90.0
+
+
+def test_a_negative_cb_interval_is_refused_by_the_model() -> None:
+    with pytest.raises(ValueError, match="interval"):
+        Producer.model_validate({"cb": {"interval": -1}})
