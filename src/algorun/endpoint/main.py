@@ -44,7 +44,7 @@ async def payload_store(config: EndpointConfig, env: Mapping[str, str]) -> Async
 
 
 async def serve(config: EndpointConfig, settings: EndpointSettings, target: str | KafkaSettings) -> None:
-    """Serve until a termination signal; then drain (see `EndpointService.stop`)."""
+    """Serve until a termination signal; then drain (see `EndpointService.stop`). SIGHUP renews the producer."""
     durable = isinstance(target, str) and target.startswith("local:")
     bus = open_bus(
         target if isinstance(target, str) else endpoint_kafka_settings(target, settings, config.kafka.params)
@@ -56,11 +56,23 @@ async def serve(config: EndpointConfig, settings: EndpointSettings, target: str 
     try:
         async with payload_store(config, os.environ) as store:
             service = EndpointService(config, settings, bus, durable_bus=durable, store=store)
+            renewals: set[asyncio.Task[bool]] = set()
+
+            def renew() -> None:
+                task = asyncio.ensure_future(service.renew_producer())
+                renewals.add(task)
+                task.add_done_callback(renewals.discard)
+
             try:
                 await service.start()
+                loop.add_signal_handler(signal.SIGHUP, renew)
                 await stop.wait()
                 log.info("stopping: draining in-flight requests")
             finally:
+                loop.remove_signal_handler(signal.SIGHUP)
+                for task in list(renewals):  # a renewal under way finishes (or fails) before the drain
+                    with contextlib.suppress(Exception):
+                        await task
                 await service.stop()
     finally:
         await bus.close()

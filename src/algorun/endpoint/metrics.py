@@ -84,6 +84,9 @@ class EndpointMetrics:
         self.rejected = Counter(
             "endpoint_rejected", "Requests refused before publishing (overload, limits)", ["reason"], registry=r
         )
+        self.producer_renewals = Counter(
+            "endpoint_producer_renewals", "Producers replaced on SIGHUP (credentials read again)", registry=r
+        )
         self.breaker_state = Gauge(
             "kafka_cb_current_state",
             "Circuit breaker: 0 closed, 0.5 half-open, 1 open",

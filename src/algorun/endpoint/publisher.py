@@ -112,6 +112,7 @@ class Publisher:
         self._forwarder: asyncio.Task[None] | None = None
         self._closing = False
         self._stopping = asyncio.Event()  # tells the forwarder to return
+        self._swapped: asyncio.Event | None = None  # set while `swap_producer` waits for the old producer to drain
         metrics.in_flight = lambda: self.in_flight  # read at scrape time, not set per message
         # Read at scrape time too: the breaker also changes state on a probe's success and on going half-open.
         metrics.breaker_state.set_function(lambda: STATE_VALUE[self.breaker.state])
@@ -194,6 +195,8 @@ class Publisher:
                     f"circuit breaker open after {self.breaker.consecutive_failures} failed deliveries",
                     self.breaker.retry_after(self.clock()),
                 )
+            if self._swapped is not None:
+                await self._swapped.wait()  # after everything the old producer sent: keeps per-key order
             fallback = mode is WalMode.FALLBACK
             if fallback:
                 self._direct[seq] = None
@@ -303,9 +306,25 @@ class Publisher:
             async with asyncio.timeout(seconds):
                 await self._wake.wait()
 
+    async def swap_producer(self, new: Producer) -> Producer:
+        """Send through `new` from now on and return the old producer, once everything it was given is acknowledged
+        or failed (so no message overtakes an earlier one of its key). Publishes wait meanwhile: a client sees a
+        pause as long as the old producer's last round trip, never a reordering."""
+        old = self.producer
+        gate = self._swapped = asyncio.Event()
+        try:
+            await old.flush()
+        finally:
+            self.producer = new
+            self._swapped = None
+            gate.set()
+        return old
+
     async def _forward(self, batch: list[Record]) -> int:
         """Send `batch` to Kafka in order with its key and headers; delete what was acknowledged."""
         assert self.wal is not None
+        if self._swapped is not None:
+            await self._swapped.wait()
         started = time.monotonic()
         futures = [self.producer.produce(r.topic, r.value, key=r.key, headers=r.headers) for r in batch]
         results = await asyncio.gather(*futures, return_exceptions=True)

@@ -23,6 +23,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from algorun.api.configs import EndpointConfig
+from algorun.bus.errors import BusError
 from algorun.bus.interface import Bus, Producer
 from algorun.bus.settings import KafkaSettings
 from algorun.endpoint.breaker import CircuitBreaker, State
@@ -246,6 +247,24 @@ class EndpointService:
         if p is not None and p.wal is not None and p.wal.full():
             return f"the write-ahead log is full ({p.wal.bytes} bytes waiting for the broker)"
         return None
+
+    async def renew_producer(self) -> bool:
+        """SIGHUP (the original's producer swap): a new producer, whose client reads the certificate files again
+        (rotated credentials), takes over once the old one has delivered what it was given; the old one is closed.
+        False, with the old producer kept, when the new one cannot be made (e.g. a certificate file is missing)."""
+        if self.publisher is None or self.producer is None:
+            return False
+        try:
+            new = self.bus.producer()
+        except BusError as e:
+            log.error("SIGHUP: keeping the current producer; a new one cannot be made: %s", e)
+            return False
+        old = await self.publisher.swap_producer(new)
+        self.producer = new
+        self.metrics.producer_renewals.inc()
+        log.info("SIGHUP: a new producer took over (credentials read again)")
+        await old.close()
+        return True
 
     async def stop(self) -> None:
         if self._probe is not None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+
+import aiohttp
 
 from algorun.api.configs import EndpointConfig, EndpointPathConfig, Identity
 from algorun.api.enums import MessageDataType, WalMode
@@ -15,6 +18,7 @@ from algorun.bus.types import Message, TopicSpec
 from algorun.endpoint.claimcheck import PayloadStore
 from algorun.endpoint.service import EndpointService, endpoint_kafka_settings
 from algorun.endpoint.settings import build_settings
+from tests.support.procs import ManagedProcess
 
 OWNER, NAME = "acme", "orders"
 
@@ -98,3 +102,33 @@ async def read_topic(bootstrap: str, topic: str, expected: int, limit: float = 3
 def header(msg: Message, name: str) -> str | None:
     value = msg.header(name)
     return value.decode() if value is not None else None
+
+
+def endpoint_process(config_file: Path, bootstrap: str, port: int, mon: int, log: Path) -> ManagedProcess:
+    """`algorun endpoint` in its own process (the deployed form: signals, exit, restart), on `port` and `mon`."""
+    argv = [
+        sys.executable,
+        "-m",
+        "algorun.cli.main",
+        "endpoint",
+        "--config",
+        str(config_file),
+        "--bus",
+        f"kafka://{bootstrap}",
+        "--http-listen",
+        f"127.0.0.1:{port}",
+        "--grpc-listen",
+        "127.0.0.1:0",
+        "--monitoring-listen",
+        f"127.0.0.1:{mon}",
+    ]
+    return ManagedProcess("endpoint", argv, log, env={"ALGORUN_ENDPOINT_ACK_TIMEOUT": "2"})
+
+
+async def healthy(http: aiohttp.ClientSession, port: int) -> bool:
+    """The endpoint's /health answers 200 on `port`."""
+    try:
+        async with http.get(f"http://127.0.0.1:{port}/health") as resp:
+            return resp.status == 200
+    except aiohttp.ClientError:
+        return False

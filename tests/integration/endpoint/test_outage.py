@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import signal
-import sys
 import uuid
 from pathlib import Path
 
@@ -22,13 +21,15 @@ from tests.integration.endpoint.helpers import (
     NAME,
     OWNER,
     create_topic,
+    endpoint_process,
     header,
+    healthy,
     make_config,
     read_topic,
     running_endpoint,
 )
 from tests.integration.endpoint.restartable import RestartableBroker
-from tests.support.procs import ManagedProcess, free_ports
+from tests.support.procs import free_ports
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -119,34 +120,6 @@ async def test_with_the_log_requests_keep_succeeding_and_arrive_in_order_with_he
     assert first_seen == list(range(25)), "lost or reordered"
 
 
-def _endpoint_process(config_file: Path, bootstrap: str, port: int, mon: int, log: Path) -> ManagedProcess:
-    argv = [
-        sys.executable,
-        "-m",
-        "algorun.cli.main",
-        "endpoint",
-        "--config",
-        str(config_file),
-        "--bus",
-        f"kafka://{bootstrap}",
-        "--http-listen",
-        f"127.0.0.1:{port}",
-        "--grpc-listen",
-        "127.0.0.1:0",
-        "--monitoring-listen",
-        f"127.0.0.1:{mon}",
-    ]
-    return ManagedProcess("endpoint", argv, log, env={"ALGORUN_ENDPOINT_ACK_TIMEOUT": "2"})
-
-
-async def _healthy(http: aiohttp.ClientSession, port: int) -> bool:
-    try:
-        async with http.get(f"http://127.0.0.1:{port}/health") as resp:
-            return resp.status == 200
-    except aiohttp.ClientError:
-        return False
-
-
 async def test_endpoint_killed_with_sigkill_during_an_outage_loses_nothing(
     restartable: RestartableBroker, tmp_path: Path
 ) -> None:
@@ -156,10 +129,10 @@ async def test_endpoint_killed_with_sigkill_during_an_outage_loses_nothing(
     config = make_config(topic, wal_mode=WalMode.ALWAYS, wal_dir=tmp_path / "wal")
     config_file.write_text(json.dumps(config.to_json()))
     port, mon = free_ports(2)
-    proc = _endpoint_process(config_file, restartable.bootstrap, port, mon, tmp_path / "endpoint-1.log")
+    proc = endpoint_process(config_file, restartable.bootstrap, port, mon, tmp_path / "endpoint-1.log")
     try:
         async with aiohttp.ClientSession() as http:
-            await wait_until(lambda: _healthy(http, port), 30, f"the endpoint to start ({proc.tail()})")
+            await wait_until(lambda: healthy(http, port), 30, f"the endpoint to start ({proc.tail()})")
             restartable.stop()
             for i in range(20):
                 resp = await http.post(
@@ -172,7 +145,7 @@ async def test_endpoint_killed_with_sigkill_during_an_outage_loses_nothing(
     finally:
         proc.stop()
     restartable.start()
-    again = _endpoint_process(config_file, restartable.bootstrap, port, mon, tmp_path / "endpoint-2.log")
+    again = endpoint_process(config_file, restartable.bootstrap, port, mon, tmp_path / "endpoint-2.log")
     try:
         msgs = await read_topic(restartable.bootstrap, topic, 20, limit=60)
     finally:

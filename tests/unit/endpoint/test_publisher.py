@@ -53,7 +53,10 @@ class FakeProducer(Producer):
             fut.set_exception(self.failure)
         return fut
 
-    async def flush(self) -> None: ...
+    async def flush(self) -> None:
+        """Until every held message is settled, including ones produced meanwhile (as the Kafka producer does)."""
+        while any(not f.done() for f in self.held):
+            await asyncio.wait([f for f in self.held if not f.done()])
 
     @property
     def in_flight(self) -> int:
@@ -147,6 +150,28 @@ async def test_without_a_log_the_breaker_probes_after_its_timeout_and_closes_aft
     assert gauge() == 0.0
     await p.publish(_msg(3))
     assert len(producer.sent) == 3
+    await p.close()
+
+
+async def test_a_producer_swap_holds_new_publishes_until_the_old_producer_delivered_its_own() -> None:
+    """Publishes during a swap wait: they go through the new producer, after the old one's last delivery, so the
+    swap ends under steady load and no message overtakes an earlier one of its key."""
+    old = FakeProducer()
+    old.hold = True
+    p = await _publisher(None, WalMode.DISABLE, old)
+    first = asyncio.ensure_future(p.publish(_msg(0)))
+    await _until(lambda: len(old.held) == 1)
+    new = FakeProducer()
+    swap = asyncio.ensure_future(p.swap_producer(new))
+    second = asyncio.ensure_future(p.publish(_msg(1)))
+    for _ in range(20):  # loop turns, not time: everything runnable has run
+        await asyncio.sleep(0)
+    assert len(old.held) == 1 and new.sent == [] and not swap.done()
+    old.held[0].set_result(Delivery("t", 0, 0))
+    assert await swap is old
+    await first
+    assert (await second).offset == 0  # the new producer's first message
+    assert [key for _, _, key, _ in new.sent] == [b"k1"]
     await p.close()
 
 

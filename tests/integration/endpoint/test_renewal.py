@@ -1,0 +1,135 @@
+"""SIGHUP renews the endpoint's producer (the original's producer swap): the new client reads the certificate
+files again, so rotated credentials take effect without a restart, and nothing accepted is lost or reordered."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import signal
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from algorun.api.enums import WalMode
+from algorun.bus import open_bus
+from algorun.endpoint.service import EndpointService, endpoint_kafka_settings
+from algorun.endpoint.settings import build_settings
+from tests.integration.bus.testbed import settings_for
+from tests.integration.endpoint.helpers import (
+    NAME,
+    OWNER,
+    create_topic,
+    endpoint_process,
+    healthy,
+    make_config,
+    read_topic,
+)
+from tests.support.procs import free_ports
+from tests.support.waiting import wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+JSON = {"Content-Type": "application/json"}
+
+
+async def _post(http: aiohttp.ClientSession, port: int, trace: str) -> int:
+    async with http.post(f"http://127.0.0.1:{port}/{OWNER}/{NAME}/in/{trace}", data=b"{}", headers=JSON) as resp:
+        return resp.status
+
+
+async def test_a_renewed_producer_reads_rotated_certificates_and_keeps_the_old_one_when_it_cannot(
+    kafka: Any, tmp_path: Path
+) -> None:
+    topic = f"endpoint-renew-{uuid.uuid4().hex[:10]}"
+    await create_topic(kafka.bootstrap(), topic)
+    cert, key = tmp_path / "client.crt", tmp_path / "client.key"
+
+    def install(cert_from: Path, key_from: Path) -> None:
+        shutil.copyfile(cert_from, cert)
+        shutil.copyfile(key_from, key)
+
+    install(kafka.client_cert, kafka.client_key)
+    config = make_config(topic, wal_mode=WalMode.DISABLE, cb_fails=1000)  # the breaker stays out of the way
+    settings = build_settings(
+        config,
+        {"ALGORUN_ENDPOINT_ACK_TIMEOUT": "3"},
+        http_listen="127.0.0.1:0",
+        grpc_listen="127.0.0.1:0",
+        monitoring_listen="127.0.0.1:0",
+    )
+    tls = settings_for(kafka, "SSL", cert_location=str(cert), key_location=str(key))
+    bus = open_bus(endpoint_kafka_settings(tls, settings))
+    service = EndpointService(config, settings, bus)
+    await service.start()
+    accepted: list[str] = []
+    try:
+        async with aiohttp.ClientSession() as http:
+            port = service.http_port
+            assert await _post(http, port, "t-0") == 202
+            accepted.append("t-0")
+            # A certificate the broker does not trust replaces the files: the running client has what it read.
+            install(kafka.untrusted_client_cert, kafka.untrusted_client_key)
+            assert await _post(http, port, "t-1") == 202
+            accepted.append("t-1")
+            assert await service.renew_producer()
+            assert await _post(http, port, "t-2") == 503, "the renewed client did not read the new files"
+            install(kafka.client_cert, kafka.client_key)
+            assert await service.renew_producer()
+            assert await _post(http, port, "t-3") == 202
+            accepted.append("t-3")
+            key.unlink()
+            assert not await service.renew_producer(), "a producer without its key file was swapped in"
+            assert await _post(http, port, "t-4") == 202
+            accepted.append("t-4")
+            assert service.metrics.registry.get_sample_value("endpoint_producer_renewals_total") == 2
+    finally:
+        await service.stop()
+        await bus.close()
+    stored = [m.key.decode() for m in await read_topic(kafka.bootstrap(), topic, len(accepted)) if m.key]
+    assert stored == accepted
+
+
+async def test_sighup_renews_the_producer_of_a_running_endpoint_without_losing_or_reordering(
+    kafka: Any, tmp_path: Path
+) -> None:
+    topic = f"endpoint-sighup-{uuid.uuid4().hex[:10]}"
+    await create_topic(kafka.bootstrap(), topic)
+    config_file = tmp_path / "endpoint-config.json"
+    config_file.write_text(json.dumps(make_config(topic, wal_mode=WalMode.DISABLE).to_json()))
+    port, mon = free_ports(2)
+    proc = endpoint_process(config_file, kafka.bootstrap(), port, mon, tmp_path / "endpoint.log")
+    statuses: list[tuple[str, int]] = []
+    stop = asyncio.Event()
+    try:
+        async with aiohttp.ClientSession() as http:
+            await wait_until(lambda: healthy(http, port), 30, f"the endpoint to start ({proc.tail()})")
+
+            async def client() -> None:  # one request after another: their order is the order Kafka must keep
+                i = 0
+                while not stop.is_set():
+                    trace = f"s-{i:05d}"
+                    i += 1
+                    statuses.append((trace, await _post(http, port, trace)))
+
+            async def renewed() -> bool:
+                async with http.get(f"http://127.0.0.1:{mon}/metrics") as resp:
+                    text = await resp.text()
+                return "endpoint_producer_renewals_total 1.0" in text.splitlines()
+
+            sending = asyncio.ensure_future(client())
+            await wait_until(lambda: len(statuses) >= 20, 20, "requests before the signal")
+            proc.popen.send_signal(signal.SIGHUP)
+            await wait_until(renewed, 20, f"the renewal ({proc.tail()})")
+            before = len(statuses)
+            await wait_until(lambda: len(statuses) >= before + 20, 20, "requests after the renewal")
+            stop.set()
+            await sending
+    finally:
+        proc.stop()
+    assert {s for _, s in statuses} == {202}, [x for x in statuses if x[1] != 202][:5]
+    accepted = [trace for trace, _ in statuses]
+    stored = [m.key.decode() for m in await read_topic(kafka.bootstrap(), topic, len(accepted)) if m.key]
+    assert stored == accepted
