@@ -113,6 +113,7 @@ class Publisher:
         self._closing = False
         self._stopping = asyncio.Event()  # tells the forwarder to return
         self._swapped: asyncio.Event | None = None  # set while `swap_producer` waits for the old producer to drain
+        self._swapping = asyncio.Lock()
         metrics.in_flight = lambda: self.in_flight  # read at scrape time, not set per message
         # Read at scrape time too: the breaker also changes state on a probe's success and on going half-open.
         metrics.breaker_state.set_function(lambda: STATE_VALUE[self.breaker.state])
@@ -309,16 +310,18 @@ class Publisher:
     async def swap_producer(self, new: Producer) -> Producer:
         """Send through `new` from now on and return the old producer, once everything it was given is acknowledged
         or failed (so no message overtakes an earlier one of its key). Publishes wait meanwhile: a client sees a
-        pause as long as the old producer's last round trip, never a reordering."""
-        old = self.producer
-        gate = self._swapped = asyncio.Event()
-        try:
-            await old.flush()
-        finally:
-            self.producer = new
-            self._swapped = None
-            gate.set()
-        return old
+        pause as long as the old producer's last round trip (at most the delivery timeout while the broker is down),
+        never a reordering. Swaps asked for at once run one after another, each replacing the one before."""
+        async with self._swapping:
+            old = self.producer
+            gate = self._swapped = asyncio.Event()
+            try:
+                await old.flush()
+            finally:
+                self.producer = new
+                self._swapped = None
+                gate.set()
+            return old
 
     async def _forward(self, batch: list[Record]) -> int:
         """Send `batch` to Kafka in order with its key and headers; delete what was acknowledged."""

@@ -252,15 +252,15 @@ class EndpointService:
         """SIGHUP (the original's producer swap): a new producer, whose client reads the certificate files again
         (rotated credentials), takes over once the old one has delivered what it was given; the old one is closed.
         False, with the old producer kept, when the new one cannot be made (e.g. a certificate file is missing)."""
-        if self.publisher is None or self.producer is None:
+        if self.publisher is None:
             return False
         try:
             new = self.bus.producer()
         except BusError as e:
             log.error("SIGHUP: keeping the current producer; a new one cannot be made: %s", e)
             return False
-        old = await self.publisher.swap_producer(new)
-        self.producer = new
+        old = await self.publisher.swap_producer(new)  # swaps run one at a time
+        self.producer = self.publisher.producer
         self.metrics.producer_renewals.inc()
         log.info("SIGHUP: a new producer took over (credentials read again)")
         await old.close()

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from algorun.api.enums import WalMode
-from algorun.bus import open_bus
+from algorun.bus import BusClosed, open_bus
 from algorun.endpoint.service import EndpointService, endpoint_kafka_settings
 from algorun.endpoint.settings import build_settings
 from tests.integration.bus.testbed import settings_for
@@ -133,3 +133,40 @@ async def test_sighup_renews_the_producer_of_a_running_endpoint_without_losing_o
     accepted = [trace for trace, _ in statuses]
     stored = [m.key.decode() for m in await read_topic(kafka.bootstrap(), topic, len(accepted)) if m.key]
     assert stored == accepted
+
+
+async def test_renewals_asked_for_at_once_run_one_after_another_and_close_every_replaced_producer(
+    kafka: Any, tmp_path: Path
+) -> None:
+    topic = f"endpoint-renew2-{uuid.uuid4().hex[:10]}"
+    await create_topic(kafka.bootstrap(), topic)
+    config = make_config(topic, wal_mode=WalMode.DISABLE)
+    settings = build_settings(
+        config, {}, http_listen="127.0.0.1:0", grpc_listen="127.0.0.1:0", monitoring_listen="127.0.0.1:0"
+    )
+    bus = open_bus(endpoint_kafka_settings(settings_for(kafka), settings))
+    service = EndpointService(config, settings, bus)
+    await service.start()
+    made: list[Any] = []
+    make = bus.producer
+
+    def tracking(**kwargs: Any) -> Any:
+        made.append(make(**kwargs))
+        return made[-1]
+
+    bus.producer = tracking  # type: ignore[method-assign]
+    try:
+        first = service.producer
+        assert all(await asyncio.gather(*(service.renew_producer() for _ in range(3))))
+        assert len(made) == 3 and service.producer is made[-1]
+        assert service.publisher is not None and service.publisher.producer is made[-1]
+        for replaced in (first, *made[:-1]):
+            assert replaced is not None
+            with pytest.raises(BusClosed):
+                replaced.produce(topic, b"late")
+        async with aiohttp.ClientSession() as http:
+            assert await _post(http, service.http_port, "after") == 202
+        assert service.metrics.registry.get_sample_value("endpoint_producer_renewals_total") == 3
+    finally:
+        await service.stop()
+        await bus.close()

@@ -175,6 +175,26 @@ async def test_a_producer_swap_holds_new_publishes_until_the_old_producer_delive
     await p.close()
 
 
+async def test_swaps_asked_for_at_once_run_one_after_another() -> None:
+    """Each swap replaces the producer the one before put in: none is dropped without being returned (and closed)."""
+    old = FakeProducer()
+    old.hold = True
+    p = await _publisher(None, WalMode.DISABLE, old)
+    first = asyncio.ensure_future(p.publish(_msg(0)))
+    await _until(lambda: len(old.held) == 1)
+    a, b = FakeProducer(), FakeProducer()
+    swap_a = asyncio.ensure_future(p.swap_producer(a))
+    swap_b = asyncio.ensure_future(p.swap_producer(b))
+    for _ in range(20):  # loop turns, not time: both swaps are waiting now
+        await asyncio.sleep(0)
+    old.held[0].set_result(Delivery("t", 0, 0))
+    assert await swap_a is old
+    assert await swap_b is a
+    assert p.producer is b
+    await first
+    await p.close()
+
+
 async def test_a_broker_refusal_is_not_retried_through_the_log(tmp_path: Path) -> None:
     producer = FakeProducer()
     producer.up = False
