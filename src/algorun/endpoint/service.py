@@ -109,7 +109,6 @@ class EndpointService:
         self._probe: asyncio.Task[None] | None = None
         self.metrics = EndpointMetrics(registry)
         self.readiness = Readiness()
-        self.producer: Producer | None = None
         self.publisher: Publisher | None = None
         self._http: web.ServerRunner | None = None
         self._grpc: grpc.aio.Server | None = None
@@ -126,9 +125,8 @@ class EndpointService:
             wal = WriteAheadLog(s.wal_file, max_bytes=s.wal_max_bytes)
             if s.wal_in_memory:
                 log.warning("producer.wal.in_memory: the write-ahead log does not survive a restart")
-        self.producer = self.bus.producer()
         self.publisher = Publisher(
-            self.producer,
+            self.bus.producer(),
             wal=wal,
             policy=s.wal_policy,
             breaker=CircuitBreaker(
@@ -248,6 +246,11 @@ class EndpointService:
             return f"the write-ahead log is full ({p.wal.bytes} bytes waiting for the broker)"
         return None
 
+    @property
+    def producer(self) -> Producer | None:
+        """The producer in use: the publisher's (a renewal replaces it there)."""
+        return None if self.publisher is None else self.publisher.producer
+
     async def renew_producer(self) -> bool:
         """SIGHUP (the original's producer swap): a new producer, whose client reads the certificate files again
         (rotated credentials), takes over once the old one has delivered what it was given; the old one is closed.
@@ -260,7 +263,6 @@ class EndpointService:
             log.error("SIGHUP: keeping the current producer; a new one cannot be made: %s", e)
             return False
         old = await self.publisher.swap_producer(new)  # swaps run one at a time
-        self.producer = self.publisher.producer
         self.metrics.producer_renewals.inc()
         log.info("SIGHUP: a new producer took over (credentials read again)")
         await old.close()
@@ -277,7 +279,6 @@ class EndpointService:
             await self._http.cleanup()
         if self.publisher is not None:
             await self.publisher.close()
-        if self.producer is not None:
-            await self.producer.close()
+            await self.publisher.producer.close()
         if self._health is not None:
             await self._health.stop()

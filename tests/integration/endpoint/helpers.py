@@ -62,9 +62,13 @@ async def create_topic(bootstrap: str, topic: str, partitions: int = 1) -> None:
 
 @asynccontextmanager
 async def running_endpoint(
-    config: EndpointConfig, bootstrap: str, env: dict[str, str] | None = None, store: PayloadStore | None = None
+    config: EndpointConfig,
+    kafka: str | KafkaSettings,
+    env: dict[str, str] | None = None,
+    store: PayloadStore | None = None,
 ) -> AsyncIterator[EndpointService]:
-    """An endpoint on free ports of 127.0.0.1, in this event loop."""
+    """An endpoint on free ports of 127.0.0.1, in this event loop; `kafka` is a PLAINTEXT bootstrap address, or the
+    settings of another listener."""
     settings = build_settings(
         config,
         {"ALGORUN_ENDPOINT_ACK_TIMEOUT": "2", **(env or {})},
@@ -72,7 +76,7 @@ async def running_endpoint(
         grpc_listen="127.0.0.1:0",
         monitoring_listen="127.0.0.1:0",
     )
-    bus = open_bus(endpoint_kafka_settings(kafka_settings(bootstrap), settings))
+    bus = open_bus(endpoint_kafka_settings(kafka_settings(kafka) if isinstance(kafka, str) else kafka, settings))
     service = EndpointService(config, settings, bus, store=store)
     await service.start()
     try:

@@ -15,9 +15,7 @@ import aiohttp
 import pytest
 
 from algorun.api.enums import WalMode
-from algorun.bus import BusClosed, open_bus
-from algorun.endpoint.service import EndpointService, endpoint_kafka_settings
-from algorun.endpoint.settings import build_settings
+from algorun.bus import BusClosed
 from tests.integration.bus.testbed import settings_for
 from tests.integration.endpoint.helpers import (
     NAME,
@@ -27,6 +25,7 @@ from tests.integration.endpoint.helpers import (
     healthy,
     make_config,
     read_topic,
+    running_endpoint,
 )
 from tests.support.procs import free_ports
 from tests.support.waiting import wait_until
@@ -53,41 +52,28 @@ async def test_a_renewed_producer_reads_rotated_certificates_and_keeps_the_old_o
 
     install(kafka.client_cert, kafka.client_key)
     config = make_config(topic, wal_mode=WalMode.DISABLE, cb_fails=1000)  # the breaker stays out of the way
-    settings = build_settings(
-        config,
-        {"ALGORUN_ENDPOINT_ACK_TIMEOUT": "3"},
-        http_listen="127.0.0.1:0",
-        grpc_listen="127.0.0.1:0",
-        monitoring_listen="127.0.0.1:0",
-    )
     tls = settings_for(kafka, "SSL", cert_location=str(cert), key_location=str(key))
-    bus = open_bus(endpoint_kafka_settings(tls, settings))
-    service = EndpointService(config, settings, bus)
-    await service.start()
     accepted: list[str] = []
-    try:
-        async with aiohttp.ClientSession() as http:
-            port = service.http_port
-            assert await _post(http, port, "t-0") == 202
-            accepted.append("t-0")
-            # A certificate the broker does not trust replaces the files: the running client has what it read.
-            install(kafka.untrusted_client_cert, kafka.untrusted_client_key)
-            assert await _post(http, port, "t-1") == 202
-            accepted.append("t-1")
-            assert await service.renew_producer()
-            assert await _post(http, port, "t-2") == 503, "the renewed client did not read the new files"
-            install(kafka.client_cert, kafka.client_key)
-            assert await service.renew_producer()
-            assert await _post(http, port, "t-3") == 202
-            accepted.append("t-3")
-            key.unlink()
-            assert not await service.renew_producer(), "a producer without its key file was swapped in"
-            assert await _post(http, port, "t-4") == 202
-            accepted.append("t-4")
-            assert service.metrics.registry.get_sample_value("endpoint_producer_renewals_total") == 2
-    finally:
-        await service.stop()
-        await bus.close()
+    endpoint = running_endpoint(config, tls, {"ALGORUN_ENDPOINT_ACK_TIMEOUT": "3"})
+    async with endpoint as service, aiohttp.ClientSession() as http:
+        port = service.http_port
+        assert await _post(http, port, "t-0") == 202
+        accepted.append("t-0")
+        # A certificate the broker does not trust replaces the files: the running client has what it read.
+        install(kafka.untrusted_client_cert, kafka.untrusted_client_key)
+        assert await _post(http, port, "t-1") == 202
+        accepted.append("t-1")
+        assert await service.renew_producer()
+        assert await _post(http, port, "t-2") == 503, "the renewed client did not read the new files"
+        install(kafka.client_cert, kafka.client_key)
+        assert await service.renew_producer()
+        assert await _post(http, port, "t-3") == 202
+        accepted.append("t-3")
+        key.unlink()
+        assert not await service.renew_producer(), "a producer without its key file was swapped in"
+        assert await _post(http, port, "t-4") == 202
+        accepted.append("t-4")
+        assert service.metrics.registry.get_sample_value("endpoint_producer_renewals_total") == 2
     stored = [m.key.decode() for m in await read_topic(kafka.bootstrap(), topic, len(accepted)) if m.key]
     assert stored == accepted
 
@@ -140,22 +126,16 @@ async def test_renewals_asked_for_at_once_run_one_after_another_and_close_every_
 ) -> None:
     topic = f"endpoint-renew2-{uuid.uuid4().hex[:10]}"
     await create_topic(kafka.bootstrap(), topic)
-    config = make_config(topic, wal_mode=WalMode.DISABLE)
-    settings = build_settings(
-        config, {}, http_listen="127.0.0.1:0", grpc_listen="127.0.0.1:0", monitoring_listen="127.0.0.1:0"
-    )
-    bus = open_bus(endpoint_kafka_settings(settings_for(kafka), settings))
-    service = EndpointService(config, settings, bus)
-    await service.start()
     made: list[Any] = []
-    make = bus.producer
+    async with running_endpoint(make_config(topic, wal_mode=WalMode.DISABLE), kafka.bootstrap()) as service:
+        bus = service.bus
+        make = bus.producer
 
-    def tracking(**kwargs: Any) -> Any:
-        made.append(make(**kwargs))
-        return made[-1]
+        def tracking(**kwargs: Any) -> Any:
+            made.append(make(**kwargs))
+            return made[-1]
 
-    bus.producer = tracking  # type: ignore[method-assign]
-    try:
+        bus.producer = tracking  # type: ignore[method-assign]
         first = service.producer
         assert all(await asyncio.gather(*(service.renew_producer() for _ in range(3))))
         assert len(made) == 3 and service.producer is made[-1]
@@ -167,6 +147,3 @@ async def test_renewals_asked_for_at_once_run_one_after_another_and_close_every_
         async with aiohttp.ClientSession() as http:
             assert await _post(http, service.http_port, "after") == 202
         assert service.metrics.registry.get_sample_value("endpoint_producer_renewals_total") == 3
-    finally:
-        await service.stop()
-        await bus.close()

@@ -336,12 +336,10 @@ class KafkaProducer(Producer):
     # ---- transactions ----
 
     async def _off_loop_call(self, fn: Any, *args: Any) -> Any:
-        """Run a blocking librdkafka call on an executor thread; reports it serves are settled on the loop."""
+        """Run a blocking librdkafka call on an executor thread; reports it serves are settled on the loop, by
+        `_worker_done`, which the worker schedules before its result is handed back: settled before this returns."""
         self._off_loop += 1
-        try:
-            return await self._loop.run_in_executor(None, self._in_worker, fn, args)
-        finally:
-            self._settle()
+        return await self._loop.run_in_executor(None, self._in_worker, fn, args)
 
     def _in_worker(self, fn: Any, args: tuple[Any, ...]) -> Any:
         """`fn` on the executor thread. `_off_loop` drops only once it has returned, on the loop thread: a caller
@@ -354,7 +352,7 @@ class KafkaProducer(Producer):
 
     def _worker_done(self) -> None:
         self._off_loop -= 1
-        self._settle()  # reports the call served after its caller stopped waiting
+        self._settle()
 
     async def _call(self, fn: Any, *args: Any) -> Any:
         try:
