@@ -66,8 +66,11 @@ def tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _set_pdeathsig() -> None:
-    """Runs in the child before exec: ask Linux to SIGKILL it when the parent (pytest) dies."""
+def die_with_parent() -> None:
+    """A `preexec_fn`: runs in the child before exec and asks Linux to SIGKILL it when the parent (pytest) dies.
+
+    Linux sends the signal when the *thread* that started the child ends: start children from pytest's main
+    thread (as every helper here does), not from a worker thread that may finish first."""
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         pr_set_pdeathsig = 1
@@ -103,7 +106,7 @@ class ManagedProcess:
             env=full_env,
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=_set_pdeathsig if sys.platform.startswith("linux") else None,
+            preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
         )
         with _LIVE_LOCK:
             _LIVE.add(self)

@@ -22,6 +22,7 @@ from typing import Any
 
 from algorun.api.configs import RunnerConfig
 from tests.integration.runner.harness import REPO
+from tests.support.procs import die_with_parent
 
 _PORT_LINE = re.compile(r"started; health on :(\d+)")
 
@@ -60,7 +61,9 @@ class RunnerProcess:
                 "ALGORUN_RUNNER_SESSION_TIMEOUT_MS": "6000",
                 **(env or {}),
             },
-            start_new_session=True,
+            start_new_session=True,  # kill9() and stop() signal the whole group
+            # A pytest run killed mid-test (CI cancelled, Ctrl-C twice) must not leave a runner consuming behind it.
+            preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
         )
 
     @property
