@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from algorun.api.enums import WalMode
+from algorun.breaker import STATE_VALUE, CircuitBreaker
 from algorun.bus.errors import BusError, MessageTooLarge
 from algorun.bus.interface import Producer
 from algorun.endpoint import errors
-from algorun.endpoint.breaker import STATE_VALUE, CircuitBreaker
 from algorun.endpoint.errors import Code, EndpointError
 from algorun.endpoint.metrics import EndpointMetrics
 from algorun.endpoint.routing import Outgoing

@@ -23,10 +23,10 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from algorun.api.configs import EndpointConfig
+from algorun.breaker import CircuitBreaker, State
 from algorun.bus.errors import BusError
 from algorun.bus.interface import Bus, Producer
 from algorun.bus.settings import KafkaSettings
-from algorun.endpoint.breaker import CircuitBreaker, State
 from algorun.endpoint.claimcheck import PayloadStore
 from algorun.endpoint.grpc_api import GrpcApi
 from algorun.endpoint.http_app import HttpApi

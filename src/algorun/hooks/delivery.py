@@ -32,6 +32,7 @@ from typing import Any
 import aiohttp
 
 from algorun.hooks.backoff import RetryPolicy
+from algorun.hooks.circuit import Circuit
 from algorun.hooks.signing import SIGNATURE_HEADER, sign
 
 ATTEMPT_HEADER = "X-Algorun-Attempt"
@@ -170,19 +171,35 @@ class Delivery:
         *,
         since: float | None = None,
         gate: asyncio.Semaphore | None = None,
+        circuit: Circuit | None = None,
     ) -> Outcome:
         """Attempts until success, a permanent failure, or the end of the retry budget.
 
         `since` (a `time.monotonic()` value) is when the budget started; default now. `gate` bounds concurrent
         requests: it is held only during a request, never during a backoff wait, so messages waiting to retry
-        a down webhook do not take the places of ones that could be sent."""
+        a down webhook do not take the places of ones that could be sent. `circuit` (the webhook's, shared by
+        its deliveries) holds requests back while the webhook is found down; the budget keeps running."""
         started = time.monotonic() if since is None else since
         number = 0
         while True:
             number += 1
             limit: AbstractAsyncContextManager[Any] = gate if gate is not None else nullcontext()
-            async with limit:
-                result = await self.attempt(hook, body, headers, number)
+            admitted = False
+            try:
+                async with limit:
+                    # Asked with a place in the gate, not before: deliveries queued for a place when the circuit
+                    # opens must not all go out afterwards.
+                    if circuit is not None:
+                        if not await circuit.admit(started + self.policy.budget_s):
+                            return self._circuit_open(circuit, number - 1, started)
+                        admitted = True
+                    result = await self.attempt(hook, body, headers, number)
+            except asyncio.CancelledError:
+                if admitted and circuit is not None:
+                    circuit.abandon()
+                raise
+            if circuit is not None:
+                circuit.record(not result.ok and result.retriable, result.error)
             if self.on_attempt is not None:
                 self.on_attempt(hook, result)
             elapsed = time.monotonic() - started
@@ -194,6 +211,16 @@ class Delivery:
                 error = f"{result.error} ({why} after {number} attempt{'s' if number > 1 else ''})"
                 return Outcome(False, number, result.status, error, elapsed)
             await self.sleep(wait)
+
+    @staticmethod
+    def _circuit_open(circuit: Circuit, attempts: int, started: float) -> Outcome:
+        """The budget ran out while the webhook's circuit was open (or a probe was out)."""
+        plural = "s" if attempts != 1 else ""
+        error = (
+            f"{circuit.last_error or 'the webhook is failing'} (circuit open: retry budget exhausted after "
+            f"{attempts} attempt{plural} of this message)"
+        )
+        return Outcome(False, attempts, None, error, time.monotonic() - started)
 
 
 async def post_json(

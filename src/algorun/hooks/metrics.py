@@ -32,6 +32,15 @@ class HookMetrics:
         self.backlog = Gauge(
             "algorun_hook_backlog", "Messages the hook still owes (in delivery or retry)", ["hook"], registry=r
         )
+        self.circuit_state = Gauge(
+            "algorun_hook_circuit_state", "The hook's circuit: 0 closed, 0.5 half-open, 1 open", ["hook"], registry=r
+        )
+        self.circuit_opened = Counter(
+            "algorun_hook_circuit_opened",
+            "Times the hook's circuit opened (the receiver was found down)",
+            ["hook"],
+            registry=r,
+        )
         self.uncommitted = Gauge(
             "algorun_hook_uncommitted_messages", "Messages read but not yet finished by every hook", registry=r
         )

@@ -5,6 +5,8 @@
 - A delivery is retried with backoff and jitter (`algorun.hooks.delivery`), its budget counted from when the
   message was read; after it, the message goes to the dead-letter topic with the last error and the hook id
   in its headers.
+- Each webhook has a circuit (`algorun.hooks.circuit`): after repeated failed requests it stops sending and
+  probes the receiver now and then, so a receiver that is down is not hit by every retry of every message.
 - A webhook's backlog (messages it still owes) is bounded by `max_backlog`: when full, the partitions of the
   topics that feed it are paused (never dropped, and the consumer keeps polling so it stays in its group);
   other inputs keep flowing.
@@ -26,10 +28,12 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from algorun.api.configs import HookConfig
+from algorun.breaker import STATE_VALUE, State
 from algorun.bus import contract
 from algorun.bus.errors import BusError
 from algorun.bus.interface import Bus, Consumer, Producer
 from algorun.bus.types import Message, TopicPartition
+from algorun.hooks.circuit import Circuit
 from algorun.hooks.delivery import Attempt, Delivery, Outcome, Webhook
 from algorun.hooks.message import request_headers, trace_id
 from algorun.hooks.metrics import HookMetrics
@@ -57,6 +61,7 @@ class _Hook:
     gate: asyncio.Semaphore
     topics: frozenset[str]
     metrics: HookMetrics
+    circuit: Circuit | None = None
     owed: int = 0
     tasks: dict[TopicPartition, set[asyncio.Task[None]]] = field(default_factory=dict)
 
@@ -66,6 +71,19 @@ class _Hook:
         self.delivery_latency = self.metrics.delivery_latency.labels(name)
         self.backlog = self.metrics.backlog.labels(name)
         self.backlog.set(0)
+        self.metrics.circuit_state.labels(name).set(0)
+        if self.circuit is not None:
+            self.circuit.on_change = self._circuit_changed
+
+    def _circuit_changed(self, old: State, new: State) -> None:
+        name = self.target.id
+        self.metrics.circuit_state.labels(name).set(STATE_VALUE[new])
+        if new is State.OPEN:
+            if old is State.CLOSED:
+                self.metrics.circuit_opened.labels(name).inc()
+                log.warning("webhook %s is failing: circuit open, probing it every few seconds", name)
+        elif new is State.CLOSED:
+            log.info("webhook %s answers again: circuit closed", name)
 
 
 class HookRunner:
@@ -87,7 +105,8 @@ class HookRunner:
         self.by_topic: dict[str, list[_Hook]] = {}
         for target in settings.targets:
             topics = frozenset(config.inputs.get(target.input_name, []))
-            hook = _Hook(target, asyncio.Semaphore(settings.concurrency), topics, self.metrics)
+            circuit = Circuit(settings.circuit_fails, settings.circuit_open_s) if settings.circuit_fails else None
+            hook = _Hook(target, asyncio.Semaphore(settings.concurrency), topics, self.metrics, circuit)
             self.hooks[target.id] = hook
             for topic in sorted(topics):
                 self.by_topic.setdefault(topic, []).append(hook)
@@ -142,7 +161,7 @@ class HookRunner:
                         msg, hook_id=target.id, input_name=target.input_name, configured=target.headers
                     )
                     outcome = await self.delivery.deliver(
-                        target.webhook, msg.value, headers, since=read_at, gate=hook.gate
+                        target.webhook, msg.value, headers, since=read_at, gate=hook.gate, circuit=hook.circuit
                     )
                 except Exception as e:  # a bug here must dead-letter the message, not stall its partition
                     log.exception("delivering %s to %s failed unexpectedly", msg.tp, target.id)

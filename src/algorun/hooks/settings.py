@@ -15,6 +15,8 @@ environment variables; secrets only from the environment or a mounted file, neve
 | `ALGORUN_HOOK_CONCURRENCY` | 8 | concurrent requests per hook (messages waiting to retry do not count) |
 | `ALGORUN_HOOK_MAX_BACKLOG` | 1000 | messages a hook may owe before the topics feeding it are paused |
 | `ALGORUN_HOOK_VERIFY_TLS` | true | verify webhook TLS certificates (the original's notifier did not) |
+| `ALGORUN_HOOK_CIRCUIT_FAILS` | 10 | failed requests in a row that open a hook's circuit (0: no circuit) |
+| `ALGORUN_HOOK_CIRCUIT_OPEN` | 10 | seconds an open circuit sends nothing before one probe request |
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ class HookSettings:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     concurrency: int = 8
     max_backlog: int = 1000
+    circuit_fails: int = 10
+    """Failed requests in a row that open a webhook's circuit (`algorun.hooks.circuit`); 0 turns it off."""
+    circuit_open_s: float = 10.0
     monitoring_port: int = 10080
     monitoring_host: str = "0.0.0.0"
 
@@ -142,5 +147,7 @@ def build_settings(
         policy=policy,
         concurrency=max(1, int(_number(e, "CONCURRENCY", 8))),
         max_backlog=max(1, int(_number(e, "MAX_BACKLOG", 1000))),
+        circuit_fails=int(_number(e, "CIRCUIT_FAILS", 10)),
+        circuit_open_s=_number(e, "CIRCUIT_OPEN", 10.0),
         monitoring_port=monitoring_port,
     )

@@ -98,6 +98,8 @@ def _hooks() -> Series:
     m.request_latency.labels("results-1").observe(0.1)
     m.delivery_latency.labels("results-1").observe(0.1)
     m.backlog.labels("results-1").set(1)
+    m.circuit_state.labels("results-1").set(1)
+    m.circuit_opened.labels("results-1").inc()
     m.uncommitted.set(1)
     return _series(m.registry)
 

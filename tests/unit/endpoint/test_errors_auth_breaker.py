@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from algorun.breaker import CircuitBreaker, State
 from algorun.endpoint import errors
 from algorun.endpoint.auth import Credentials
-from algorun.endpoint.breaker import CircuitBreaker, State
 from algorun.endpoint.errors import Code, EndpointError
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from algorun.api.enums import WalMode
+from algorun.breaker import CircuitBreaker
 from algorun.bus.errors import BrokerUnreachable, UnknownTopic
 from algorun.bus.interface import Consumer, Producer
 from algorun.bus.types import Delivery, Headers, TopicPartition
-from algorun.endpoint.breaker import CircuitBreaker
 from algorun.endpoint.errors import EndpointError
 from algorun.endpoint.metrics import EndpointMetrics
 from algorun.endpoint.publisher import Limits, Publisher, WalPolicy

@@ -143,6 +143,14 @@ def test_inline_secrets_win_over_the_file(tmp_path: Path) -> None:
     assert [t.webhook.secret for t in build_settings(_config(), env).targets] == [b"inline", None, b"for-c"]
 
 
+def test_the_circuit_is_on_by_default_and_can_be_tuned_or_turned_off() -> None:
+    default = build_settings(_config(), {})
+    assert (default.circuit_fails, default.circuit_open_s) == (10, 10.0)
+    tuned = build_settings(_config(), {"ALGORUN_HOOK_CIRCUIT_FAILS": "3", "ALGORUN_HOOK_CIRCUIT_OPEN": "2.5"})
+    assert (tuned.circuit_fails, tuned.circuit_open_s) == (3, 2.5)
+    assert build_settings(_config(), {"ALGORUN_HOOK_CIRCUIT_FAILS": "0"}).circuit_fails == 0
+
+
 def test_no_secret_means_unsigned() -> None:
     assert all(t.webhook.secret is None for t in build_settings(_config(), {}).targets)
 
@@ -157,6 +165,8 @@ def test_no_secret_means_unsigned() -> None:
         ({"ALGORUN_HOOK_SECRETS_FILE": "/nonexistent/secrets.json"}, "cannot read"),
         ({"ALGORUN_HOOK_SECRETS": "{not json"}, "ALGORUN_HOOK_SECRETS is not JSON"),
         ({"ALGORUN_HOOK_SECRETS": '{"results-0": 7}'}, "JSON object of hook id or URL to secret"),
+        ({"ALGORUN_HOOK_CIRCUIT_FAILS": "-3"}, "ALGORUN_HOOK_CIRCUIT_FAILS"),
+        ({"ALGORUN_HOOK_CIRCUIT_OPEN": "off"}, "ALGORUN_HOOK_CIRCUIT_OPEN"),
     ],
 )
 def test_bad_settings_name_the_variable(env: dict[str, str], match: str) -> None:

@@ -1,12 +1,13 @@
-"""A circuit breaker over broker acknowledgements: stop making clients wait for a broker that is down.
+"""A circuit breaker: stop sending to a downstream that is down, and find out cheaply when it is back.
 
-Closed: messages go to Kafka. After `fails` consecutive failed deliveries it opens: without a write-ahead log
-the endpoint answers 503 at once (with `Retry-After` = the time left) instead of letting every client wait for
-the delivery timeout. After `timeout` seconds it goes half-open and lets `requests` probes through: once that
-many succeed in a row it closes, and any failure reopens it (the original's sony/gobreaker semantics, with its
-`cb.fails`, `cb.timeout`, `cb.requests` and `cb.interval` settings). While closed, `interval` (seconds, 0 = never)
-clears the failure count periodically. Unlike the original, an open breaker never marks the process unhealthy
-for good (that made Kubernetes restart the pod and lose librdkafka's queue): it closes again by itself.
+Closed: requests go through. After `fails` consecutive failures it opens: nothing is sent for `timeout` seconds.
+Then it goes half-open and lets `requests` probes through: once that many succeed in a row it closes, and any
+failure reopens it (sony/gobreaker's semantics, which the original endpoint used, with its `cb.fails`,
+`cb.timeout`, `cb.requests` and `cb.interval` settings). While closed, `interval` (seconds, 0 = never) clears the
+failure count periodically. It never gives up for good: it closes again by itself once probes succeed.
+
+Used over broker acknowledgements by the endpoint (an open breaker answers 503 at once instead of letting every
+client wait for the delivery timeout) and over webhook requests by the hook runner (`algorun.hooks.circuit`).
 
 Pure: the clock is passed in, so the state machine is tested without waiting.
 """
@@ -47,7 +48,7 @@ class CircuitBreaker:
         self._counts_until: float | None = None  # closed with an interval: when the failure count is cleared
 
     def allow(self, now: float) -> bool:
-        """May a message be sent to the broker now? Half-open, only `requests` probes in all."""
+        """May a request be sent now? Half-open, only `requests` probes in all."""
         if self.state is State.CLOSED:
             return True
         if self.state is State.OPEN and now - self.opened_at >= self.timeout:
@@ -57,6 +58,12 @@ class CircuitBreaker:
             self._probes += 1
             return True
         return False
+
+    def release(self) -> None:
+        """A probe that `allow` let through was never sent (its sender was cancelled): let another take its place,
+        or the breaker would wait half-open for a result that never comes."""
+        if self.state is State.HALF_OPEN and self._probes > 0:
+            self._probes -= 1
 
     def retry_after(self, now: float) -> int:
         """Whole seconds until the breaker lets a probe through (at least 1)."""
@@ -76,8 +83,8 @@ class CircuitBreaker:
         self._counts_until = None
 
     def recovered(self) -> None:
-        """Close from any state: the broker acknowledged a write made now (the log forwarder's batch), which is
-        what the probes would have found out."""
+        """Close from any state: the downstream was found working by other means (the endpoint's log forwarder
+        had a batch acknowledged), which is what the probes would have found out."""
         self.consecutive_failures = 0
         self.state = State.CLOSED
         self._counts_until = None
@@ -92,7 +99,7 @@ class CircuitBreaker:
             self.trip(now)
 
     def trip(self, now: float) -> None:
-        """Open now (the broker was found down by other means, e.g. the log forwarder)."""
+        """Open now (the downstream was found down by other means, e.g. the endpoint's log forwarder)."""
         if self.state is not State.OPEN:
             self.opened_at = now
         self.state = State.OPEN
