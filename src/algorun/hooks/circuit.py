@@ -1,11 +1,12 @@
 """One webhook's circuit, shared by all its deliveries: a receiver that is down gets probes, not every retry.
 
 Without it, each (message, webhook) retries on its own schedule, so a receiver that is down for a while gets a
-steady stream of requests from every message it owes (a backlog of 1000 with a 30 s backoff ceiling is about
-30 requests/s), and all of them at once when it comes back. With it, after `fails` failed requests in a row the
-circuit opens: deliveries wait (their retry budgets keep running) and nothing is sent for `open_s` seconds; then
-one request goes through as a probe. Its success closes the circuit and releases the waiting deliveries (at most
-`concurrency` requests at a time, as always); its failure opens it again.
+steady stream of requests from every message it owes (1000 messages each retrying every 15 to 30 s, the default
+backoff ceiling with its jitter, make 30 to 70 requests/s), and all of them at once when it comes back. With it,
+after `fails` failed requests in a row the circuit opens: deliveries wait (their retry budgets keep running) and
+nothing is sent for `open_s` seconds; then one request goes through as a probe. Its success closes the circuit
+and releases the waiting deliveries (at most `concurrency` requests at a time, as always); its failure opens it
+again.
 
 What counts as a failure is what the delivery retries (no answer, 408, 425, 429, 5xx). A final answer (another
 4xx) means the receiver is up and refused that request, so it counts as a success here.
