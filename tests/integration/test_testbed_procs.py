@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.procs import wait_for
+from tests.support.testbin import REPO
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 
@@ -26,8 +27,6 @@ child = subprocess.Popen(
 print(child.pid, flush=True)
 time.sleep(120)
 """
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _running(pid: int) -> bool:

@@ -103,6 +103,11 @@ async def read_topic(bootstrap: str, topic: str, expected: int, limit: float = 3
     return sorted(out, key=lambda m: (m.partition, m.offset))
 
 
+async def stored_keys(bootstrap: str, topic: str, expected: int, limit: float = 30.0) -> list[str]:
+    """The keys (traceIDs) of what `topic` holds, in partition and offset order: what the endpoint stored."""
+    return [m.key.decode() for m in await read_topic(bootstrap, topic, expected, limit) if m.key]
+
+
 def header(msg: Message, name: str) -> str | None:
     value = msg.header(name)
     return value.decode() if value is not None else None

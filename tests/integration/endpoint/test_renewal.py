@@ -24,8 +24,8 @@ from tests.integration.endpoint.helpers import (
     endpoint_process,
     healthy,
     make_config,
-    read_topic,
     running_endpoint,
+    stored_keys,
 )
 from tests.support.procs import free_ports
 from tests.support.waiting import wait_until
@@ -74,7 +74,7 @@ async def test_a_renewed_producer_reads_rotated_certificates_and_keeps_the_old_o
         assert await _post(http, port, "t-4") == 202
         accepted.append("t-4")
         assert service.metrics.registry.get_sample_value("endpoint_producer_renewals_total") == 2
-    stored = [m.key.decode() for m in await read_topic(kafka.bootstrap(), topic, len(accepted)) if m.key]
+    stored = await stored_keys(kafka.bootstrap(), topic, len(accepted))
     assert stored == accepted
 
 
@@ -117,7 +117,7 @@ async def test_sighup_renews_the_producer_of_a_running_endpoint_without_losing_o
         proc.stop()
     assert {s for _, s in statuses} == {202}, [x for x in statuses if x[1] != 202][:5]
     accepted = [trace for trace, _ in statuses]
-    stored = [m.key.decode() for m in await read_topic(kafka.bootstrap(), topic, len(accepted)) if m.key]
+    stored = await stored_keys(kafka.bootstrap(), topic, len(accepted))
     assert stored == accepted
 
 
