@@ -91,7 +91,8 @@ async def feed_and_drain(bus: Bus, source: str, sink: str) -> float:
             trace = contract.new_trace_id()
             headers = contract.first_hop(trace_id=trace, content_type="application/octet-stream")
             messages.append(OutMessage(source, VALUE, key=contract.message_key(trace), headers=headers))
-        await producer.produce_many(messages)
+        failures = await producer.produce_many(messages)
+        assert not failures, failures
     await producer.flush()
     await producer.close()
     while True:

@@ -3,6 +3,7 @@
 See `interface.py` for the semantics both backends share, `contract.py` for the message headers.
 """
 
+from algorun.bus.batch import Failures
 from algorun.bus.errors import (
     AuthenticationFailed,
     BrokerUnreachable,
@@ -41,6 +42,7 @@ __all__ = [
     "ConfigError",
     "Consumer",
     "Delivery",
+    "Failures",
     "Headers",
     "KafkaSettings",
     "Message",

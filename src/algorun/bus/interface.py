@@ -4,9 +4,9 @@ Semantics shared by both backends (the conformance suite in tests/integration/bu
 
 - `Producer.produce` enqueues *now*, in call order, and returns an awaitable that resolves once the message
   is durably stored (broker ack, or the local log's commit). `Producer.produce_many` does the same for a batch
-  with one awaitable of every message's outcome (cheaper per message than one future each). Messages with the
-  same key land on the same partition (CRC-32 of the key, librdkafka's default); order within a partition is
-  the produce order.
+  with one awaitable that resolves with the messages that failed (cheaper per message than one future each).
+  Messages with the same key land on the same partition (CRC-32 of the key, librdkafka's default); order
+  within a partition is the produce order.
 - `Consumer` is a member of a consumer group. It yields messages in partition order; nothing is committed
   until the caller marks messages processed (`store`) and commits, so an uncommitted message is redelivered
   after a restart (at-least-once). Offsets are Kafka's: commit the *next* offset (`Message.next_offset`).
@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from types import TracebackType
 from typing import Self
 
+from algorun.bus.batch import Failures
 from algorun.bus.errors import BusError
 from algorun.bus.types import (
     Delivery,
@@ -59,19 +60,21 @@ class Producer(abc.ABC):
         Inside a transaction the awaitable resolves when the transaction commits (fails if it aborts).
         """
 
-    def produce_many(self, messages: Sequence[OutRecord]) -> Awaitable[list[Delivery | BusError]]:
-        """Enqueue `messages` now, in order, and return one awaitable of their outcomes, in the same order.
+    def produce_many(self, messages: Sequence[OutRecord]) -> Awaitable[Failures]:
+        """Enqueue `messages` now, in order, and return one awaitable of their outcome.
 
         A message is `(topic, value, key, headers, partition)`: a plain tuple or an `OutMessage`.
 
-        Each outcome is the message's `Delivery` once the broker (or the local log) acknowledged it, or the
-        `BusError` it failed with: one failure does not hide the others, so a caller re-sends exactly what
-        failed. Inside a transaction the outcomes are known when the transaction commits or aborts.
+        It resolves once the broker (or the local log) acknowledged or refused every message, with the
+        refused ones: `{index: BusError}`, empty when all were stored. One failure does not hide the others, so
+        a caller re-sends exactly what failed. Nothing is built per stored message (no `Delivery`): a batch is
+        the throughput path, and its callers only need to know what to send again. Inside a transaction the
+        outcome is known when the transaction commits or aborts.
         This default runs `produce` per message; backends override it to track the batch as one unit.
         """
         produce = self.produce
         futures = [produce(t, v, key=k, headers=h, partition=p) for t, v, k, h, p in messages]
-        return _outcomes(futures)
+        return _failures(futures)
 
     async def send(
         self,
@@ -121,14 +124,15 @@ class Producer(abc.ABC):
         await self.close()
 
 
-async def _outcomes(futures: list[Awaitable[Delivery]]) -> list[Delivery | BusError]:
+async def _failures(futures: list[Awaitable[Delivery]]) -> Failures:
     results = await asyncio.gather(*futures, return_exceptions=True)
-    out: list[Delivery | BusError] = []
-    for r in results:
-        if isinstance(r, BaseException) and not isinstance(r, BusError):
-            raise r
-        out.append(r)
-    return out
+    failures: Failures = {}
+    for i, r in enumerate(results):
+        if isinstance(r, BaseException):
+            if not isinstance(r, BusError):
+                raise r
+            failures[i] = r
+    return failures
 
 
 class Consumer(abc.ABC):

@@ -34,6 +34,7 @@ from typing import NamedTuple
 from algorun.api.configs import RunnerConfig, RunnerInput, RunnerOutput
 from algorun.api.enums import MessageDataType
 from algorun.bus import contract
+from algorun.bus.batch import Failures
 from algorun.bus.errors import BusError
 from algorun.bus.interface import Bus, Consumer, Producer
 from algorun.bus.types import Delivery, Headers, Message, TopicPartition
@@ -124,7 +125,7 @@ class _Unacked:
     def __init__(self) -> None:
         self.runs: list[tuple[list[Message], float, int]] = []
         self.writes: list[_Write] = []
-        self.future: asyncio.Future[list[Delivery | BusError]] | None = None
+        self.future: asyncio.Future[Failures] | None = None
         # For the metrics once every write is acknowledged: writes added by `add_one` (all to the runner's first
         # output) are only counted here, the others are kept to be counted one by one.
         self.firsts = 0
@@ -878,7 +879,7 @@ class Runner:
         if not self._sweep_armed:
             self._sweep()
 
-    def _produce_many(self, writes: list[_Write]) -> asyncio.Future[list[Delivery | BusError]]:
+    def _produce_many(self, writes: list[_Write]) -> asyncio.Future[Failures]:
         producer = self._producer
         assert producer is not None
         try:
@@ -886,8 +887,8 @@ class Runner:
                 producer.produce_many([(w.topic, w.value, w.key, w.headers, None) for w in writes])
             )
         except BusError as e:  # e.g. closed: every write failed (and is written again, or waits for shutdown)
-            fut: asyncio.Future[list[Delivery | BusError]] = asyncio.get_running_loop().create_future()
-            fut.set_result([e] * len(writes))
+            fut: asyncio.Future[Failures] = asyncio.get_running_loop().create_future()
+            fut.set_result(dict.fromkeys(range(len(writes)), e))
             return fut
 
     def _sweep(self, _: object = None) -> None:
@@ -914,13 +915,13 @@ class Runner:
         fut = batch.future
         assert fut is not None
         writes = batch.writes
-        outcomes: list[Delivery | BusError]
+        failures: Failures
         if fut.cancelled() or fut.exception() is not None:
             error = BusError(f"produce failed: {'cancelled' if fut.cancelled() else fut.exception()}")
-            outcomes = [error] * len(writes)
+            failures = dict.fromkeys(range(len(writes)), error)
         else:
-            outcomes = fut.result()
-        if set(map(type, outcomes)) == {Delivery}:  # all acknowledged (map and set run in C: this is per write)
+            failures = fut.result()
+        if not failures:  # all acknowledged
             if batch.firsts:
                 cfg = self._first_output
                 assert cfg is not None and cfg.topic is not None
@@ -935,9 +936,9 @@ class Runner:
             failed: list[_Write] | None = None
             for j in range(i, i + n):
                 w = writes[j]
-                outcome = outcomes[j]
-                if isinstance(outcome, BusError):
-                    metrics.produce_error(w.topic, type(outcome).__name__)
+                refused = failures.get(j)
+                if refused is not None:
+                    metrics.produce_error(w.topic, type(refused).__name__)
                     if failed is None:
                         failed = []
                     failed.append(w)
@@ -974,15 +975,16 @@ class Runner:
             attempt += 1
             log.warning("%d writes not acknowledged; writing again in %ss", len(pending), delay)
             await asyncio.sleep(delay)
-            results: list[Delivery | BusError]
+            failures: Failures
             try:
-                results = await self._produce_many(pending)
+                failures = await self._produce_many(pending)
             except Exception as e:  # whatever the batch failed with, every write of it is tried again
-                results = [BusError(str(e))] * len(pending)
+                failures = dict.fromkeys(range(len(pending)), BusError(str(e)))
             still = []
-            for w, r in zip(pending, results, strict=True):
-                if isinstance(r, BaseException):
-                    self.metrics.produce_error(w.topic, type(r).__name__)
+            for j, w in enumerate(pending):
+                error = failures.get(j)
+                if error is not None:
+                    self.metrics.produce_error(w.topic, type(error).__name__)
                     still.append(w)
                 else:
                     self.metrics.ack(w.topic)

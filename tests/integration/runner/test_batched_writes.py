@@ -9,10 +9,10 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from algorun.bus import Bus
+from algorun.bus import Bus, Failures
 from algorun.bus.errors import BusError
 from algorun.bus.interface import Producer
-from algorun.bus.types import Delivery, OutRecord
+from algorun.bus.types import OutRecord
 from tests.algos.configs import names, runner_config
 from tests.integration.runner.harness import collect, create_topics, nothing_more, running, send
 from tests.support.waiting import wait_until as until
@@ -29,14 +29,15 @@ def refuse_once(bus: Bus, refused: set[bytes], on_call: Callable[[list[bytes]], 
         p = real(**kwargs)
         produce_many = p.produce_many
 
-        async def outcomes(records: Sequence[OutRecord]) -> list[Delivery | BusError]:
+        async def outcomes(records: Sequence[OutRecord]) -> Failures:
             await on_call([r[1] for r in records])
-            fail = [r[1] in refused for r in records]
+            fail = [i for i, r in enumerate(records) if r[1] in refused]
             refused.difference_update(r[1] for r in records)
-            stored = iter(await produce_many([r for r, f in zip(records, fail, strict=True) if not f]))
-            return [BusError("refused by the test") if f else next(stored) for f in fail]
+            kept = [i for i in range(len(records)) if i not in fail]
+            failures = await produce_many([records[i] for i in kept])
+            return {kept[j]: e for j, e in failures.items()} | dict.fromkeys(fail, BusError("refused by the test"))
 
-        def many(records: Sequence[OutRecord]) -> Awaitable[list[Delivery | BusError]]:
+        def many(records: Sequence[OutRecord]) -> Awaitable[Failures]:
             calls.append([r[1] for r in records])
             return asyncio.ensure_future(outcomes(records))
 

@@ -30,7 +30,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka import Producer as _Producer
 from confluent_kafka import TopicPartition as _TP
 
-from algorun.bus.batch import BatchOutcomes
+from algorun.bus.batch import BatchOutcomes, Failures
 from algorun.bus.errors import BusClosed, BusError, ConfigError, ProduceFailed, TransactionError
 from algorun.bus.interface import Consumer, Producer
 from algorun.bus.kafka.errors import is_auth_error, translate
@@ -151,22 +151,29 @@ class KafkaProducer(Producer):
         elif not fut.done():
             fut.set_exception(self._failure(err, msg))
 
-    def _on_batch_delivery(self, batch: BatchOutcomes, index: int, err: KafkaError | BusError | None, msg: Any) -> None:
-        """As `_on_delivery`, for message `index` of a `produce_many` batch (`BatchOutcomes.settle`, inlined)."""
+    def _on_batch_report(self, batch: BatchOutcomes, err: KafkaError | BusError | None, msg: Any) -> None:
+        """The delivery callback of every message of a `produce_many` batch: one callable per batch, not one per
+        message (binding each message's index cost a bound method per message and a second call level per
+        report). A success is only counted; a failure is attributed by content (`BatchOutcomes.fail_by_content`)."""
         if self._off_loop and get_ident() != self._loop_thread:
-            self._reports.append((self._on_batch_delivery, (batch, index), err, msg))
+            self._reports.append((self._on_batch_report, (batch,), err, msg))
             return
         self._in_flight -= 1
-        outcomes = batch.outcomes
-        if outcomes[index] is not None:
-            return
         if err is None:
-            outcomes[index] = _new_delivery(Delivery, (msg.topic(), msg.partition(), msg.offset()))
+            batch.remaining -= 1  # BatchOutcomes.count, inlined: this runs once per message
+            if not batch.remaining and not batch.future.done():
+                batch.future.set_result(batch.failures)
         else:
-            outcomes[index] = self._failure(err, msg)
-        batch.remaining -= 1
-        if not batch.remaining and not batch.future.done():
-            batch.future.set_result(outcomes)  # type: ignore[arg-type]  # every slot is set now
+            batch.fail_by_content(msg.topic(), msg.key(), msg.value(), self._failure(err, msg))
+
+    def _on_batch_index(self, batch: BatchOutcomes, index: int, err: KafkaError | BusError | None, msg: Any) -> None:
+        """As `_on_batch_report`, for a message of the batch that left the fast path (a full queue, or `produce`
+        raising): its index is bound, so its failure is attributed exactly."""
+        if self._off_loop and get_ident() != self._loop_thread:
+            self._reports.append((self._on_batch_index, (batch, index), err, msg))
+            return
+        self._in_flight -= 1
+        batch.settle(index, None if err is None else self._failure(err, msg))
 
     def _failure(self, err: KafkaError | BusError, msg: Any) -> BusError:
         if isinstance(err, BusError):
@@ -286,14 +293,15 @@ class KafkaProducer(Producer):
         self._txn.append((fut, result))
         return result
 
-    def produce_many(self, messages: Sequence[OutRecord]) -> Awaitable[list[Delivery | BusError]]:
-        """One `BatchOutcomes` for the batch: per message, only librdkafka's produce and its delivery report."""
+    def produce_many(self, messages: Sequence[OutRecord]) -> Awaitable[Failures]:
+        """One `BatchOutcomes` and one delivery callback for the batch: per message, only librdkafka's produce
+        and its delivery report."""
         if self._closed:
             raise BusClosed(f"{self._where}: producer is closed")
         if self._txn is not None:
             return super().produce_many(messages)  # outcomes follow the transaction: per-message futures
-        fut: asyncio.Future[list[Delivery | BusError]] = self._loop.create_future()
-        batch = BatchOutcomes(fut, len(messages))
+        fut: asyncio.Future[Failures] = self._loop.create_future()
+        batch = BatchOutcomes(fut, messages)
         if self._fatal is not None:
             for i in range(len(messages)):
                 batch.settle(i, self._fatal)
@@ -301,28 +309,20 @@ class KafkaProducer(Producer):
         if not messages:
             return fut
         self._admit(len(messages))
-        on_delivery = partial(self._on_batch_delivery, batch)
         i = 0
         if not self._overflow:
             produce = self._produce
+            report = MethodType(self._on_batch_report, batch)
             try:  # _enqueue, inlined: this runs once per message
-                for i, (topic, value, key, headers, partition) in enumerate(messages):
+                for i, (topic, value, key, headers, partition) in enumerate(messages):  # noqa: B007  # i: on raising
                     hs: Any = headers
-                    produce(
-                        topic,
-                        value,
-                        key,
-                        -1 if partition is None else partition,
-                        MethodType(on_delivery, i),
-                        None,
-                        0,
-                        hs,
-                    )
+                    produce(topic, value, key, -1 if partition is None else partition, report, None, 0, hs)
                 i = len(messages)
             except (BufferError, KafkaException, TypeError, ValueError):
                 pass  # message i goes the slow way, with the rest
+        on_index = partial(self._on_batch_index, batch)
         for j in range(i, len(messages)):
-            callback = MethodType(on_delivery, j)
+            callback = MethodType(on_index, j)
             if self._overflow or not self._enqueue(messages[j], callback):
                 self._overflow.append((messages[j], callback))
         self._since_poll += len(messages)

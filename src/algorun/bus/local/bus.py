@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-from algorun.bus.batch import BatchOutcomes
+from algorun.bus.batch import BatchOutcomes, Failures
 from algorun.bus.errors import BusClosed, BusError, ConfigError, TransactionError
 from algorun.bus.interface import Bus, Consumer, PartitionsCallback, Producer
 from algorun.bus.local.codec import encode_headers
@@ -160,14 +160,14 @@ class LocalProducer(Producer):
             self._flusher = self._loop.create_task(self._flush_loop())
         return fut
 
-    def produce_many(self, messages: Sequence[OutRecord]) -> Awaitable[list[Delivery | BusError]]:
+    def produce_many(self, messages: Sequence[OutRecord]) -> Awaitable[Failures]:
         """The batch joins the pending group commit with one `BatchOutcomes` instead of a future per message."""
         if self._closed:
             raise BusClosed("local bus: producer is closed")
         if self._txn is not None:
             return super().produce_many(messages)  # buffered until the transaction commits
-        fut: asyncio.Future[list[Delivery | BusError]] = self._loop.create_future()
-        batch = BatchOutcomes(fut, len(messages))
+        fut: asyncio.Future[Failures] = self._loop.create_future()
+        batch = BatchOutcomes(fut, messages)
         if not messages:
             return fut
         self._pending.extend(
@@ -280,7 +280,7 @@ _Sink = asyncio.Future[Delivery] | tuple[BatchOutcomes, int]
 
 def _settle(sink: _Sink, outcome: Delivery | BusError) -> None:
     if isinstance(sink, tuple):
-        sink[0].settle(sink[1], outcome)
+        sink[0].settle(sink[1], outcome if isinstance(outcome, BusError) else None)
     elif sink.done():
         return
     elif isinstance(outcome, BusError):

@@ -1,0 +1,61 @@
+"""The Kafka producer's batch paths that the conformance suite does not reach: a batch larger than librdkafka's
+queue (the overflow, where each message's callback knows its index), and a message refused by `produce` itself
+in the middle of a batch (its failure is attributed exactly; the messages around it are stored)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from algorun.bus import MessageTooLarge, TopicSpec, open_bus
+from tests.integration.bus.conftest import kafka_settings
+from tests.integration.bus.helpers import assert_nothing_more, consume_n
+
+pytestmark = pytest.mark.integration
+
+Names = Callable[[str], str]
+
+
+async def test_a_batch_larger_than_the_client_queue_is_stored_whole_and_in_order(
+    request: pytest.FixtureRequest, new_name: Names
+) -> None:
+    settings = kafka_settings(request).model_copy(update={"producer_config": {"queue.buffering.max.messages": 50}})
+    bus = open_bus(settings)
+    try:
+        topic = new_name("overflow")
+        await bus.create_topics([TopicSpec(topic, partitions=2, replication_factor=1)])
+        values = [f"{i:04d}".encode() for i in range(1000)]
+        async with bus.producer() as p:
+            first = p.produce_many([(topic, v, b"k", None, None) for v in values[:600]])
+            second = p.produce_many([(topic, v, b"k", None, None) for v in values[600:]])  # behind the overflow
+            assert list(await asyncio.wait_for(asyncio.gather(first, second), 60)) == [{}, {}]
+            assert p.in_flight == 0
+        async with bus.consumer(new_name("g"), [topic]) as c:
+            got = await consume_n(c, 1000)
+            await assert_nothing_more(c, wait=0.5)
+        assert [m.value for m in got] == values  # one key: one partition, in produce order
+    finally:
+        await bus.close()
+
+
+async def test_a_message_refused_by_produce_fails_alone_in_its_batch(
+    request: pytest.FixtureRequest, new_name: Names
+) -> None:
+    settings = kafka_settings(request).model_copy(update={"producer_config": {"message.max.bytes": 10_000}})
+    bus = open_bus(settings)
+    try:
+        topic = new_name("too-large")
+        await bus.create_topics([TopicSpec(topic, partitions=1, replication_factor=1)])
+        batch = [(topic, value, None, None, None) for value in (b"a", b"x" * 20_000, b"c")]
+        async with bus.producer() as p:
+            failures = await asyncio.wait_for(p.produce_many(batch), 60)
+        assert list(failures) == [1]
+        assert isinstance(failures[1], MessageTooLarge)
+        async with bus.consumer(new_name("g"), [topic]) as c:
+            got = await consume_n(c, 2)
+            await assert_nothing_more(c, wait=0.5)
+        assert [m.value for m in got] == [b"a", b"c"]
+    finally:
+        await bus.close()
