@@ -174,13 +174,15 @@ def _span_id() -> bytes:
 os.register_at_fork(after_in_child=_spans.clear)  # a forked child draws its own ids (random reseeds there too)
 
 
-def child_traceparent_raw(trace_id: str, parent: bytes | None) -> bytes:
+def child_traceparent_raw(trace_id: str, parent: bytes | None, trace: bytes | None = None) -> bytes:
     """`child_traceparent` on a raw header value (the per-message path: no decoding when the parent is
     well formed). The common parent (same trace, well formed) keeps its bytes and only its span id is replaced;
     well formed is `_PARENT` checked as one translate (every byte mapped to its class, compared with the
-    shape), cheaper than the regex match the other parents get."""
+    shape), cheaper than the regex match the other parents get. `trace`: `trace_id` encoded, when the caller
+    has it (it is not encoded again)."""
     if parent is not None:
-        trace = trace_id.encode()
+        if trace is None:
+            trace = trace_id.encode()
         if (
             parent[3:35] == trace
             and parent.translate(_BYTE_CLASS) == _PARENT_SHAPE
@@ -254,6 +256,7 @@ def output(
     content_type: str | None = None,
     file_name: str | None = None,
     by_name: Mapping[str, bytes] | None = None,
+    trace: bytes | None = None,
 ) -> Headers:
     """Headers of a message an algo produced from its input.
 
@@ -264,7 +267,8 @@ def output(
 
     The runner calls this per produced message. `by_name` is the input headers as a dict (the last value of a
     name wins, as in Kafka) when the caller already built one: if none of its names is inherited (the usual
-    message, straight from an endpoint or a runner), the per-header pass is skipped.
+    message, straight from an endpoint or a runner), the per-header pass is skipped. `trace` is `trace_id`
+    encoded, when the caller has it (the runner reads it from the input's header).
     """
     out: Headers
     if by_name is not None and by_name.keys() <= _NOT_INHERITED:
@@ -273,8 +277,9 @@ def output(
         inherited_type = by_name.get(CONTENT_TYPE)
     else:
         out, parent, inherited_type = _inherited(input_headers)
-    trace = trace_id.encode()
-    traceparent = child_traceparent_raw(trace_id, parent)
+    if trace is None:
+        trace = trace_id.encode()
+    traceparent = child_traceparent_raw(trace_id, parent, trace)
     if content_type is not None:
         ct: bytes | None = content_type.encode()
     elif inherited_type is not None:

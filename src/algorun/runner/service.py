@@ -584,7 +584,13 @@ class Runner:
         if run is not None and run not in _GO_TRUE:
             return False
         trace = get(_TRACE_ID)
-        trace_id = trace.decode("utf-8", "replace") if trace else contract.new_trace_id()
+        if trace:
+            trace_id = trace.decode("utf-8", "replace")
+            if not trace.isascii():  # maybe not UTF-8: the key and header are the decoded id, encoded
+                trace = trace_id.encode()
+        else:
+            trace_id = contract.new_trace_id()
+            trace = trace_id.encode()
         staging = self.staging
         if staging.count and staging.has((source.input.name, trace_id)):
             return False
@@ -611,9 +617,9 @@ class Runner:
             cfg = self._first_output
             batch = self._collecting
             if cfg is not None and batch is not None:  # `_finish`, for this usual case
-                batch.add_one(m, started, self._first_write(m, hd, trace_id, cfg, result))
+                batch.add_one(m, started, self._first_write(m, hd, trace_id, trace, cfg, result))
                 return True
-            writes = [] if cfg is None else [self._first_write(m, hd, trace_id, cfg, result)]
+            writes = [] if cfg is None else [self._first_write(m, hd, trace_id, trace, cfg, result)]
         else:
             writes = self._embedded_writes(m, trace_id, result, hd)  # type: ignore[arg-type]  # list[Output] here
         self._finish([m], started, writes)
@@ -636,13 +642,16 @@ class Runner:
         )
 
     @staticmethod
-    def _first_write(m: Message, hd: dict[str, bytes], trace_id: str, cfg: RunnerOutput, data: bytes) -> _Write:
-        """`_embedded_writes` of a single `Output(cfg.name, data)`, without building it."""
+    def _first_write(
+        m: Message, hd: dict[str, bytes], trace_id: str, trace: bytes, cfg: RunnerOutput, data: bytes
+    ) -> _Write:
+        """`_embedded_writes` of a single `Output(cfg.name, data)`, without building it. `trace`: `trace_id`
+        encoded (the key, and the output's traceID header)."""
         headers = contract.output(
-            m.headers, trace_id=trace_id, data_type=_EMBEDDED, content_type=cfg.content_type, by_name=hd
+            m.headers, trace_id=trace_id, data_type=_EMBEDDED, content_type=cfg.content_type, by_name=hd, trace=trace
         )
         assert cfg.topic is not None
-        return _new_write(_Write, (cfg.topic, data, trace_id.encode(), headers, cfg.name, len(data), "ok"))
+        return _new_write(_Write, (cfg.topic, data, trace, headers, cfg.name, len(data), "ok"))
 
     # ---- one message ----
 

@@ -120,3 +120,34 @@ async def test_metrics_count_every_message_of_the_batched_path(bus: Bus) -> None
         assert sample("algorunner_data_bytes_input_total", input=name, status="ok") == read
         assert sample("algorunner_msg_bytes_output_total", output="out", status="ok") == sum(map(len, values))
         assert r.metrics.registry.get_sample_value("kafka_client_ack_cnt_total", {"topic": n["output"]}) == 200
+
+
+async def test_the_output_key_and_trace_id_follow_any_input_trace_id(local_bus: Bus) -> None:
+    """The short path reuses the input's traceID bytes as the output's key and traceID when they are ASCII; any
+    other id (UTF-8 or not) is decoded and encoded again, as the general path does, and a missing one is new."""
+    n = names()
+    config = runner_config(n)
+    await create_topics(local_bus, config)
+    traces: dict[bytes, bytes | None] = {
+        b"a": b"0af7651916cd43dd8448eb211c80319c",
+        b"b": "trâce-ü".encode(),
+        b"c": b"\xff\xfeid",
+        b"d": None,
+    }
+    async with local_bus.producer() as p:
+        for value, trace in traces.items():
+            headers = [] if trace is None else [(contract.TRACE_ID, trace)]
+            await p.send(n["input"], value, headers=[*headers, (contract.RUN, b"true")])
+    async with running(config, local_bus):
+        out = {m.value: m for m in await collect(local_bus, n["output"], len(traces))}
+    expected = {
+        b"A": "0af7651916cd43dd8448eb211c80319c",
+        b"B": "trâce-ü",
+        b"C": b"\xff\xfeid".decode("utf-8", "replace"),
+    }
+    for value, trace_id in expected.items():
+        assert header(out[value], contract.TRACE_ID) == trace_id
+        assert out[value].key == trace_id.encode()
+    new = out[b"D"]
+    assert new.key and header(new, contract.TRACE_ID) == new.key.decode()
+    assert len({m.key for m in out.values()}) == len(traces)
