@@ -5,11 +5,12 @@ in the middle of a batch (its failure is attributed exactly; the messages around
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from algorun.bus import MessageTooLarge, TopicSpec, open_bus
+from algorun.bus import Bus, MessageTooLarge, TopicSpec, open_bus
 from tests.integration.bus.conftest import kafka_settings
 from tests.integration.bus.helpers import assert_nothing_more, consume_n
 
@@ -18,12 +19,20 @@ pytestmark = pytest.mark.integration
 Names = Callable[[str], str]
 
 
+@contextlib.asynccontextmanager
+async def kafka_bus(request: pytest.FixtureRequest, producer_config: dict[str, int]) -> AsyncIterator[Bus]:
+    """A bus on the test-bed broker whose producers use `producer_config` (librdkafka names)."""
+    bus = open_bus(kafka_settings(request).model_copy(update={"producer_config": producer_config}))
+    try:
+        yield bus
+    finally:
+        await bus.close()
+
+
 async def test_a_batch_larger_than_the_client_queue_is_stored_whole_and_in_order(
     request: pytest.FixtureRequest, new_name: Names
 ) -> None:
-    settings = kafka_settings(request).model_copy(update={"producer_config": {"queue.buffering.max.messages": 50}})
-    bus = open_bus(settings)
-    try:
+    async with kafka_bus(request, {"queue.buffering.max.messages": 50}) as bus:
         topic = new_name("overflow")
         await bus.create_topics([TopicSpec(topic, partitions=2, replication_factor=1)])
         values = [f"{i:04d}".encode() for i in range(1000)]
@@ -35,27 +44,21 @@ async def test_a_batch_larger_than_the_client_queue_is_stored_whole_and_in_order
         async with bus.consumer(new_name("g"), [topic]) as c:
             got = await consume_n(c, 1000)
             await assert_nothing_more(c, wait=0.5)
-        assert [m.value for m in got] == values  # one key: one partition, in produce order
-    finally:
-        await bus.close()
+    assert [m.value for m in got] == values  # one key: one partition, in produce order
 
 
 async def test_a_message_refused_by_produce_fails_alone_in_its_batch(
     request: pytest.FixtureRequest, new_name: Names
 ) -> None:
-    settings = kafka_settings(request).model_copy(update={"producer_config": {"message.max.bytes": 10_000}})
-    bus = open_bus(settings)
-    try:
+    async with kafka_bus(request, {"message.max.bytes": 10_000}) as bus:
         topic = new_name("too-large")
         await bus.create_topics([TopicSpec(topic, partitions=1, replication_factor=1)])
         batch = [(topic, value, None, None, None) for value in (b"a", b"x" * 20_000, b"c")]
         async with bus.producer() as p:
             failures = await asyncio.wait_for(p.produce_many(batch), 60)
-        assert list(failures) == [1]
-        assert isinstance(failures[1], MessageTooLarge)
         async with bus.consumer(new_name("g"), [topic]) as c:
             got = await consume_n(c, 2)
             await assert_nothing_more(c, wait=0.5)
-        assert [m.value for m in got] == [b"a", b"c"]
-    finally:
-        await bus.close()
+    assert list(failures) == [1]
+    assert isinstance(failures[1], MessageTooLarge)
+    assert [m.value for m in got] == [b"a", b"c"]
