@@ -21,6 +21,8 @@ from algorun.endpoint.settings import build_settings
 from tests.support.procs import ManagedProcess
 
 OWNER, NAME = "acme", "orders"
+JSON = {"Content-Type": "application/json"}
+"""Request headers of a JSON body."""
 
 
 def make_config(

@@ -18,6 +18,7 @@ import pytest
 
 from algorun.api.enums import WalMode
 from tests.integration.endpoint.helpers import (
+    JSON,
     NAME,
     OWNER,
     create_topic,
@@ -34,7 +35,6 @@ from tests.support.procs import free_ports
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
-JSON = {"Content-Type": "application/json"}
 
 
 def _topic() -> str:

@@ -18,6 +18,7 @@ from algorun.api.enums import WalMode
 from algorun.bus import BusClosed
 from tests.integration.bus.testbed import settings_for
 from tests.integration.endpoint.helpers import (
+    JSON,
     NAME,
     OWNER,
     create_topic,
@@ -31,7 +32,6 @@ from tests.support.procs import free_ports
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
-JSON = {"Content-Type": "application/json"}
 
 
 async def _post(http: aiohttp.ClientSession, port: int, trace: str) -> int:
