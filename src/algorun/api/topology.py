@@ -5,9 +5,9 @@ read a pipeline through this one view, so they cannot disagree about a name.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from algorun.api import naming
 from algorun.api.algo import AlgoSpec
@@ -244,40 +244,57 @@ def build_topology(
 
 
 def _resolve_algo(i: int, dep: AlgoDeployment, resolver: Resolver | None, problems: Problems) -> AlgoSpec | None:
-    path: list[PathPart] = ["spec", "algos", i]
-    if dep.algo_ref is not None and dep.spec is not None:
-        problems.add(path, "give either algoRef or spec, not both")
-        return dep.spec
-    if dep.spec is not None:
-        return dep.spec
-    if dep.algo_ref is None:
-        problems.add(path, "needs algoRef (a reference to an Algo) or spec (an inline algo)")
-        return None
-    if resolver is None:
-        return None
-    found = resolver.algo(dep.algo_ref)
-    if found is None:
-        problems.add([*path, "algoRef"], f"no Algo matches {describe_ref(dep.algo_ref)}")
-    return found
+    lookup = resolver.algo if resolver is not None else None
+    return _resolve(["spec", "algos", i], dep.spec, dep.algo_ref, lookup, _ALGO_REF, problems)
 
 
 def _resolve_connector(
     i: int, dep: DataConnectorDeployment, resolver: Resolver | None, problems: Problems
 ) -> DataConnectorSpec | None:
-    path: list[PathPart] = ["spec", "dataConnectors", i]
-    if dep.data_connector_ref is not None and dep.spec is not None:
-        problems.add(path, "give either dataConnectorRef or spec, not both")
-        return dep.spec
-    if dep.spec is not None:
-        return dep.spec
-    if dep.data_connector_ref is None:
-        problems.add(path, "needs dataConnectorRef (a reference to a DataConnector) or spec (inline)")
+    lookup = resolver.data_connector if resolver is not None else None
+    return _resolve(["spec", "dataConnectors", i], dep.spec, dep.data_connector_ref, lookup, _CONNECTOR_REF, problems)
+
+
+@dataclass(frozen=True)
+class _RefKind:
+    """How a deployment entry names its template, for the problems `_resolve` reports."""
+
+    field: str  # the reference's field name in the spec
+    kind: str  # the template's kind
+    needs: str  # the problem when the entry gives neither
+
+
+_ALGO_REF = _RefKind("algoRef", "Algo", "needs algoRef (a reference to an Algo) or spec (an inline algo)")
+_CONNECTOR_REF = _RefKind(
+    "dataConnectorRef", "DataConnector", "needs dataConnectorRef (a reference to a DataConnector) or spec (inline)"
+)
+_Spec = TypeVar("_Spec")
+
+
+def _resolve(
+    path: list[PathPart],
+    inline: _Spec | None,
+    ref: CustomResourceRef | None,
+    lookup: Callable[[CustomResourceRef], _Spec | None] | None,
+    how: _RefKind,
+    problems: Problems,
+) -> _Spec | None:
+    """A deployment entry's spec: the inline one, else the template its reference names. Giving both, or neither,
+    and a reference that matches nothing are problems at `path`. Without a resolver (`lookup` None: validating
+    a spec alone) a reference resolves to nothing, silently."""
+    if ref is not None and inline is not None:
+        problems.add(path, f"give either {how.field} or spec, not both")
+        return inline
+    if inline is not None:
+        return inline
+    if ref is None:
+        problems.add(path, how.needs)
         return None
-    if resolver is None:
+    if lookup is None:
         return None
-    found = resolver.data_connector(dep.data_connector_ref)
+    found = lookup(ref)
     if found is None:
-        problems.add([*path, "dataConnectorRef"], f"no DataConnector matches {describe_ref(dep.data_connector_ref)}")
+        problems.add([*path, how.field], f"no {how.kind} matches {describe_ref(ref)}")
     return found
 
 
