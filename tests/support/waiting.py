@@ -7,6 +7,9 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 async def wait_until(
@@ -23,3 +26,22 @@ async def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {limit}s waiting for {what}")
         await asyncio.sleep(interval)  # the poll interval of a condition wait
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], what: str, limit: float = 20.0) -> T:
+    """Poll an async check until it returns something truthy and return that; an exception counts as not yet.
+    Fails after `limit` seconds naming `what` and the last value (or exception) seen."""
+    deadline = time.monotonic() + limit
+    last: Any = None
+    while True:
+        try:
+            result = await check()
+        except Exception as exc:
+            last = exc
+        else:
+            if result:
+                return result
+            last = result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {limit}s waiting for {what}; last: {last!r}")
+        await asyncio.sleep(0.05)  # the poll interval of a condition wait

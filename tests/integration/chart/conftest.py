@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import copy
 import json
 import ssl
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 
 from tests.support.helm import Helm
 from tests.support.kube import KubeAPI
-from tests.unit.chart.helpers import CHART, REPO
+from tests.unit.chart.helpers import CHART
 
 
 def render(
@@ -106,33 +102,3 @@ def server_apply(
 def ensure_namespace(kube: KubeAPI, name: str) -> None:
     status, body = kube.request("POST", "/api/v1/namespaces", {"metadata": {"name": name}})
     assert status in (201, 409), body
-
-
-T = TypeVar("T")
-EXAMPLES = REPO / "examples"
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], what: str, timeout: float = 30.0) -> T:  # noqa: ASYNC109
-    """Poll an async check until it returns something truthy; fail naming `what` and the last value seen."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            last = await check()
-        except Exception as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
-        await asyncio.sleep(0.05)
-
-
-def example(name: str, namespace: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """An example's PipelineDeployment (moved into `namespace`, deploying there) and its templates."""
-    docs = [d for p in sorted((EXAMPLES / name).glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d]
-    pd = copy.deepcopy(next(d for d in docs if d["kind"] == "PipelineDeployment"))
-    pd["metadata"]["namespace"] = namespace
-    pd["spec"].pop("deploymentNamespace", None)
-    return pd, [d for d in docs if d["kind"] != "PipelineDeployment"]

@@ -17,17 +17,16 @@ import pytest
 import yaml
 
 from tests.integration.chart.conftest import (
-    EXAMPLES,
     Discovery,
     container_env,
-    eventually,
-    example,
     find,
     render,
     server_apply,
 )
+from tests.support.examples import EXAMPLES, example
 from tests.support.helm import Helm
 from tests.support.kube import KubeAPI
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -176,7 +175,7 @@ async def _reconcile_examples(kube: KubeAPI, install: Install, kubeconfig: Path)
     stop, ready = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(operator.run(standalone=True, stop_flag=stop, ready_flag=ready))
     try:
-        await eventually(lambda: _started(ready, task), "the operator to start", timeout=30)
+        await eventually(lambda: _started(ready, task), "the operator to start", limit=30)
         names = []
         for name in EXAMPLE_NAMES:
             pd, templates = example(name, install.namespace)
@@ -197,7 +196,7 @@ async def _reconcile_examples(kube: KubeAPI, install: Install, kubeconfig: Path)
                 found.append(pd)
             return found
 
-        return await eventually(all_reported, "a status on every example pipeline", timeout=60)
+        return await eventually(all_reported, "a status on every example pipeline", limit=60)
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)

@@ -5,43 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import re
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import yaml
 from aiohttp import web
 
 from algorun.operator import kinds
 from algorun.operator.runner import Operator
 from algorun.operator.settings import OperatorSettings
 from tests.support.kube import KubeAPI
+from tests.support.waiting import eventually
 
-T = TypeVar("T")
-REPO = Path(__file__).resolve().parents[3]
-EXAMPLES = REPO / "examples"
 WRITE_VERBS = ("POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION")
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], what: str, limit: float = 20.0) -> T:
-    """Poll an async check until it returns something truthy; fail naming `what` and the last value seen."""
-    deadline = time.monotonic() + limit
-    last: Any = None
-    while True:
-        try:
-            last = await check()
-        except Exception as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {limit}s waiting for {what}; last: {last!r}")
-        await asyncio.sleep(0.05)
 
 
 @dataclass
@@ -158,15 +135,6 @@ def _merge() -> Any:
     from lightkube.types import PatchType
 
     return PatchType.MERGE
-
-
-def example(name: str, namespace: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """An example's PipelineDeployment (moved into `namespace`) and its templates."""
-    docs = [d for p in sorted((EXAMPLES / name).glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d]
-    pd = copy.deepcopy(next(d for d in docs if d["kind"] == "PipelineDeployment"))
-    pd["metadata"]["namespace"] = namespace
-    pd["spec"].pop("deploymentNamespace", None)
-    return pd, [d for d in docs if d["kind"] != "PipelineDeployment"]
 
 
 @contextlib.asynccontextmanager

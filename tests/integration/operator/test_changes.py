@@ -8,8 +8,10 @@ import copy
 import pytest
 
 from algorun.operator import kinds
-from tests.integration.operator.harness import EXAMPLES, eventually, example, running_operator
+from tests.integration.operator.harness import running_operator
+from tests.support.examples import EXAMPLES, example
 from tests.support.kube import KubeAPI
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
