@@ -4,11 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 
 def upper(data: bytes) -> bytes:
+    return data.upper()
+
+
+def slow_upper(data: bytes) -> bytes:
+    """`upper` at about 2,000 messages/s: a stream that is still flowing when a test interrupts it."""
+    time.sleep(0.0005)
+    return data.upper()
+
+
+async def slow_async_upper(data: bytes) -> bytes:
+    """`upper` after 5 ms: an async algo, so each output is written as soon as it is made (not with its whole
+    fetched batch, as the synchronous short path does), and a batch takes a while."""
+    await asyncio.sleep(0.005)
     return data.upper()
 
 

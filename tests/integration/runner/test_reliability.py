@@ -64,12 +64,14 @@ async def count_outputs(
     return counts
 
 
-async def test_kill_9_mid_stream_loses_nothing(
+async def test_kill_9_mid_stream_loses_nothing_and_repeats_only_the_uncommitted(
     kafka_bus: Bus, kafka_settings: KafkaSettings, tmp_path: Path, procs: list[RunnerProcess]
 ) -> None:
+    """kill -9 while 10,000 messages flow, then restart: every input has an output, and the only outputs written
+    twice are of inputs at or past the offset the group had committed at the kill (the in-flight window)."""
     total = 10_000
     n = names("kill")
-    config = runner_config(n, entrypoint="tests.algos.pyalgos:upper")
+    config = runner_config(n, entrypoint="tests.algos.pyalgos:slow_upper")
     await create_topics(kafka_bus, config, partitions=3)
     await send(kafka_bus, n["input"], [f"m{i:05d}".encode() for i in range(total)])
     first = RunnerProcess(config, url(kafka_settings), tmp_path)
@@ -77,11 +79,15 @@ async def test_kill_9_mid_stream_loses_nothing(
     consumer = kafka_bus.consumer(None, [n["output"]])
     seen = 0
     deadline = time.monotonic() + 60
-    while seen < total // 3:  # kill once a third of the outputs exist
+    # Kill once a third of the outputs exist and the group has committed some of them, so that the window
+    # checked below is a part of the stream, not all of it.
+    while seen < total // 3 or not await committed_any(kafka_bus, n["group"], n["input"]):
         assert time.monotonic() < deadline, first.log()
         seen += len(await consumer.getmany(max_messages=5000, max_wait=0.1))
     first.kill9()
     await consumer.close()
+    at_kill = {tp: lag.committed or 0 for tp, lag in (await kafka_bus.lag(n["group"], [n["input"]])).items()}
+    assert seen < total, "the stream had ended before the kill: nothing was in flight"
     second = RunnerProcess(config, url(kafka_settings), tmp_path)
     procs.append(second)
     # The killed member keeps its partitions until its session times out (6 s, processes.py): wait for the
@@ -90,10 +96,111 @@ async def test_kill_9_mid_stream_loses_nothing(
     counts = await count_outputs(kafka_bus, n["output"], total, timeout=90, runner=second)
     missing = {f"M{i:05d}".encode() for i in range(total)} - set(counts)
     assert not missing
+    where = {m.value.upper(): (m.tp, m.offset) for m in await collect(kafka_bus, n["input"], total)}
+    repeated = [v for v, c in counts.items() if c > 1]
+    committed_before = [v for v in repeated if where[v][1] < at_kill[where[v][0]]]
+    assert not committed_before, f"outputs of committed inputs written again: {committed_before[:5]}"
+    window = total - sum(at_kill.values())
     duplicates = sum(c - 1 for c in counts.values())
-    print(f"\nkill -9 after {seen} of {total} outputs: {duplicates} duplicates")
-    assert duplicates <= total  # only the in-flight window at the kill may repeat
+    print(f"\nkill -9 after {seen} of {total} outputs: {duplicates} duplicates, uncommitted window {window}")
+    assert duplicates <= window
     assert second.terminate() == 0
+
+
+async def test_exactly_once_survives_kill_9_mid_transaction(
+    kafka_bus: Bus, kafka_settings: KafkaSettings, tmp_path: Path, procs: list[RunnerProcess]
+) -> None:
+    """With --exactly-once, kill -9 while batches are inside transactions, restart: a read-committed reader sees
+    every output exactly once (the interrupted transaction's writes are aborted with its offsets). The restarted
+    runner keeps its instance name (as a StatefulSet pod does): its transactional id fences the dead one's at
+    once instead of after the transaction timeout."""
+    total = 3_000
+    n = names("eos-kill")
+    config = runner_config(n, entrypoint="tests.algos.pyalgos:slow_async_upper")
+    await create_topics(kafka_bus, config, partitions=3)
+    await send(kafka_bus, n["input"], [f"m{i:05d}".encode() for i in range(total)])
+    env = {"ALGORUN_RUNNER_EXACTLY_ONCE": "true", "INSTANCE_NAME": "runner-0"}
+    first = RunnerProcess(config, url(kafka_settings), tmp_path, env=env)
+    procs.append(first)
+    consumer = kafka_bus.consumer(None, [n["output"]])  # reads committed data only
+    seen = 0
+    deadline = time.monotonic() + 60
+    pending = OpenWrites(kafka_settings.bootstrap_servers, n["output"])
+    try:
+        # Kill once a third is committed and an open transaction holds a hundred writes.
+        while seen < total // 3 or await asyncio.to_thread(pending.count) < 100:
+            assert time.monotonic() < deadline, first.log()
+            seen += len(await consumer.getmany(max_messages=5000, max_wait=0.05))
+        first.kill9()
+    finally:
+        pending.close()
+    await consumer.close()
+    assert seen < total, "the stream had ended before the kill: no transaction was open"
+    second = RunnerProcess(config, url(kafka_settings), tmp_path, env=env)
+    procs.append(second)
+    await asyncio.to_thread(second.wait_ready, 60)
+    counts = await count_outputs(kafka_bus, n["output"], total, timeout=90, runner=second)
+    assert set(counts) == {f"M{i:05d}".encode() for i in range(total)}
+    written = await asyncio.to_thread(records_written, kafka_settings.bootstrap_servers, n["output"])
+    print(f"\nexactly-once, kill -9 after {seen} of {total}: {written - total} aborted writes, none visible")
+    assert written > total, "no write of the interrupted transaction reached the broker: nothing was aborted"
+    assert [v for v, c in counts.items() if c > 1] == []
+    assert second.terminate() == 0
+
+
+class OpenWrites:
+    """How many records of `topic` sit in open transactions: the partitions' ends (high watermarks) minus their
+    last stable offsets, which is the end a read-committed client is told."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        from confluent_kafka import Consumer
+
+        self.topic = topic
+        self._uncommitted = Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": "watermarks", "isolation.level": "read_uncommitted"}
+        )
+        self._committed = Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": "watermarks", "isolation.level": "read_committed"}
+        )
+
+    def count(self) -> int:
+        from confluent_kafka import TopicPartition as TP
+
+        parts = self._uncommitted.list_topics(self.topic, timeout=10).topics[self.topic].partitions
+        total = 0
+        for p in parts:
+            total += self._uncommitted.get_watermark_offsets(TP(self.topic, p), timeout=10)[1]
+            total -= self._committed.get_watermark_offsets(TP(self.topic, p), timeout=10)[1]
+        return total
+
+    def close(self) -> None:
+        self._uncommitted.close()
+        self._committed.close()
+
+
+def records_written(bootstrap: str, topic: str, timeout: float = 30.0) -> int:
+    """How many data records `topic` holds, aborted transactions' included (a read-uncommitted count)."""
+    from confluent_kafka import Consumer
+    from confluent_kafka import TopicPartition as TP
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "count", "isolation.level": "read_uncommitted"})
+    try:
+        tps = [TP(topic, p, 0) for p in c.list_topics(topic, timeout=10).topics[topic].partitions]
+        ends = [c.get_watermark_offsets(tp, timeout=10)[1] for tp in tps]
+        c.assign(tps)
+        count = 0
+        deadline = time.monotonic() + timeout
+        # Read until every partition's position passes its end (transaction markers move it without a record).
+        while any(pos.offset < end for pos, end in zip(c.position(tps), ends, strict=True)):
+            assert time.monotonic() < deadline, f"{topic}: not read to its end within {timeout}s"
+            count += sum(1 for m in c.consume(1000, 0.2) if m.error() is None)
+        return count
+    finally:
+        c.close()
+
+
+async def committed_any(bus: Bus, group: str, topic: str) -> bool:
+    return any(lag.committed for lag in (await bus.lag(group, [topic])).values())
 
 
 async def test_sigterm_drains_commits_and_exits_0(
