@@ -26,6 +26,17 @@ async def slow_async_upper(data: bytes) -> bytes:
     return data.upper()
 
 
+def repeat(data: bytes) -> bytes:
+    """b"3000*a" -> 3,000 times b"a": an output of any size from a small input."""
+    count, _, unit = data.partition(b"*")
+    return unit * int(count)
+
+
+async def repeat_async(data: bytes) -> bytes:
+    """`repeat` as an async algo (the runner's general path instead of its inline one)."""
+    return repeat(data)
+
+
 def passthrough(data: bytes) -> bytes:
     return data
 

@@ -18,14 +18,12 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterable, Mapping
+from collections.abc import AsyncIterable
 from typing import Protocol
 
 from algorun.storage import ClaimCheck, FileReference, StorageError, StorageSettings
 
 log = logging.getLogger(__name__)
-
-STORAGE_VARIABLES = ("MC_HOST_algorun", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID")
 
 
 class PayloadStore(Protocol):
@@ -80,14 +78,3 @@ class MemoryPayloadStore:
 
     async def discard(self, reference: bytes) -> None:
         self.objects.pop(json.loads(reference)["file"], None)
-
-
-def storage_settings(env: Mapping[str, str], owner: str, name: str) -> StorageSettings | None:
-    """The S3 settings from the environment, or None when no storage is configured there."""
-    if not any(env.get(v) for v in STORAGE_VARIABLES):
-        return None
-    bucket = env.get("ALGORUN_STORAGE_BUCKET") or f"{owner}.{name}".lower()
-    settings = StorageSettings.from_env(env, bucket=bucket)
-    if region := env.get("ALGORUN_STORAGE_REGION"):
-        settings = settings.model_copy(update={"region": region})
-    return settings

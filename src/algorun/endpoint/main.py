@@ -12,9 +12,10 @@ from collections.abc import AsyncIterator, Mapping
 from algorun.api.configs import EndpointConfig
 from algorun.api.enums import MessageDataType
 from algorun.bus import KafkaSettings, open_bus
-from algorun.endpoint.claimcheck import S3PayloadStore, storage_settings
+from algorun.endpoint.claimcheck import S3PayloadStore
 from algorun.endpoint.service import EndpointService, endpoint_kafka_settings
 from algorun.endpoint.settings import EndpointSettings
+from algorun.storage.settings import component_settings
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ async def payload_store(config: EndpointConfig, env: Mapping[str, str]) -> Async
     """S3 storage for large bodies, when a path is `FileReference` and storage is configured in `env`."""
     offloading = [p.name for p in config.paths if p.message_data_type is MessageDataType.FILE_REFERENCE]
     ident = config.identity
-    settings = storage_settings(env, ident.deployment_owner, ident.deployment_name) if offloading else None
+    settings = component_settings(env, ident.deployment_owner, ident.deployment_name) if offloading else None
     if settings is None:
         if offloading:
             log.warning(

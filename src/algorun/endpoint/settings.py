@@ -16,8 +16,8 @@ command-line options or environment variables (secrets only from the environment
 | `ALGORUN_ENDPOINT_API_KEYS`, `_API_KEYS_FILE` | - | accepted `X-API-Key` values |
 | `EP_SERVER_HTTP_LISTEN`, `EP_SERVER_GRPC_LISTEN`, `EP_SERVER_MONITORING_LISTEN` | config | the original's overrides |
 
-S3 storage for large bodies is read by `algorun.endpoint.claimcheck.storage_settings` (`MC_HOST_algorun`, `AWS_*`,
-`ALGORUN_STORAGE_BUCKET`, `ALGORUN_STORAGE_REGION`).
+S3 storage for large bodies is read by `algorun.storage.settings.component_settings` (`MC_HOST_algorun`, `AWS_*`,
+`ALGORUN_STORAGE_BUCKET`, `ALGORUN_STORAGE_REGION`), as the runner's.
 """
 
 from __future__ import annotations

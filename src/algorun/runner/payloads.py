@@ -20,8 +20,7 @@ from typing import Protocol
 from algorun import storage
 from algorun.api.configs import RunnerConfig
 from algorun.runner.model import AlgoFailure
-
-STORAGE_VARIABLES = ("MC_HOST_algorun", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID")
+from algorun.storage.settings import component_settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +47,9 @@ class FileReference:
 
 
 class ClaimCheck(Protocol):
+    offload_above: int | None
+    """Embedded outputs larger than this many bytes travel as a FileReference instead; None: never (no storage)."""
+
     async def get(self, ref: FileReference) -> bytes: ...
 
     async def put(self, data: bytes, name: str | None = None) -> FileReference: ...
@@ -59,6 +61,8 @@ class ClaimCheck(Protocol):
 
 class NoStorage:
     """Used when no storage is configured: FileReference messages fail with a clear, dead-lettered error."""
+
+    offload_above: int | None = None
 
     async def start(self) -> None:
         pass
@@ -80,8 +84,9 @@ class NoStorage:
 class MemoryClaimCheck:
     """An in-process store (tests, and `algorun run` without S3): references are only valid in this process."""
 
-    def __init__(self, bucket: str = "memory") -> None:
+    def __init__(self, bucket: str = "memory", offload_above: int | None = None) -> None:
         self.bucket = bucket
+        self.offload_above = offload_above
         self.objects: dict[str, bytes] = {}
 
     async def start(self) -> None:
@@ -112,6 +117,7 @@ class S3ClaimCheck:
 
     def __init__(self, settings: storage.StorageSettings) -> None:
         self.settings = settings
+        self.offload_above: int | None = settings.threshold
         self._store = storage.ClaimCheck(settings)
 
     async def start(self) -> None:
@@ -140,15 +146,8 @@ class S3ClaimCheck:
 
 def storage_settings(config: RunnerConfig, env: Mapping[str, str] | None = None) -> storage.StorageSettings | None:
     """The S3 settings from the environment (as the endpoint reads them), or None when none are set."""
-    e = os.environ if env is None else env
-    if not any(e.get(v) for v in STORAGE_VARIABLES):
-        return None
     ident = config.identity
-    bucket = e.get("ALGORUN_STORAGE_BUCKET") or f"{ident.deployment_owner}.{ident.deployment_name}".lower()
-    settings = storage.StorageSettings.from_env(e, bucket=bucket)
-    if region := e.get("ALGORUN_STORAGE_REGION"):
-        settings = settings.model_copy(update={"region": region})
-    return settings
+    return component_settings(os.environ if env is None else env, ident.deployment_owner, ident.deployment_name)
 
 
 def claim_check_from_env(config: RunnerConfig, env: Mapping[str, str] | None = None) -> ClaimCheck:

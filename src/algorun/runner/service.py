@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
@@ -35,7 +36,7 @@ from algorun.api.configs import RunnerConfig, RunnerInput, RunnerOutput
 from algorun.api.enums import MessageDataType
 from algorun.bus import contract
 from algorun.bus.batch import Failures
-from algorun.bus.errors import BusError
+from algorun.bus.errors import BusError, MessageTooLarge
 from algorun.bus.interface import Bus, Consumer, Producer
 from algorun.bus.types import Delivery, Headers, Message, TopicPartition
 from algorun.runner import retry as retry_routing
@@ -81,11 +82,23 @@ _monotonic = time.monotonic
 
 @dataclass(slots=True)
 class _Queued:
-    """A message waiting in its lane; `failure` when its first run already failed on the inline path."""
+    """A message waiting in its lane; `carried` when the inline path already ran it (see `_Carried`)."""
 
     message: Message
     tp: TopicPartition
-    failure: AlgoFailure | None = None
+    carried: _Carried | None = None
+
+
+class _Ran(NamedTuple):
+    """The inline path ran the algo and it succeeded, but an output is over the claim check's threshold: the
+    general path uploads it (asynchronously) and writes the reference, without running the algo again."""
+
+    outputs: list[Output]
+
+
+_Carried = AlgoFailure | _Ran
+"""What the inline path hands the general path: the failure of the run it made (retry plan from there), or
+its outputs."""
 
 
 @dataclass(slots=True)
@@ -163,6 +176,9 @@ class Runner:
         self.bus = bus
         self.executor = executor
         self.claim_check: ClaimCheck = claim_check or claim_check_from_env(config)
+        self._offload_above = self.claim_check.offload_above
+        # The inline path's one comparison per output: without storage, no size sends it to the general path.
+        self._inline_limit = self._offload_above if self._offload_above is not None else sys.maxsize
         self.metrics = metrics or RunnerMetrics(config)
         self.readiness = Readiness()
         self.readiness.add("algo", lambda: self._algo_reason)
@@ -466,7 +482,7 @@ class Runner:
                 tp = TopicPartition(m.topic, m.partition)  # a batch comes in runs of one partition
             key = lane_key(tp, m.key, by_key and m.topic not in retry_topics) if by_key else tp
             lane = lanes.get(key) if lanes else None
-            failure: AlgoFailure | None = None
+            carried: _Carried | None = None
             if lane is None and inline:
                 try:
                     outcome = self._run_inline(m)
@@ -476,10 +492,10 @@ class Runner:
                 if outcome is True:
                     continue
                 if outcome is not False:
-                    failure = outcome
+                    carried = outcome
             if lane is None:
                 lane = lanes[key] = _Lane()
-            lane.queue.append(_Queued(m, tp, failure))
+            lane.queue.append(_Queued(m, tp, carried))
             self._queued[tp] = self._queued.get(tp, 0) + 1
             if lane.task is None and not lane.ready:
                 lane.ready = True
@@ -540,20 +556,20 @@ class Runner:
         try:
             while lane.queue:
                 item = lane.queue.popleft()
-                m, tp, failure = item.message, item.tp, item.failure
+                m, tp, carried = item.message, item.tp, item.carried
                 self._queued[tp] -= 1
                 if not self.tracker.owns(tp):  # revoked while queued: the new owner reads it
                     self._busy(-1)
                     continue
                 try:
-                    if failure is None and inline:
+                    if carried is None and inline:
                         outcome = self._run_inline(m)
                         self._flush_inline_counts()
                         if outcome is True:
                             continue
                         if outcome is not False:
-                            failure = outcome
-                    await self._handle(m, failure)
+                            carried = outcome
+                    await self._handle(m, carried)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -565,13 +581,14 @@ class Runner:
                 del self._lanes[key]
             self._start_lanes()
 
-    def _run_inline(self, m: Message) -> bool | AlgoFailure:
+    def _run_inline(self, m: Message) -> bool | _Carried:
         """The short path for the common message: a first attempt, run=true, embedded, nothing staged for its
         trace. Runs the algo through the executor's sync runner and adds the writes to the dispatch's batch.
 
         True: done. False: not for this path, nothing was done (the lane's general path takes it). An
         AlgoFailure: the algo ran and failed; the general path continues from there (retries, dead letter)
-        without running it again. Its input is counted here either way (`_flush_inline_counts`).
+        without running it again. `_Ran`: the algo ran and an output is to be claim-checked; the general path
+        writes its outputs. Its input is counted here in every case (`_flush_inline_counts`).
         """
         source = self._sources.get(m.topic)
         if source is None or source.file_reference:
@@ -615,13 +632,18 @@ class Runner:
         source.ok += 1
         if type(result) is bytes:  # the payload runner's one output, for the first declared output
             cfg = self._first_output
+            if len(result) > self._inline_limit and cfg is not None:
+                return _Ran([Output(cfg.name, result)])
             batch = self._collecting
             if cfg is not None and batch is not None:  # `_finish`, for this usual case
                 batch.add_one(m, started, self._first_write(m, hd, trace_id, trace, cfg, result))
                 return True
             writes = [] if cfg is None else [self._first_write(m, hd, trace_id, trace, cfg, result)]
         else:
-            writes = self._embedded_writes(m, trace_id, result, hd)  # type: ignore[arg-type]  # list[Output] here
+            outputs: list[Output] = result  # type: ignore[assignment]  # the sync runner's outputs
+            if self._offload_above is not None and any(len(o.payload()) > self._offload_above for o in outputs):
+                return _Ran(outputs)
+            writes = self._embedded_writes(m, trace_id, outputs, hd)
         self._finish([m], started, writes)
         return True
 
@@ -655,9 +677,9 @@ class Runner:
 
     # ---- one message ----
 
-    async def _handle(self, m: Message, failure: AlgoFailure | None = None) -> None:
-        """The general path. `failure`: the inline path already ran the algo once and it failed (its input
-        bytes and duration are counted); continue with the retry plan."""
+    async def _handle(self, m: Message, carried: _Carried | None = None) -> None:
+        """The general path. `carried`: the inline path already ran the algo once (its input bytes and duration
+        are counted): it failed (continue with the retry plan), or it succeeded (`_Ran`: write its outputs)."""
         source_topic = m.topic
         inb: Inbound | None = None
         try:
@@ -686,7 +708,7 @@ class Runner:
                 self.metrics.input_bytes(algo_input.name, "failed", len(m.value), 0)
                 self._finish([m], started, [self._dead_letter_write(m, inb, str(e), e.error_type)])
                 return
-            if failure is None:
+            if carried is None:
                 self.metrics.input_bytes(algo_input.name, "ok", len(m.value), len(part.data))
             key = (algo_input.name, inb.trace_id)
             if not inb.run:
@@ -707,7 +729,7 @@ class Runner:
                 endpoint_params=inb.endpoint_params,
                 headers=inb.headers,
             )
-            writes = await self._execute(m, inb, source, request, messages, failure)
+            writes = await self._execute(m, inb, source, request, messages, carried)
             self._finish([*messages, m], started, writes)
         finally:
             trace_var.reset(token)
@@ -741,17 +763,24 @@ class Runner:
         source: _Source,
         request: Request,
         staged: list[Message],
-        first_failure: AlgoFailure | None = None,
+        carried: _Carried | None = None,
     ) -> list[_Write]:
+        """Run (or take the inline run's outcome), following the retry plan on failure. Uploading a claim-checked
+        output is part of the run: a storage failure is retried and dead-lettered like the algo's own."""
         state = inb.state
         plan = source.plan
         name = request.input.name
         while True:
             try:
-                if first_failure is not None:
-                    failed, first_failure = first_failure, None
+                if isinstance(carried, AlgoFailure):
+                    failed, carried = carried, None
                     raise failed
-                outputs = await self._run_algo(request)
+                if carried is not None:
+                    outputs, carried = carried.outputs, None
+                else:
+                    outputs = await self._run_algo(request)
+                    self.metrics.message(name, "ok")  # an inline run counted its own
+                return await self._output_writes(m, inb, outputs)
             except AlgoFailure as failure:
                 self.metrics.algo_error.inc()
                 error, error_type = str(failure), failure.error_type
@@ -790,8 +819,6 @@ class Runner:
                     )
                     for x in [*staged, m]
                 ]
-            self.metrics.message(name, "ok")
-            return await self._output_writes(m, inb, outputs)
 
     @staticmethod
     def _run_flag(x: Message, trigger: Message) -> str:
@@ -808,6 +835,8 @@ class Runner:
             data = out.payload()
             dtype = contract.MessageDataType(cfg.message_data_type.value)
             value = data
+            if dtype is _EMBEDDED and self._offload_above is not None and len(data) > self._offload_above:
+                dtype = contract.MessageDataType.FILE_REFERENCE  # claim-checked: too large to travel in Kafka
             if dtype is contract.MessageDataType.FILE_REFERENCE:
                 value = (await self.claim_check.put(data, out.file_name)).to_json()
             headers = contract.output(
@@ -942,7 +971,7 @@ class Runner:
         metrics = self.metrics
         i = 0
         for messages, started, n in batch.runs:
-            failed: list[_Write] | None = None
+            failed: list[tuple[_Write, BusError]] | None = None
             for j in range(i, i + n):
                 w = writes[j]
                 refused = failures.get(j)
@@ -950,7 +979,7 @@ class Runner:
                     metrics.produce_error(w.topic, type(refused).__name__)
                     if failed is None:
                         failed = []
-                    failed.append(w)
+                    failed.append((w, refused))
                 else:
                     self._count_acks([w])
             i += n
@@ -975,10 +1004,11 @@ class Runner:
             metrics.ack(topic, n)
             metrics.output_bytes(output, status, message_bytes, data_bytes)
 
-    async def _rewrite(self, writes: list[_Write], messages: list[Message], started: float) -> None:
-        """Writes the broker did not acknowledge: send again until it does (the offsets wait meanwhile)."""
+    async def _rewrite(self, failed: list[tuple[_Write, BusError]], messages: list[Message], started: float) -> None:
+        """Writes the broker did not acknowledge: send again until it does (the offsets wait meanwhile). A write
+        too large for the broker never will be: `_instead_of_too_large` replaces it first."""
         attempt = 0
-        pending = list(writes)
+        pending = await self._instead_of_too_large(failed, messages)
         while pending:
             delay = REPRODUCE_BACKOFF_S[min(attempt, len(REPRODUCE_BACKOFF_S) - 1)]
             attempt += 1
@@ -989,17 +1019,54 @@ class Runner:
                 failures = await self._produce_many(pending)
             except Exception as e:  # whatever the batch failed with, every write of it is tried again
                 failures = dict.fromkeys(range(len(pending)), BusError(str(e)))
-            still = []
+            still: list[tuple[_Write, BusError]] = []
             for j, w in enumerate(pending):
                 error = failures.get(j)
                 if error is not None:
                     self.metrics.produce_error(w.topic, type(error).__name__)
-                    still.append(w)
+                    still.append((w, error))
                 else:
                     self.metrics.ack(w.topic)
                     self.metrics.output_bytes(w.output, w.status, len(w.value), w.data_size)
-            pending = still
+            pending = await self._instead_of_too_large(still, messages)
         self._done(messages, started)
+
+    async def _instead_of_too_large(
+        self, failed: list[tuple[_Write, BusError]], messages: list[Message]
+    ) -> list[_Write]:
+        """The writes to send again. An output over the broker's message size limit is claim-checked when storage
+        is configured (its reference is written instead); otherwise, or if the upload fails, the run's inputs
+        are dead-lettered with the error, once, and the stream goes on. Writing it again would stall its
+        partition's commits forever."""
+        out: list[_Write] = []
+        dead_lettered = False
+        for w, error in failed:
+            if not isinstance(error, MessageTooLarge) or w.status == "dlq":  # a dead letter only grows by headers
+                out.append(w)
+                continue
+            reason = f"output {w.output!r} of {len(w.value)} bytes is over the broker's message size limit ({error})"
+            if self._offload_above is not None and w.status == "ok":
+                try:
+                    ref = await self.claim_check.put(w.value)
+                except AlgoFailure as e:
+                    reason = f"{reason}; claim check failed: {e}"
+                else:
+                    log.warning("%s: written as a FileReference instead", reason)
+                    headers = contract.replace(w.headers, {_MESSAGE_DATA_TYPE: _FILE_REFERENCE.decode()})
+                    out.append(w._replace(value=ref.to_json(), headers=headers))
+                    continue
+            if not dead_lettered:
+                dead_lettered = True
+                log.error("%s: its input is dead-lettered", reason)
+                self.metrics.dead_letter(None)
+                trigger = messages[-1]
+                out.extend(
+                    self._dead_letter_write(
+                        x, read_inbound(x, self._retry_topics), reason, "MessageTooLarge", self._run_flag(x, trigger)
+                    )
+                    for x in messages
+                )
+        return out
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)

@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from algorun.storage.errors import StorageConfigError
 
-DEFAULT_THRESHOLD = 1024 * 1024
+DEFAULT_THRESHOLD = 900 * 1024
+"""Under librdkafka's default `message.max.bytes` (1,000,000), with room for the key and headers: a value that
+is not offloaded must still fit in one Kafka message."""
 _HOSTPORT = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 
 
@@ -80,3 +82,25 @@ def parse_connection_string(conn: str) -> tuple[str, str, str]:
     if not colon or not access or not secret:
         raise StorageConfigError("storage connection string needs both ACCESS and SECRET (ACCESS:SECRET@)")
     return f"{scheme.lower()}://{hostport}", unquote(access), unquote(secret)
+
+
+STORAGE_VARIABLES = ("MC_HOST_algorun", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID")
+"""Any of these set means a component has storage."""
+
+
+def component_settings(env: Mapping[str, str], owner: str, name: str) -> StorageSettings | None:
+    """A pipeline component's storage (the runner's and the endpoint's), from its environment; None when no
+    storage is configured there. The bucket is `ALGORUN_STORAGE_BUCKET`, else the original's
+    lower(`{owner}.{name}`); `ALGORUN_STORAGE_REGION` and `ALGORUN_STORAGE_THRESHOLD` (bytes) override the
+    region and the size over which values are claim-checked."""
+    if not any(env.get(v) for v in STORAGE_VARIABLES):
+        return None
+    bucket = env.get("ALGORUN_STORAGE_BUCKET") or f"{owner}.{name}".lower()
+    settings = StorageSettings.from_env(env, bucket=bucket)
+    if region := env.get("ALGORUN_STORAGE_REGION"):
+        settings = settings.model_copy(update={"region": region})
+    if threshold := env.get("ALGORUN_STORAGE_THRESHOLD"):
+        if not threshold.isdigit():
+            raise StorageConfigError(f"ALGORUN_STORAGE_THRESHOLD: not a number of bytes: {threshold!r}")
+        settings = settings.model_copy(update={"threshold": int(threshold)})
+    return settings

@@ -12,9 +12,10 @@ import grpc
 import pytest
 
 from algorun.api.enums import MessageDataType
-from algorun.endpoint.claimcheck import S3PayloadStore, storage_settings
+from algorun.endpoint.claimcheck import S3PayloadStore
 from algorun.endpoint.pb import pipeline_endpoint_pb2 as pb
 from algorun.storage import FileReference
+from algorun.storage.settings import component_settings
 from tests.integration.endpoint.helpers import (
     NAME,
     OWNER,
@@ -39,7 +40,7 @@ async def store(s3: S3Server) -> AsyncIterator[S3PayloadStore]:
         "AWS_SECRET_ACCESS_KEY": s3.secret_access_key,
         "ALGORUN_STORAGE_BUCKET": f"endpoint-{uuid.uuid4().hex[:8]}",
     }
-    settings = storage_settings(env, OWNER, NAME)
+    settings = component_settings(env, OWNER, NAME)
     assert settings is not None
     payloads = S3PayloadStore(settings)
     await payloads.start()

@@ -10,7 +10,6 @@ from algorun.api.configs import EndpointConfig, EndpointPathConfig, Identity
 from algorun.api.enums import WalMode
 from algorun.api.pipeline import CircuitBreaker, EndpointServer, Listen, Producer, WriteAheadLog
 from algorun.bus import KafkaSettings
-from algorun.endpoint.claimcheck import storage_settings
 from algorun.endpoint.service import endpoint_kafka_settings
 from algorun.endpoint.settings import SettingsError, build_settings
 
@@ -63,22 +62,6 @@ def test_settings_that_cannot_work_are_refused_naming_the_variable(env: dict[str
 def test_bad_listen_address_names_the_field() -> None:
     with pytest.raises(SettingsError, match=r"server\.http\.listen"):
         build_settings(_config(), {}, http_listen="nowhere")
-
-
-def test_storage_comes_from_the_operators_variables_with_the_originals_bucket() -> None:
-    assert storage_settings({}, "Acme", "Orders") is None
-    s = storage_settings({"MC_HOST_algorun": "http://AK:se/cr+et@minio:9000"}, "Acme", "Orders")
-    assert s is not None
-    assert (s.endpoint_url, s.access_key, s.bucket) == ("http://minio:9000", "AK", "acme.orders")
-    assert s.secret_key is not None and s.secret_key.get_secret_value() == "se/cr+et"
-    env = {
-        "AWS_ENDPOINT_URL": "http://s3:9000",
-        "AWS_ACCESS_KEY_ID": "a",
-        "ALGORUN_STORAGE_BUCKET": "bkt",
-        "ALGORUN_STORAGE_REGION": "eu-west-1",
-    }
-    s = storage_settings(env, "Acme", "Orders")
-    assert s is not None and (s.bucket, s.region, s.endpoint_url) == ("bkt", "eu-west-1", "http://s3:9000")
 
 
 def test_pipeline_kafka_params_tune_the_producer_but_never_the_ack_timeout() -> None:

@@ -1,10 +1,11 @@
-"""Storage connection strings (the original's form) and FileReference JSON."""
+"""Storage connection strings (the original's form), a component's storage from its environment, FileReference JSON."""
 
 from __future__ import annotations
 
 import pytest
 
 from algorun.storage import BadReference, FileReference, StorageConfigError, StorageSettings, parse_connection_string
+from algorun.storage.settings import DEFAULT_THRESHOLD, component_settings
 
 
 @pytest.mark.parametrize(
@@ -47,3 +48,29 @@ def test_file_reference_json_matches_the_original() -> None:
     for bad in (b"not json", b"[]", b'{"bucket":"b"}', b'{"bucket":1,"file":"f"}'):
         with pytest.raises(BadReference):
             FileReference.parse(bad)
+
+
+def test_a_components_storage_comes_from_the_operators_variables_with_the_originals_bucket() -> None:
+    assert component_settings({}, "Acme", "Orders") is None
+    s = component_settings({"MC_HOST_algorun": "http://AK:se/cr+et@minio:9000"}, "Acme", "Orders")
+    assert s is not None
+    assert (s.endpoint_url, s.access_key, s.bucket) == ("http://minio:9000", "AK", "acme.orders")
+    assert s.secret_key is not None and s.secret_key.get_secret_value() == "se/cr+et"
+    env = {
+        "AWS_ENDPOINT_URL": "http://s3:9000",
+        "AWS_ACCESS_KEY_ID": "a",
+        "ALGORUN_STORAGE_BUCKET": "bkt",
+        "ALGORUN_STORAGE_REGION": "eu-west-1",
+    }
+    s = component_settings(env, "Acme", "Orders")
+    assert s is not None and (s.bucket, s.region, s.endpoint_url) == ("bkt", "eu-west-1", "http://s3:9000")
+    assert s.threshold == DEFAULT_THRESHOLD < 1_000_000  # what is not offloaded fits librdkafka's default limit
+
+
+def test_the_claim_check_threshold_is_a_number_of_bytes() -> None:
+    env = {"AWS_ENDPOINT_URL": "http://s3:9000", "ALGORUN_STORAGE_THRESHOLD": "2048"}
+    s = component_settings(env, "Acme", "Orders")
+    assert s is not None and s.threshold == 2048
+    for bad in ("1MB", "-1", "1e6"):
+        with pytest.raises(StorageConfigError, match=f"ALGORUN_STORAGE_THRESHOLD: not a number of bytes: '{bad}'"):
+            component_settings({**env, "ALGORUN_STORAGE_THRESHOLD": bad}, "Acme", "Orders")
