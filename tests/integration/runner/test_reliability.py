@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from algorun.bus import Bus, KafkaSettings, open_bus
+from algorun.bus import Bus, KafkaSettings, TopicPartition, contract, open_bus
 from tests.algos.configs import names, runner_config
 from tests.algos.http_algo import start_http_algo
 from tests.integration.runner.harness import collect, create_topics, send
@@ -199,8 +199,54 @@ def records_written(bootstrap: str, topic: str, timeout: float = 30.0) -> int:
         c.close()
 
 
+async def caught_up(bus: Bus, group: str, tp: TopicPartition) -> bool:
+    """`group` committed everything of `tp`."""
+    return (await bus.lag(group, [tp.topic]))[tp].lag == 0
+
+
 async def committed_any(bus: Bus, group: str, topic: str) -> bool:
     return any(lag.committed for lag in (await bus.lag(group, [topic])).values())
+
+
+async def test_staged_parts_stay_uncommitted_and_survive_kill_9(
+    kafka_bus: Bus, kafka_settings: KafkaSettings, tmp_path: Path, procs: list[RunnerProcess]
+) -> None:
+    """Parts staged with run=false hold their partition's commit back while later messages are processed and
+    committed elsewhere; kill -9 and restart: the trigger still runs with every part (none was lost)."""
+    n = names("stage-kill")
+    config = runner_config(n)
+    await create_topics(kafka_bus, config, partitions=2)
+    first = RunnerProcess(config, url(kafka_settings), tmp_path)
+    procs.append(first)
+    await asyncio.to_thread(first.wait_ready, 60)
+    trace = "ab" * 16
+    await send(kafka_bus, n["input"], [b"one-", b"two-"], trace=lambda i: trace, run=False)
+    later = [f"later-{i}".encode() for i in range(20)]  # their traceIDs spread them over both partitions
+    await send(kafka_bus, n["input"], later)
+    await count_outputs(kafka_bus, n["output"], len(later), timeout=30, runner=first)
+    inputs = await collect(kafka_bus, n["input"], 2 + len(later))
+    staged = next(m for m in inputs if m.value == b"one-")
+    other = TopicPartition(n["input"], 1 - staged.partition)
+    # A message on the other partition, sent after every output above exists: once it is committed, a commit
+    # was made after all of them were acknowledged.
+    producer = kafka_bus.producer()
+    try:
+        probe = contract.first_hop(trace_id=contract.new_trace_id(), run=True, content_type="text/plain")
+        await producer.produce(n["input"], b"probe", headers=probe, partition=other.partition)
+    finally:
+        await producer.close()
+    await until(lambda: caught_up(kafka_bus, n["group"], other), 30, "the other partition's commit")
+    lags = await kafka_bus.lag(n["group"], [n["input"]])
+    held = lags[TopicPartition(n["input"], staged.partition)].committed
+    assert held is None or held <= staged.offset, "the staged parts' offsets were committed before their run"
+    first.kill9()
+    second = RunnerProcess(config, url(kafka_settings), tmp_path)
+    procs.append(second)
+    await asyncio.to_thread(second.wait_ready, 60)
+    await send(kafka_bus, n["input"], [b"three"], trace=lambda i: trace)
+    outputs = await collect(kafka_bus, n["output"], len(later) + 2, timeout=60)
+    assert [m.value for m in outputs if contract.get(m.headers, contract.TRACE_ID) == trace] == [b"ONE-TWO-THREE"]
+    assert second.terminate() == 0
 
 
 async def test_sigterm_drains_commits_and_exits_0(
