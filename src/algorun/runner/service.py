@@ -96,6 +96,10 @@ class _Ran(NamedTuple):
     outputs: list[Output]
 
 
+class _Abandoned(Exception):
+    """Stopping ended a lane's wait; its message is left unfinished (see `Runner._drain`)."""
+
+
 _Carried = AlgoFailure | _Ran
 """What the inline path hands the general path: the failure of the run it made (retry plan from there), or
 its outputs."""
@@ -211,7 +215,7 @@ class Runner:
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         self._background: set[asyncio.Task[None]] = set()
-        self._stopping = False
+        self._stop_waiting = asyncio.Event()  # set when stopping: lanes waiting out a backoff give up
         self._eos = options.exactly_once
         self._unacked: deque[_Unacked] = deque()  # in produce order
         self._collecting: _Unacked | None = None  # the inline runs' writes of the batch being dispatched
@@ -300,7 +304,6 @@ class Runner:
             else:
                 await self._loop(stop)
         finally:
-            self._stopping = True
             await self._drain()
             for t in monitors:
                 t.cancel()
@@ -323,8 +326,23 @@ class Runner:
             self._paused.discard(tp)
 
     async def _drain(self) -> None:
-        """Stop: finish what runs (within the grace period), commit the finished prefix, close."""
+        """Stop: finish the runs in progress (within the grace period), commit the finished prefix, close.
+
+        Fetched messages no run has started yet are left for the next reader (they are not committed), and runs
+        waiting out a retry backoff or a retry copy's due time stop waiting (`_lane_sleep`): finishing a full
+        buffer (`max_buffered` per partition) or a minutes-long backoff would outlast any grace period, and the
+        pod would be killed with nothing committed."""
         grace = self.options.grace_seconds
+        self._stop_waiting.set()
+        left = 0
+        for lane in self._lanes.values():
+            for item in lane.queue:
+                self._queued[item.tp] -= 1
+            left += len(lane.queue)
+            lane.queue.clear()
+        if left:
+            log.info("stopping: %d fetched messages not started, left for the next reader", left)
+            self._busy(-left)
         try:
             async with asyncio.timeout(grace):
                 await self._idle.wait()
@@ -530,11 +548,16 @@ class Runner:
             lane.task = asyncio.create_task(self._run_lane(key, lane))
 
     async def _lane_sleep(self, seconds: float) -> None:
-        """Only this lane waits: while it sleeps, its place goes to another lane."""
+        """Only this lane waits: while it sleeps, its place goes to another lane. Stopping ends the wait with
+        `_Abandoned`: the message stays unfinished and is read again by the next owner."""
         self._active -= 1
         self._start_lanes()
         try:
-            await asyncio.sleep(seconds)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(seconds):
+                    await self._stop_waiting.wait()
+            if self._stop_waiting.is_set():
+                raise _Abandoned
         finally:
             self._active += 1
 
@@ -572,6 +595,8 @@ class Runner:
                     await self._handle(m, carried)
                 except asyncio.CancelledError:
                     raise
+                except _Abandoned:
+                    self._busy(-1)  # not finished: its offset stays uncommitted
                 except Exception:
                     self._internal_error(m)
         finally:

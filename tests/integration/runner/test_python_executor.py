@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from algorun.bus import Bus, contract
 from algorun.runner.replay import replay
 from tests.algos.configs import names, runner_config
@@ -80,6 +84,36 @@ async def test_simple_retries_then_dead_letter_with_error_then_replay(local_bus:
         assert result.targets == {n["input"]: 1}  # Simple has no retry topic: back to the source topic
         out = await collect(local_bus, n["output"], 4)
     assert sorted(m.value for m in out) == [b"A", b"B", b"C", b"POISON"]
+
+
+async def test_stopping_during_a_retry_backoff_leaves_the_message_to_the_next_runner(
+    local_bus: Bus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stop while a failed message waits out an hour's backoff does not wait for it (nor for the grace period):
+    the message and the one queued behind it stay uncommitted, and the next runner processes both."""
+    fixed = tmp_path / "fixed"
+    monkeypatch.setenv("ALGORUN_TEST_FIXED", str(fixed))
+    n = names()
+    config = runner_config(
+        n,
+        entrypoint="tests.algos.pyalgos:poison",
+        retry={"strategy": "Simple", "steps": [{"index": 0, "backoffDuration": "1h", "repeat": 1}]},
+    )
+    await create_topics(local_bus, config)
+    async with running(config, local_bus) as r:
+        await send(local_bus, n["input"], [b"a", b"poison", b"b"])
+        await collect(local_bus, n["output"], 1)
+        labels = {**r.metrics.labels, "step": "0", "repeat": "1"}
+        await wait_until(
+            lambda: r.metrics.registry.get_sample_value("algorunner_retry_total", labels) == 1.0, 10, "the retry"
+        )
+    assert "grace" not in caplog.text
+    lag = await local_bus.lag(n["group"], [n["input"]])
+    assert sum(x.lag for x in lag.values()) == 2  # "a" committed; "poison" and "b" left
+    fixed.touch()
+    async with running(config, local_bus):
+        out = await collect(local_bus, n["output"], 3)
+    assert sorted(m.value for m in out) == [b"A", b"B", b"POISON"]
 
 
 async def test_retry_disabled_dead_letters_at_once(local_bus: Bus) -> None:

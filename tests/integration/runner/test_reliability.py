@@ -276,6 +276,38 @@ async def test_sigterm_drains_commits_and_exits_0(
     assert again.terminate() == 0
 
 
+async def test_sigterm_mid_stream_finishes_in_flight_runs_and_commits_them(
+    kafka_bus: Bus, kafka_settings: KafkaSettings, tmp_path: Path, procs: list[RunnerProcess]
+) -> None:
+    """SIGTERM while runs of a slow async algo are in flight: the runner stops consuming, finishes them, commits
+    and exits 0; a new runner then processes the rest, and no input has two outputs (what the first produced is
+    exactly what it committed)."""
+    total = 5_000
+    n = names("term-mid")
+    config = runner_config(n, entrypoint="tests.algos.pyalgos:slow_async_upper")
+    await create_topics(kafka_bus, config, partitions=3)
+    await send(kafka_bus, n["input"], [f"m{i:05d}".encode() for i in range(total)])
+    first = RunnerProcess(config, url(kafka_settings), tmp_path)
+    procs.append(first)
+    consumer = kafka_bus.consumer(None, [n["output"]])
+    seen = 0
+    deadline = time.monotonic() + 60
+    while seen < 200:
+        assert time.monotonic() < deadline, first.log()
+        seen += len(await consumer.getmany(max_messages=5000, max_wait=0.05))
+    await consumer.close()
+    assert first.terminate() == 0, first.log()
+    drained = sum(lag.end for lag in (await kafka_bus.lag("nobody", [n["output"]])).values())
+    assert seen < drained < total, "the first runner left nothing for the second: no SIGTERM mid-stream"
+    second = RunnerProcess(config, url(kafka_settings), tmp_path)
+    procs.append(second)
+    await asyncio.to_thread(second.wait_ready, 60)
+    counts = await count_outputs(kafka_bus, n["output"], total, timeout=90, runner=second)
+    print(f"\nSIGTERM after {seen} of {total} outputs, {drained} when it exited; {sum(counts.values())} in all")
+    assert [v for v, c in counts.items() if c > 1] == []
+    assert second.terminate() == 0
+
+
 async def test_algo_down_not_ready_consumes_nothing_then_catches_up(
     kafka_bus: Bus, kafka_settings: KafkaSettings, tmp_path: Path, procs: list[RunnerProcess]
 ) -> None:
