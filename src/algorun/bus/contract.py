@@ -16,6 +16,7 @@ The message key is the traceID, so every part of one trace lands on one partitio
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import time
@@ -342,7 +343,8 @@ def retry(
             MESSAGE_DATA_TYPE: data_type(hs).value,
             RETRY_STEP_INDEX: str(step_index),
             RETRY_NUM: str(retry_num),
-            RETRY_TIMESTAMP: str(int(due_unix_seconds)),
+            # whole seconds (the original's format), rounded up: rounding down ran a copy up to a second early
+            RETRY_TIMESTAMP: str(math.ceil(due_unix_seconds)),
         },
     )
 

@@ -52,14 +52,17 @@ async def send(
     trace: Callable[[int], str] | None = None,
     run: bool = True,
     extra: list[tuple[str, bytes]] | None = None,
+    partition: int | None = None,
 ) -> None:
+    """`values` as first-hop messages (key = traceID), in order; to `partition`, else where their keys hash."""
     producer = bus.producer()
     try:
         acks = []
         for i, v in enumerate(values):
             trace_id = trace(i) if trace else contract.new_trace_id()
             headers = contract.first_hop(trace_id=trace_id, run=run, content_type="text/plain") + (extra or [])
-            acks.append(producer.produce(topic, v, key=contract.message_key(trace_id), headers=headers))
+            key = contract.message_key(trace_id)
+            acks.append(producer.produce(topic, v, key=key, headers=headers, partition=partition))
         await asyncio.gather(*acks)
     finally:
         await producer.close()

@@ -135,7 +135,11 @@ async def test_retry_topics_then_dead_letter_then_replay(bus: Bus, tmp_path: Any
         assert header(dead[0], contract.RETRY_STEP_INDEX) == "1"
         assert header(dead[0], contract.ERROR_TYPE) == "ValueError"
         assert header(dead[0], contract.ERROR_TOPIC) == n["input"]
-        assert (await collect(bus, retry_topics["2s"], 1))[0].value == b"poison"
+        [second] = await collect(bus, retry_topics["2s"], 1)
+        assert second.value == b"poison"
+        # Each copy was held until due: the next attempt's write comes a backoff after the copy was written.
+        assert second.timestamp_ms - first[0].timestamp_ms >= 950
+        assert dead[0].timestamp_ms - second.timestamp_ms >= 1950
         fixed.touch()
         result = await replay(config, bus, idle_seconds=1.0)
         assert result.targets == {retry_topics["1s"]: 1}

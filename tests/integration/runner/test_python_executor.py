@@ -9,7 +9,7 @@ import pytest
 from algorun.bus import Bus, contract
 from algorun.runner.replay import replay
 from tests.algos.configs import names, runner_config
-from tests.integration.runner.harness import collect, create_topics, header, running, send
+from tests.integration.runner.harness import collect, create_topics, header, nothing_more, options, running, send
 from tests.support.waiting import wait_until
 
 
@@ -116,14 +116,63 @@ async def test_stopping_during_a_retry_backoff_leaves_the_message_to_the_next_ru
     assert sorted(m.value for m in out) == [b"A", b"B", b"POISON"]
 
 
-async def test_retry_disabled_dead_letters_at_once(local_bus: Bus) -> None:
+async def test_retry_disabled_dead_letters_at_once_whatever_the_strategy_says(local_bus: Bus) -> None:
+    """`retryEnabled: false` with a RetryTopics plan configured: the failed message goes straight to the
+    dead-letter topic (never to the retry topic, never dropped) and the next one is processed."""
     n = names()
-    config = runner_config(n, entrypoint="tests.algos.pyalgos:poison", retry_enabled=False)
+    retry_topic = n["retry"] + "-1s"
+    config = runner_config(
+        n,
+        entrypoint="tests.algos.pyalgos:poison",
+        retry={"strategy": "RetryTopics", "steps": [{"index": 0, "backoffDuration": "1s", "repeat": 3}]},
+        retry_topics={"1s": retry_topic},
+        retry_enabled=False,
+    )
     await create_topics(local_bus, config)
-    async with running(config, local_bus):
+    async with running(config, local_bus) as r:
         await send(local_bus, n["input"], [b"poison", b"ok"])
-        await collect(local_bus, n["output"], 1)
-        await collect(local_bus, n["dlq"], 1)
+        [out] = await collect(local_bus, n["output"], 1)
+        [dead] = await collect(local_bus, n["dlq"], 1)
+        assert r.metrics.registry.get_sample_value("algorunner_dlq_total", r.metrics.labels) == 1.0
+        assert not any(s.value for f in r.metrics.registry.collect() if f.name == "algorunner_retry" for s in f.samples)
+    assert out.value == b"OK"
+    assert (dead.value, header(dead, contract.ERROR_TYPE)) == (b"poison", "ValueError")
+    await nothing_more(local_bus, retry_topic, 0, wait=0.2)
+
+
+async def test_a_simple_retry_waits_in_its_partition_only(local_bus: Bus) -> None:
+    """A message waiting out a Simple backoff holds back the messages behind it in its partition (order), and
+    nothing else: the other partition's messages are processed meanwhile."""
+    n = names()
+    config = runner_config(
+        n,
+        entrypoint="tests.algos.pyalgos:poison",
+        retry={"strategy": "Simple", "steps": [{"index": 0, "backoffDuration": "1h", "repeat": 1}]},
+    )
+    await create_topics(local_bus, config, partitions=2)
+    async with running(config, local_bus):
+        await send(local_bus, n["input"], [b"poison", b"behind"], partition=0)
+        await send(local_bus, n["input"], [f"other-{i}".encode() for i in range(10)], partition=1)
+        out = await collect(local_bus, n["output"], 10)
+        assert sorted(m.value for m in out) == sorted(f"OTHER-{i}".encode() for i in range(10))
+        await nothing_more(local_bus, n["output"], 10, wait=0.3)  # "behind" waits behind the poison
+
+
+async def test_key_concurrency_overlaps_keys_and_keeps_each_keys_order(local_bus: Bus) -> None:
+    """With key concurrency, one partition's keys run side by side (the last key's first output comes before
+    the first key's last), and each key's outputs keep their input order."""
+    n = names()
+    config = runner_config(n, entrypoint="tests.algos.pyalgos:slow_async_upper")
+    await create_topics(local_bus, config)
+    keys = [f"{k:032x}" for k in range(4)]
+    values = [f"{k}-{i:02d}".encode() for k in range(4) for i in range(20)]  # every message of key 0 first
+    async with running(config, local_bus, options(key_concurrency=True)):
+        await send(local_bus, n["input"], values, trace=lambda i: keys[i // 20])
+        out = await collect(local_bus, n["output"], len(values))
+    order = [m.value for m in out]
+    for k in range(4):
+        assert [v for v in order if v.startswith(f"{k}-".encode())] == [v.upper() for v in values[k * 20 : k * 20 + 20]]
+    assert order.index(b"3-00") < order.index(b"0-19")
 
 
 async def test_metrics_count_every_message_of_the_batched_path(bus: Bus) -> None:

@@ -38,10 +38,12 @@ def test_output_inherits_request_headers_but_not_per_hop_ones() -> None:
     assert parent.split("-")[1] == child.split("-")[1] and parent.split("-")[2] != child.split("-")[2]
 
 
-def test_retry_state_round_trips_in_unix_seconds() -> None:
-    hs = c.retry([], trace_id="t", step_index=2, retry_num=3, due_unix_seconds=1700000000.7)
-    assert c.get(hs, c.RETRY_TIMESTAMP) == "1700000000"
-    assert c.retry_state(hs) == (2, 3, 1700000000)
+def test_retry_state_round_trips_in_unix_seconds_never_earlier_than_due() -> None:
+    hs = c.retry([], trace_id="t", step_index=2, retry_num=3, due_unix_seconds=1700000000.2)
+    assert c.get(hs, c.RETRY_TIMESTAMP) == "1700000001"  # rounded up: a copy never runs before it is due
+    assert c.retry_state(hs) == (2, 3, 1700000001)
+    exact = c.retry([], trace_id="t", step_index=0, retry_num=1, due_unix_seconds=1700000000.0)
+    assert c.get(exact, c.RETRY_TIMESTAMP) == "1700000000"
     assert c.retry_state([("retryNum", b"garbage")]) == (0, 0, None)
 
 
