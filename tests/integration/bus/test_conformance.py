@@ -193,7 +193,43 @@ async def test_two_members_share_the_partitions_without_duplicates(bus: Bus, new
         await a.close()
         await b.close()
     keyed = sorted(int(m.value) for m in seen)
-    assert sorted(set(keyed)) == list(range(200))
+    assert keyed == list(range(200))  # each once: what one member committed, the other does not read again
+
+
+async def test_a_joining_member_takes_over_after_what_the_first_processed(bus: Bus, new_name: Names) -> None:
+    """Cooperative rebalancing: a member that processed (stored, not yet committed) half of each partition loses
+    only the partitions the newcomer gets, its stored offsets for them are committed on revoke, and the newcomer
+    reads exactly the other half of them: nothing processed twice, nothing skipped."""
+    topic = await make_topic(bus, new_name, partitions=4)
+    group = new_name("g")
+    async with bus.producer() as p:
+        await asyncio.gather(*[p.produce(topic, f"{i % 4}-{i // 4}".encode(), partition=i % 4) for i in range(40)])
+    revoked: list[TopicPartition] = []
+    a = bus.consumer(group, [topic], on_revoke=revoked.extend)
+    b: Consumer | None = None
+    try:
+        first = await consume_n(a, 40)
+        a.store({TopicPartition(topic, p): 5 for p in range(4)})  # processed: offsets 0-4 of each partition
+        assert len(a.assignment()) == 4
+        b = bus.consumer(group, [topic])
+        taken: list[Message] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while not (a.assignment() and b.assignment() and len(taken) >= 5 * len(b.assignment())):
+            assert loop.time() < deadline, f"a: {a.assignment()}, b: {b.assignment()}, b read {len(taken)}"
+            assert not await a.getmany(max_messages=100, max_wait=0.1)  # a read everything before b joined
+            taken.extend(await b.getmany(max_messages=100, max_wait=0.1))
+        assert not (a.assignment() & b.assignment())
+        assert a.assignment() | b.assignment() == {TopicPartition(topic, p) for p in range(4)}
+        assert set(revoked) == b.assignment()  # only what moved was revoked: a kept the rest all along
+        assert sorted((m.partition, m.offset) for m in taken) == sorted(
+            (tp.partition, off) for tp in b.assignment() for off in range(5, 10)
+        )
+        assert len(first) == 40
+    finally:
+        await a.close()
+        if b is not None:
+            await b.close()
 
 
 async def test_produce_to_an_unknown_topic_fails_clearly(bus: Bus, new_name: Names) -> None:
