@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from typing import Any
 
 import pytest
 
 from algorun.bus import Bus, contract
+from algorun.runner.executors import create
 from algorun.runner.replay import replay
+from algorun.runner.service import Runner
 from tests.algos.configs import names, runner_config
 from tests.algos.grpc_algo import start_grpc_algo
 from tests.algos.http_algo import start_http_algo
@@ -174,6 +177,32 @@ async def test_not_ready_until_the_algo_runs_then_the_backlog_is_processed(local
         finally:
             await algo.cleanup()
     assert len({m.value for m in out}) == 20
+
+
+async def test_a_runner_without_partitions_is_not_ready(bus: Bus) -> None:
+    """Two runners of one group on a one-partition topic: the member that owns it is ready, the other says why
+    it is not (no partitions assigned); when the owner stops, the other takes over and becomes ready."""
+    n = names()
+    config = runner_config(n)
+    await create_topics(bus, config)
+    runners = [Runner(config, options(), bus, create(config, options())) for _ in range(2)]
+    stops = [asyncio.Event() for _ in runners]
+    tasks = [asyncio.create_task(r.run(stop)) for r, stop in zip(runners, stops, strict=True)]
+    try:
+        await until(lambda: any(not r.readiness.reasons() for r in runners), 30, "one runner to own the partition")
+        owner = next(i for i, r in enumerate(runners) if not r.readiness.reasons())
+        standby = runners[1 - owner]
+        await send(bus, n["input"], [b"x"])
+        await collect(bus, n["output"], 1)
+        assert not runners[owner].readiness.reasons()
+        assert standby.readiness.reasons() == {"consumer": "no partitions assigned"}
+        stops[owner].set()
+        await asyncio.wait_for(tasks[owner], 30)
+        await until(lambda: not standby.readiness.reasons(), 60, "the other runner to take over")
+    finally:
+        for stop in stops:
+            stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 30)
 
 
 async def test_exactly_once_passthrough(bus: Bus) -> None:
