@@ -227,7 +227,9 @@ class PipelineDeploymentSpec(ApiModel):
     pipeline_name: str | None = Field(default=None, description="Defaults to deploymentName")
     pipeline_version_tag: Str | None = None
     kafka_brokers: str | None = Field(
-        default=None, description="Comma-separated Kafka bootstrap servers (required on Kubernetes)"
+        default=None,
+        description="Comma-separated Kafka bootstrap servers; on Kubernetes the operator's Strimzi cluster's"
+        " bootstrap Service when not given",
     )
     storage_bucket: str | None = None
     endpoint: EndpointSpec = Field(default_factory=EndpointSpec)

@@ -152,6 +152,13 @@ class OperatorSettings(BaseSettings):
             return self.kafka_auth_username or None
         return None
 
+    @property
+    def default_kafka_brokers(self) -> str:
+        """The Strimzi cluster's bootstrap Service (`{cluster}-kafka-bootstrap.{namespace}`), on the port of its
+        default TLS (9093) or plain (9092) listener: the brokers of a pipeline that names none."""
+        port = 9093 if self.kafka_tls else 9092
+        return f"{self.kafka_cluster_name}-kafka-bootstrap.{self.kafka_namespace}:{port}"
+
     def storage_secret_candidates(self, owner: str, name: str) -> list[str]:
         """Storage secret names to look for in the deployment namespace, in order (the original's fallback)."""
         template = self.storage_secret_name or "storage-{deploymentowner}-{deploymentname}"

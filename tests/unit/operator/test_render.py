@@ -259,3 +259,24 @@ spec:
     assert hpa["spec"]["scaleTargetRef"]["kind"] == "StatefulSet"
     service = find(objects, "Service")[0]
     assert service["spec"]["ports"][0]["port"] == 9000
+
+
+def test_a_pipeline_without_brokers_gets_the_strimzi_clusters_bootstrap_service() -> None:
+    """No `kafkaBrokers`: every component is given the configured cluster's bootstrap Service (TLS port with
+    TLS on, plain without), not an empty broker list that fails in each pod."""
+    from tests.unit.operator.conftest import load
+
+    pipeline, topology = load("data-connector")
+    spec = pipeline.spec.model_copy(update={"kafka_brokers": None})
+    pipeline = pipeline.model_copy(update={"spec": spec})
+    topology = build_topology(spec)
+    facts = ClusterFacts(offline=True)
+    for tls, expected in ((True, "east-kafka-bootstrap.streams:9093"), (False, "east-kafka-bootstrap.streams:9092")):
+        settings = golden_settings(kafka_tls=tls, kafka_cluster_name="east", kafka_namespace="streams")
+        objects = render(pipeline, topology, settings, facts).objects
+        [deployment] = [d for d in find(objects, "Deployment") if _env(d["spec"]["template"]["spec"]["containers"][-1])]
+        assert _env(deployment["spec"]["template"]["spec"]["containers"][-1])["KAFKA_BROKERS"] == expected
+        assert {c["spec"]["bootstrapServers"] for c in find(objects, "KafkaConnect")} == {expected}
+        configs = [json.loads(v) for cm in find(objects, "ConfigMap") for v in cm.get("data", {}).values()]
+        brokers = [c["kafka"]["brokers"] for c in configs if "kafka" in c]  # a string, or the endpoint's list
+        assert brokers and {b if isinstance(b, str) else ",".join(b) for b in brokers} == {expected}

@@ -6,7 +6,7 @@ then namespace, then name), so the same input always gives byte-identical YAML (
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from algorun.api.resources import PipelineDeployment
@@ -63,7 +63,14 @@ def render(
     facts: ClusterFacts | None = None,
     default_namespace: str = "default",
 ) -> Rendered:
-    """Every object of a *valid* pipeline (validate it first: unresolved algos and connectors are skipped)."""
+    """Every object of a *valid* pipeline (validate it first: unresolved algos and connectors are skipped).
+
+    A pipeline without `kafkaBrokers` gets the configured Strimzi cluster's (`default_kafka_brokers`): every
+    component needs brokers on Kubernetes, and an empty value only failed later, in each pod."""
+    if not pipeline.spec.kafka_brokers:
+        spec = pipeline.spec.model_copy(update={"kafka_brokers": settings.default_kafka_brokers})
+        pipeline = pipeline.model_copy(update={"spec": spec})
+        topology = replace(topology, spec=spec)
     ctx = RenderContext(
         pipeline=pipeline,
         topology=topology,
