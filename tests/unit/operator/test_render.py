@@ -277,6 +277,25 @@ def test_a_pipeline_without_brokers_gets_the_strimzi_clusters_bootstrap_service(
         [deployment] = [d for d in find(objects, "Deployment") if _env(d["spec"]["template"]["spec"]["containers"][-1])]
         assert _env(deployment["spec"]["template"]["spec"]["containers"][-1])["KAFKA_BROKERS"] == expected
         assert {c["spec"]["bootstrapServers"] for c in find(objects, "KafkaConnect")} == {expected}
-        configs = [json.loads(v) for cm in find(objects, "ConfigMap") for v in cm.get("data", {}).values()]
+        data = [item for cm in find(objects, "ConfigMap") for item in cm["data"].items()]
+        configs = [json.loads(v) for k, v in data if not k.endswith(".yml")]  # the components' JSON configs
         brokers = [c["kafka"]["brokers"] for c in configs if "kafka" in c]  # a string, or the endpoint's list
         assert brokers and {b if isinstance(b, str) else ",".join(b) for b in brokers} == {expected}
+
+
+def test_each_connect_cluster_exports_metrics_where_the_chart_scrapes_them() -> None:
+    """Strimzi's JMX exporter on (metricsConfig, rules in a rendered ConfigMap) and a metrics Service for its pods
+    labelled as the chart's data-connector ServiceMonitor selects (component dataconnector, port `metrics`)."""
+    objects = rendered("data-connector").objects
+    for connect in find(objects, "KafkaConnect"):
+        ref = connect["spec"]["metricsConfig"]["valueFrom"]["configMapKeyRef"]
+        [config] = find(objects, "ConfigMap", ref["name"])
+        assert "kafka.connect<type=" in config["data"][ref["key"]]
+        [service] = find(objects, "Service", ref["name"])
+        assert service["metadata"]["labels"]["app.kubernetes.io/component"] == "dataconnector"
+        assert service["metadata"]["labels"]["app.kubernetes.io/part-of"] == "algo.run"
+        assert service["spec"]["selector"] == {
+            "strimzi.io/cluster": connect["metadata"]["name"],
+            "strimzi.io/kind": "KafkaConnect",
+        }
+        assert service["spec"]["ports"] == [{"name": "metrics", "port": 9404, "targetPort": 9404, "protocol": "TCP"}]

@@ -7,6 +7,11 @@ retry/DLQ topics and Kafka Connect's groups and topics, and granted every `algor
 cluster has its own group id and storage topics (they were shared, so clusters collided); source connectors are
 told their output topic and sink connectors every upstream topic (not only the first); objects are created with
 their name and namespace (HEAD created them with empty metadata and failed).
+
+Each Connect cluster exports its metrics through Strimzi's JMX exporter (`metricsConfig`, rules in a ConfigMap of
+its own) on the pods' port 9404, and a Service labelled like every other algo.run component's metrics Service
+(`app.kubernetes.io/component=dataconnector`, port `metrics`) selects those pods, so the chart's data-connector
+ServiceMonitor finds them: Strimzi's own Services expose only the REST API.
 """
 
 from __future__ import annotations
@@ -25,10 +30,31 @@ from algorun.operator.render.labels import (
     STRIMZI_CLUSTER,
     common_labels,
     metadata,
+    suffixed,
 )
 from algorun.operator.render.workload import probe, resources
 
 STRIMZI = "kafka.strimzi.io/v1beta2"
+CONNECT_METRICS_PORT = 9404  # Strimzi's JMX exporter port on Connect pods (container port `tcp-prometheus`)
+CONNECT_METRICS_KEY = "metrics-config.yml"
+CONNECT_METRICS_RULES = """\
+# JMX exporter rules (rendered by algorun): Kafka Connect's worker, connector and task metrics, labelled by
+# connector and task; attribute names (source-record-poll-rate, ...) become the metric names' last part.
+lowercaseOutputName: true
+lowercaseOutputLabelNames: true
+rules:
+  - pattern: 'kafka.connect<type=([a-z-]+)-metrics, connector=([^,]+), task=([^>]+)><>([a-z-]+)'
+    name: kafka_connect_$1_$4
+    labels: {connector: "$2", task: "$3"}
+    type: GAUGE
+  - pattern: 'kafka.connect<type=([a-z-]+)-metrics, connector=([^>]+)><>([a-z-]+)'
+    name: kafka_connect_$1_$3
+    labels: {connector: "$2"}
+    type: GAUGE
+  - pattern: 'kafka.connect<type=([a-z-]+)-metrics><>([a-z-]+)'
+    name: kafka_connect_$1_$2
+    type: GAUGE
+"""
 
 
 def topic_object_name(topic: str) -> str:
@@ -198,7 +224,25 @@ def render_connector(ctx: RenderContext, node: ConnectorNode) -> list[dict[str, 
     if dep.tasks_max:
         connector_spec["tasksMax"] = dep.tasks_max
     labels = _labels(ctx, node)
+    metrics_config = suffixed("metrics", ctx.owner, ctx.name, spec.name, dep.index)
+    connect_spec["metricsConfig"] = {
+        "type": "jmxPrometheusExporter",
+        "valueFrom": {"configMapKeyRef": {"name": metrics_config, "key": CONNECT_METRICS_KEY}},
+    }
+    port = {"name": "metrics", "port": CONNECT_METRICS_PORT, "targetPort": CONNECT_METRICS_PORT, "protocol": "TCP"}
     return [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": metadata(ctx.ident, metrics_config, ctx.ns, labels),
+            "data": {CONNECT_METRICS_KEY: CONNECT_METRICS_RULES},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": metadata(ctx.ident, metrics_config, ctx.ns, labels),
+            "spec": {"selector": {STRIMZI_CLUSTER: name, "strimzi.io/kind": "KafkaConnect"}, "ports": [port]},
+        },
         {
             "apiVersion": STRIMZI,
             "kind": "KafkaConnect",
