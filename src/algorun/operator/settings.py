@@ -13,6 +13,7 @@ The names are the original operator's (`WATCH_NAMESPACE`, `NOTIF_URL`, `ALGORUNN
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,6 +65,9 @@ class OperatorSettings(BaseSettings):
         default="http://0.0.0.0:8080/healthz", description="kopf's liveness probe URL; '' turns it off"
     )
 
+    kafka_operator_type: Literal["strimzi"] = Field(
+        default="strimzi", description="The Kafka operator whose resources are rendered; only Strimzi is supported"
+    )
     kafka_namespace: str = "kafka"
     kafka_cluster_name: str = "kafka"
     kafka_tls: bool = False

@@ -1,0 +1,31 @@
+"""The operator's settings from the chart's environment variables: the notifier's URL and signing secret, the
+Kafka operator type."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from algorun.operator.notify import Notifier
+from algorun.operator.settings import OperatorSettings
+
+
+def test_notif_secret_signs_notifications() -> None:
+    settings = OperatorSettings(notif_url="http://n.example/hooks", notif_secret="s3cret")  # type: ignore[arg-type]
+    notifier = Notifier.from_settings(settings)
+    assert notifier.base_url == "http://n.example/hooks" and notifier.secret == b"s3cret"
+    assert "s3cret" not in repr(settings)  # a secret never reaches a log line through the settings
+
+
+def test_without_a_secret_notifications_are_unsigned() -> None:
+    assert Notifier.from_settings(OperatorSettings(notif_url="http://n.example/hooks")).secret is None
+
+
+def test_only_the_strimzi_kafka_operator_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chart's kafka.operatorType reaches the operator as KAFKA_OPERATOR_TYPE: anything but strimzi (whose
+    resources the operator renders) is refused at startup, naming the setting, instead of being ignored."""
+    monkeypatch.setenv("KAFKA_OPERATOR_TYPE", "strimzi")
+    assert OperatorSettings().kafka_operator_type == "strimzi"
+    monkeypatch.setenv("KAFKA_OPERATOR_TYPE", "confluent")
+    with pytest.raises(ValidationError, match="kafka_operator_type"):
+        OperatorSettings()
