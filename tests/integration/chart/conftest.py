@@ -16,6 +16,8 @@ from tests.support.helm import Helm
 from tests.support.kube import KubeAPI
 from tests.unit.chart.helpers import CHART
 
+SERVICE_MONITOR_API = "monitoring.coreos.com/v1/ServiceMonitor"
+
 
 def render(
     helm: Helm,
@@ -24,11 +26,15 @@ def render(
     *,
     release: str = "algorun-pipeline-operator",
     namespace: str = "algorun",
+    api_versions: tuple[str, ...] = (SERVICE_MONITOR_API,),
 ) -> list[dict[str, Any]]:
-    """`helm template` of the chart with `values`; the non-empty documents (hooks included)."""
+    """`helm template` of the chart with `values`; the non-empty documents (hooks included). `api_versions`: what
+    the cluster serves beyond the built-in kinds (helm's `--api-versions`); by default the Prometheus operator's
+    ServiceMonitor, as on the test bed's API server."""
     values_file = tmp_path / f"values-{release}.yaml"
     values_file.write_text(yaml.safe_dump(values))
-    out = helm.run("template", release, str(CHART), "--namespace", namespace, "-f", str(values_file)).stdout
+    extra = [arg for api in api_versions for arg in ("--api-versions", api)]
+    out = helm.run("template", release, str(CHART), "--namespace", namespace, "-f", str(values_file), *extra).stdout
     return [d for d in yaml.safe_load_all(out) if d]
 
 

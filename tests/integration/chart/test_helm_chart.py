@@ -226,6 +226,17 @@ def test_metrics_off_removes_ports_monitors_and_dashboards(helm: Helm, tmp_path:
     assert [p["name"] for p in deployment["spec"]["template"]["spec"]["containers"][0]["ports"]] == ["health"]
 
 
+def test_without_the_prometheus_operator_no_servicemonitor_is_rendered(helm: Helm, tmp_path: Path) -> None:
+    """The defaults (metrics on) on a cluster that serves no ServiceMonitor kind: the chart installs, without the
+    monitors it could not create; the metrics port and Service stay for any other scraper."""
+    docs = render(helm, tmp_path, {}, api_versions=())
+
+    assert not find(docs, "ServiceMonitor")
+    assert len(find(docs, "Service")) == 1
+    (deployment,) = find(docs, "Deployment")
+    assert "http-metrics" in [p["name"] for p in deployment["spec"]["template"]["spec"]["containers"][0]["ports"]]
+
+
 def test_dashboards_are_labelled_for_the_grafana_sidecar(helm: Helm, tmp_path: Path) -> None:
     docs = render(helm, tmp_path, {"metrics": {"prometheusOperatorNamespace": "monitoring"}})
     off = render(helm, tmp_path, COMBINATIONS["dashboards-off"])
