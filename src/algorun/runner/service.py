@@ -774,10 +774,14 @@ class Runner:
                 async with self._sem:
                     return await self.executor.run(request)
             except AlgoUnavailable as e:
+                if str(e) != self._algo_reason:
+                    log.warning("algo unavailable, waiting: %s", e)
                 self._algo_reason = str(e)
-                log.warning("algo unavailable, waiting: %s", e)
             finally:
                 self.metrics.algo_duration.observe(time.monotonic() - began)
+            # Wait before trying again even when the check passes at once: a request can fail where a connection
+            # succeeds, and trying again at once would spin.
+            await asyncio.sleep(READY_POLL_S)
             while await self._check_algo() is not None:  # noqa: ASYNC110 - polling the algo itself
                 await asyncio.sleep(READY_POLL_S)
 

@@ -51,6 +51,7 @@ class _Target:
         self.url = f"{'https' if secure else 'http'}://{host}:{http.port}{path}"
         self.method = (http.verb or "POST").upper()
         self.headers = dict(http.headers or {})
+        self.secure = secure
         self.ssl: ssl.SSLContext | bool = True
         if secure:
             self.ssl = ssl.create_default_context(cafile=http.ca_file) if http.ca_file else True
@@ -75,11 +76,19 @@ class HttpExecutor(Executor):
         )
 
     async def check(self) -> str | None:
+        """Reachable: a TCP connection, and for `Https` a TLS handshake verified as requests verify it (a wrong
+        CA then shows here, as the reason the runner is not ready, instead of failing every request)."""
         for name, t in self._targets.items():
             try:
                 async with asyncio.timeout(1.0):
-                    _, writer = await asyncio.open_connection(t.host, t.port)
+                    if t.secure:
+                        context = t.ssl if isinstance(t.ssl, ssl.SSLContext) else ssl.create_default_context()
+                        _, writer = await asyncio.open_connection(t.host, t.port, ssl=context)
+                    else:
+                        _, writer = await asyncio.open_connection(t.host, t.port)
                 writer.close()
+            except ssl.SSLError as e:
+                return f"input {name}: TLS with the algo at {t.host}:{t.port} failed: {e.reason or e}"
             except (OSError, TimeoutError) as e:
                 return f"input {name}: algo not reachable at {t.host}:{t.port} ({e.__class__.__name__})"
         return None

@@ -1,0 +1,121 @@
+"""The http executor against small aiohttp algos started by each test: at most `concurrency` requests at once,
+over kept-alive connections; `Https` verified against the configured CA, and a wrong CA reported as the reason
+the runner is not ready (nothing consumed) instead of failing every message."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from algorun.api.configs import RunnerConfig
+from algorun.bus import Bus
+from tests.algos.configs import names, runner_config
+from tests.integration.runner.harness import collect, create_topics, options, running, send
+from tests.support.certs import CertificateAuthority
+from tests.support.procs import free_port
+from tests.support.waiting import wait_until
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+@asynccontextmanager
+async def serving(handler: Handler, port: int, tls: ssl.SSLContext | None = None) -> AsyncIterator[None]:
+    app = web.Application()
+    app.router.add_post("/run", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=tls).start()
+    try:
+        yield
+    finally:
+        await runner.cleanup()
+
+
+def http_config(n: dict[str, str], port: int, *, secure: bool = False, ca_file: Path | None = None) -> RunnerConfig:
+    http: dict[str, Any] = {"verb": "POST", "port": port, "path": "/run"}
+    if ca_file is not None:
+        http["caFile"] = str(ca_file)
+    return runner_config(
+        n,
+        executor="http",
+        entrypoint=None,
+        input_type="Https" if secure else "Http",
+        input_extra={"http": http},
+        outputs=[{"name": "out", "outputDeliveryType": "HttpResponse", "topic": n["output"]}],
+    )
+
+
+async def upper(request: web.Request) -> web.Response:
+    return web.Response(body=(await request.read()).upper(), content_type="text/plain")
+
+
+async def test_requests_run_concurrently_up_to_the_limit_over_kept_alive_connections(local_bus: Bus) -> None:
+    """60 messages with key concurrency (a lane each) and `concurrency` 4 against an algo that takes 20 ms: the
+    algo sees several requests at once but never more than 4, over no more than 4 connections."""
+    port = free_port()
+    now, most, peers = 0, 0, set()
+
+    async def slow(request: web.Request) -> web.Response:
+        nonlocal now, most
+        now += 1
+        most = max(most, now)
+        peers.add(request.transport.get_extra_info("peername")[1] if request.transport else None)
+        try:
+            await asyncio.sleep(0.02)  # the algo's work, so that requests overlap
+            return await upper(request)
+        finally:
+            now -= 1
+
+    n = names()
+    config = http_config(n, port)
+    await create_topics(local_bus, config)
+    async with serving(slow, port), running(config, local_bus, options(concurrency=4, key_concurrency=True)):
+        await send(local_bus, n["input"], [f"m{i}".encode() for i in range(60)])
+        out = await collect(local_bus, n["output"], 60)
+    assert sorted(m.value for m in out) == sorted(f"M{i}".encode() for i in range(60))
+    assert 2 <= most <= 4
+    assert 1 <= len(peers) <= 4  # 60 requests, each connection reused
+
+
+async def test_https_verifies_the_algo_against_the_configured_ca(local_bus: Bus, tmp_path: Path) -> None:
+    ca = CertificateAuthority("algo test CA")
+    issued = ca.issue("localhost", ip_addresses=("127.0.0.1",), server=True)
+    cert, key = issued.write(tmp_path, "algo")
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    port = free_port()
+    n = names()
+    config = http_config(n, port, secure=True, ca_file=ca.write_ca(tmp_path / "ca.crt"))
+    await create_topics(local_bus, config)
+    async with serving(upper, port, tls), running(config, local_bus):
+        await send(local_bus, n["input"], [b"over tls"])
+        [out] = await collect(local_bus, n["output"], 1)
+    assert out.value == b"OVER TLS"
+
+
+async def test_https_with_a_wrong_ca_is_not_ready_and_consumes_nothing(local_bus: Bus, tmp_path: Path) -> None:
+    issued = CertificateAuthority("the algo's CA").issue("localhost", ip_addresses=("127.0.0.1",), server=True)
+    cert, key = issued.write(tmp_path, "algo")
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    port = free_port()
+    n = names()
+    other = CertificateAuthority("another CA").write_ca(tmp_path / "other-ca.crt")
+    config = http_config(n, port, secure=True, ca_file=other)
+    await create_topics(local_bus, config)
+    await send(local_bus, n["input"], [b"a", b"b"])
+    async with serving(upper, port, tls), running(config, local_bus) as r:
+        await wait_until(
+            lambda: "CERTIFICATE_VERIFY_FAILED" in r.readiness.reasons().get("algo", ""),
+            10,
+            "the runner to give the TLS failure as the reason it is not ready",
+        )
+        assert r.readiness.reasons()["consumer"] == "not consuming yet (waiting for the algo)"
+        lag = await local_bus.lag(n["group"], [n["input"]])
+        assert sum(x.lag for x in lag.values()) == 2  # nothing consumed, nothing dead-lettered
