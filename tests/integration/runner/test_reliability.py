@@ -4,6 +4,7 @@ restart. Counts are printed (pytest -s) for the report."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
 from collections import Counter
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from algorun.bus import Bus, KafkaSettings, TopicPartition, contract, open_bus
 from tests.algos.configs import names, runner_config
@@ -306,6 +308,54 @@ async def test_sigterm_mid_stream_finishes_in_flight_runs_and_commits_them(
     print(f"\nSIGTERM after {seen} of {total} outputs, {drained} when it exited; {sum(counts.values())} in all")
     assert [v for v, c in counts.items() if c > 1] == []
     assert second.terminate() == 0
+
+
+async def test_metrics_and_logs_of_a_runner_process(
+    kafka_bus: Bus, kafka_settings: KafkaSettings, tmp_path: Path, procs: list[RunnerProcess]
+) -> None:
+    """/metrics after 19 good messages and a poison one (dead-lettered: retries off) counts exactly that, and the
+    failure's log line is JSON carrying the message's traceID."""
+    n = names("observe")
+    config = runner_config(n, entrypoint="tests.algos.pyalgos:poison", retry_enabled=False)
+    await create_topics(kafka_bus, config)
+    runner = RunnerProcess(config, url(kafka_settings), tmp_path)
+    procs.append(runner)
+    await asyncio.to_thread(runner.wait_ready, 60)
+    good = [f"value-{i:02d}".encode() for i in range(19)]
+    poison_trace = "cd" * 16
+    await send(kafka_bus, n["input"], good)
+    await send(kafka_bus, n["input"], [b"poison"], trace=lambda i: poison_trace)
+    await count_outputs(kafka_bus, n["output"], 19, timeout=30, runner=runner)
+    await count_outputs(kafka_bus, n["dlq"], 1, timeout=30, runner=runner)
+
+    def sample(text: str, name: str, **labels: str) -> float | None:
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                    return float(s.value)
+        return None
+
+    async def settled() -> bool:  # acknowledged and committed: nothing in flight
+        status, text = await asyncio.to_thread(runner.get, "/metrics")
+        return status == 200 and sample(text, "algorunner_in_flight_messages") == 0.0
+
+    await until(settled, 30, "the runner to report nothing in flight")
+    _, text = await asyncio.to_thread(runner.get, "/metrics")
+    out_bytes = sum(len(v) for v in good)
+    assert sample(text, "algorunner_run_duration_seconds_count") == 20
+    assert sample(text, "algorunner_messages_total", input="in", outcome="ok") == 19
+    assert sample(text, "algorunner_messages_total", input="in", outcome="dead_letter") == 1
+    assert sample(text, "algorunner_msg_bytes_output_total", output="out", status="ok") == out_bytes
+    assert sample(text, "algorunner_data_bytes_output_total", output="out", status="ok") == out_bytes
+    assert sample(text, "algorunner_algo_error_total") == 1
+    assert sample(text, "algorunner_dlq_total") == 1
+    assert sample(text, "kafka_client_ack_cnt_total", topic=n["output"]) == 19
+    assert sample(text, "kafka_client_ack_cnt_total", topic=n["dlq"]) == 1
+    assert sample(text, "algorunner_consumer_lag", topic=n["input"], partition="0") is not None
+    lines = [json.loads(line) for line in runner.log().splitlines() if line.startswith("{")]
+    failed = [e for e in lines if e.get("level") == "warning" and "run failed" in e.get("msg", "")]
+    assert failed and all(e.get("traceID") == poison_trace for e in failed), failed
+    assert runner.terminate() == 0
 
 
 async def test_algo_down_not_ready_consumes_nothing_then_catches_up(
