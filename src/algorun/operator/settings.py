@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from algorun import __version__
@@ -107,6 +107,13 @@ class OperatorSettings(BaseSettings):
         if isinstance(value, str) and value.strip().lower() in ("", "none"):
             return KafkaAuthType.NONE
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("kafka_tls_ca_secretname")
+    @classmethod
+    def _ca_secret(cls, value: str, info: ValidationInfo) -> str:
+        """`{kafkaClusterName}` in the CA secret's name is the cluster's (Strimzi names it
+        `<cluster>-cluster-ca-cert`), so renaming the cluster does not leave the CA pointing at the old one."""
+        return resolve_template(value, "", "", str(info.data.get("kafka_cluster_name", "")))
 
     @field_validator("endpoint_routing")
     @classmethod

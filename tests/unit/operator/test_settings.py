@@ -29,3 +29,11 @@ def test_only_the_strimzi_kafka_operator_is_accepted(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("KAFKA_OPERATOR_TYPE", "confluent")
     with pytest.raises(ValidationError, match="kafka_operator_type"):
         OperatorSettings()
+
+
+def test_the_kafka_ca_secret_name_may_follow_the_cluster_name() -> None:
+    templated = OperatorSettings(
+        kafka_cluster_name="east", kafka_tls_ca_secretname="{kafkaClusterName}-cluster-ca-cert"
+    )
+    assert templated.kafka_tls_ca_secretname == "east-cluster-ca-cert"
+    assert OperatorSettings(kafka_cluster_name="east").kafka_tls_ca_secretname == "kafka-cluster-ca-cert"  # as given
