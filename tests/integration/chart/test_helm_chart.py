@@ -315,6 +315,20 @@ def test_autoscaling_renders_an_hpa_and_peering(helm: Helm, tmp_path: Path) -> N
     assert find(docs, "ClusterKopfPeering", "algorun-pipeline-operator")
 
 
+def test_several_replicas_run_as_peers(helm: Helm, tmp_path: Path) -> None:
+    """replicaCount 2: two pods under kopf peering (one active, the other standing by), with the peering CRD and
+    object; a cluster that serves the peering kind already keeps its CRD (no second owner)."""
+    docs = render(helm, tmp_path, {"replicaCount": 2})
+    (deployment,) = find(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["args"] == ["--peering", "algorun-pipeline-operator"]
+    assert find(docs, "ClusterKopfPeering", "algorun-pipeline-operator")
+    assert find(docs, "CustomResourceDefinition", "clusterkopfpeerings.kopf.dev")
+    served = render(helm, tmp_path, {"replicaCount": 2}, api_versions=("kopf.dev/v1/ClusterKopfPeering",))
+    assert not find(served, "CustomResourceDefinition", "clusterkopfpeerings.kopf.dev")
+    assert find(served, "ClusterKopfPeering", "algorun-pipeline-operator")
+
+
 def test_notifications_need_a_url(helm: Helm, tmp_path: Path) -> None:
     env = container_env(render(helm, tmp_path, COMBINATIONS["notifications-on"]))
     values_file = tmp_path / "bad.yaml"
