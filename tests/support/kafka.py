@@ -4,6 +4,8 @@ Listeners, each on its own free port on 127.0.0.1:
 - PLAINTEXT: no security; also the inter-broker listener and the one Kafka Connect uses.
 - SSL: TLS with client certificates required (mTLS). The broker's CA, server and client certificates are
   generated per session (tests.support.certs); a second, untrusted CA exists to prove rejection.
+- TLS: TLS (security protocol SSL) server-authenticated only: a client needs the CA and nothing else (the
+  chart's `kafka.tls.enabled` without an auth type).
 - SASL_SSL: TLS (server-authenticated only) with SCRAM-SHA-512. The SCRAM user is created after start
   through the admin API (AlterUserScramCredentials), as an operator would.
 - SASL_PLAINTEXT: SASL PLAIN, users declared in the listener's JAAS config (PLAIN has no admin API).
@@ -28,7 +30,8 @@ from typing import Any
 from tests.support.certs import CertificateAuthority
 from tests.support.procs import ManagedProcess, free_ports, wait_for
 
-LISTENERS = ("PLAINTEXT", "SSL", "SASL_SSL", "SASL_PLAINTEXT")
+LISTENERS = ("PLAINTEXT", "SSL", "TLS", "SASL_SSL", "SASL_PLAINTEXT")
+_PROTOCOL = {"TLS": "SSL"}  # a listener's security protocol, where it is not the listener's name
 JVM_OPTS = (
     "-Xms128m",
     "-Xmx512m",
@@ -93,6 +96,7 @@ class KafkaBroker:
     client_key: Path
     untrusted_client_cert: Path
     untrusted_client_key: Path
+    untrusted_ca_file: Path
     process: ManagedProcess | None = None
     start_seconds: float = 0.0
     _topic_seq: int = 0
@@ -119,6 +123,8 @@ class KafkaBroker:
                 "ssl.certificate.location": str(self.client_cert),
                 "ssl.key.location": str(self.client_key),
             }
+        elif listener == "TLS":
+            conf |= {"security.protocol": "SSL", "ssl.ca.location": str(self.ca_file)}
         elif listener == "SASL_SSL":
             conf |= {
                 "security.protocol": "SASL_SSL",
@@ -175,7 +181,8 @@ def _server_properties(broker: KafkaBroker, controller_port: int, server_pem: Pa
         "listeners": f"{listeners},CONTROLLER://{h}:{controller_port}",
         "advertised.listeners": listeners,
         "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": ",".join(f"{n}:{n}" for n in LISTENERS) + ",CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map": ",".join(f"{n}:{_PROTOCOL.get(n, n)}" for n in LISTENERS)
+        + ",CONTROLLER:PLAINTEXT",
         "log.dirs": str(broker.workdir / "data"),
         "num.partitions": "1",
         "default.replication.factor": "1",
@@ -197,6 +204,7 @@ def _server_properties(broker: KafkaBroker, controller_port: int, server_pem: Pa
         "ssl.truststore.location": str(broker.ca_file),
         "ssl.client.auth": "none",
         "listener.name.ssl.ssl.client.auth": "required",
+        "listener.name.tls.ssl.client.auth": "none",
         # SASL
         "sasl.enabled.mechanisms": "SCRAM-SHA-512,PLAIN",
         "listener.name.sasl_ssl.sasl.enabled.mechanisms": "SCRAM-SHA-512",
@@ -274,6 +282,7 @@ def start_kafka(libs: Path, workdir: Path, *, timeout: float = 90.0) -> KafkaBro
     client_cert, client_key = ca.issue("algorun-testbed-client", client=True).write(tls, "client")
     rogue = CertificateAuthority("algorun-testbed-untrusted-ca")
     untrusted_cert, untrusted_key = rogue.issue("algorun-testbed-intruder", client=True).write(tls, "untrusted")
+    untrusted_ca_file = rogue.write_ca(tls / "untrusted-ca.crt")
 
     *listener_ports, controller_port = free_ports(len(LISTENERS) + 1)
     broker = KafkaBroker(
@@ -285,6 +294,7 @@ def start_kafka(libs: Path, workdir: Path, *, timeout: float = 90.0) -> KafkaBro
         client_key=client_key,
         untrusted_client_cert=untrusted_cert,
         untrusted_client_key=untrusted_key,
+        untrusted_ca_file=untrusted_ca_file,
     )
     config = workdir / "server.properties"
     config.write_text(_server_properties(broker, controller_port, server_pem))

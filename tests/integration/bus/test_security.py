@@ -52,6 +52,8 @@ WRONG = {
     "mTLS untrusted client certificate": ("SSL", {}, AuthenticationFailed),
     "TLS without a client certificate": ("SSL", {"auth_type": AuthType.NONE}, AuthenticationFailed),
     "plaintext client on the TLS listener": ("SSL", {"tls": False, "auth_type": AuthType.NONE}, BusError),
+    "TLS with another CA": ("TLS", {}, AuthenticationFailed),
+    "SASL_SSL with another CA": ("SASL_SSL", {}, AuthenticationFailed),
 }
 
 
@@ -60,6 +62,8 @@ async def test_wrong_settings_fail_with_a_typed_error(broker: Any, case: str) ->
     listener, changes, expected = WRONG[case]
     if case.startswith("mTLS untrusted"):
         changes = {"cert_location": str(broker.untrusted_client_cert), "key_location": str(broker.untrusted_client_key)}
+    if case.endswith("with another CA"):  # the broker's certificate does not verify: never a silent downgrade
+        changes = {"ca_location": str(broker.untrusted_ca_file)}
     bus = open_bus(settings_for(broker, listener, **changes))
     try:
         with pytest.raises(expected) as info:

@@ -7,8 +7,9 @@ from typing import Any
 from pydantic import SecretStr
 
 from algorun.bus import AuthType, KafkaSettings
+from tests.support.kafka import LISTENERS
 
-LISTENERS = ("PLAINTEXT", "SSL", "SASL_SSL", "SASL_PLAINTEXT")
+__all__ = ["LISTENERS", "settings_for"]
 
 
 def settings_for(broker: Any, listener: str = "PLAINTEXT", **changes: Any) -> KafkaSettings:
@@ -23,6 +24,8 @@ def settings_for(broker: Any, listener: str = "PLAINTEXT", **changes: Any) -> Ka
             "cert_location": str(broker.client_cert),
             "key_location": str(broker.client_key),
         }
+    elif listener == "TLS":
+        base |= {"tls": True, "ca_location": str(broker.ca_file)}
     elif listener == "SASL_SSL":
         base |= {
             "tls": True,
