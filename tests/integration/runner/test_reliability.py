@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from algorun.api.configs import RunnerConfig
 from algorun.bus import Bus, KafkaSettings, TopicPartition, contract, open_bus
 from tests.algos.configs import names, runner_config
 from tests.algos.http_algo import start_http_algo
@@ -36,6 +37,27 @@ def procs() -> Iterator[list[RunnerProcess]]:
 
 def url(settings: KafkaSettings) -> str:
     return f"kafka://{settings.bootstrap_servers}"
+
+
+async def fed_runner(
+    bus: Bus,
+    settings: KafkaSettings,
+    workdir: Path,
+    procs: list[RunnerProcess],
+    prefix: str,
+    algo: str,
+    total: int,
+    env: dict[str, str] | None = None,
+) -> tuple[dict[str, str], RunnerConfig, RunnerProcess]:
+    """`total` messages (m00000, m00001, ...) on a 3-partition input, and a runner process for the
+    `tests.algos.pyalgos` function `algo` started on them: (topic names, config, process)."""
+    n = names(prefix)
+    config = runner_config(n, entrypoint=f"tests.algos.pyalgos:{algo}")
+    await create_topics(bus, config, partitions=3)
+    await send(bus, n["input"], [f"m{i:05d}".encode() for i in range(total)])
+    runner = RunnerProcess(config, url(settings), workdir, env=env)
+    procs.append(runner)
+    return n, config, runner
 
 
 async def count_outputs(
@@ -72,12 +94,7 @@ async def test_kill_9_mid_stream_loses_nothing_and_repeats_only_the_uncommitted(
     """kill -9 while 10,000 messages flow, then restart: every input has an output, and the only outputs written
     twice are of inputs at or past the offset the group had committed at the kill (the in-flight window)."""
     total = 10_000
-    n = names("kill")
-    config = runner_config(n, entrypoint="tests.algos.pyalgos:slow_upper")
-    await create_topics(kafka_bus, config, partitions=3)
-    await send(kafka_bus, n["input"], [f"m{i:05d}".encode() for i in range(total)])
-    first = RunnerProcess(config, url(kafka_settings), tmp_path)
-    procs.append(first)
+    n, config, first = await fed_runner(kafka_bus, kafka_settings, tmp_path, procs, "kill", "slow_upper", total)
     consumer = kafka_bus.consumer(None, [n["output"]])
     seen = 0
     deadline = time.monotonic() + 60
@@ -117,13 +134,10 @@ async def test_exactly_once_survives_kill_9_mid_transaction(
     runner keeps its instance name (as a StatefulSet pod does): its transactional id fences the dead one's at
     once instead of after the transaction timeout."""
     total = 3_000
-    n = names("eos-kill")
-    config = runner_config(n, entrypoint="tests.algos.pyalgos:slow_async_upper")
-    await create_topics(kafka_bus, config, partitions=3)
-    await send(kafka_bus, n["input"], [f"m{i:05d}".encode() for i in range(total)])
     env = {"ALGORUN_RUNNER_EXACTLY_ONCE": "true", "INSTANCE_NAME": "runner-0"}
-    first = RunnerProcess(config, url(kafka_settings), tmp_path, env=env)
-    procs.append(first)
+    n, config, first = await fed_runner(
+        kafka_bus, kafka_settings, tmp_path, procs, "eos-kill", "slow_async_upper", total, env
+    )
     consumer = kafka_bus.consumer(None, [n["output"]])  # reads committed data only
     seen = 0
     deadline = time.monotonic() + 60
@@ -285,12 +299,9 @@ async def test_sigterm_mid_stream_finishes_in_flight_runs_and_commits_them(
     and exits 0; a new runner then processes the rest, and no input has two outputs (what the first produced is
     exactly what it committed)."""
     total = 5_000
-    n = names("term-mid")
-    config = runner_config(n, entrypoint="tests.algos.pyalgos:slow_async_upper")
-    await create_topics(kafka_bus, config, partitions=3)
-    await send(kafka_bus, n["input"], [f"m{i:05d}".encode() for i in range(total)])
-    first = RunnerProcess(config, url(kafka_settings), tmp_path)
-    procs.append(first)
+    n, config, first = await fed_runner(
+        kafka_bus, kafka_settings, tmp_path, procs, "term-mid", "slow_async_upper", total
+    )
     consumer = kafka_bus.consumer(None, [n["output"]])
     seen = 0
     deadline = time.monotonic() + 60
