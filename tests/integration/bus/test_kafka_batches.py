@@ -20,11 +20,15 @@ Names = Callable[[str], str]
 
 
 @contextlib.asynccontextmanager
-async def kafka_bus(request: pytest.FixtureRequest, producer_config: dict[str, int]) -> AsyncIterator[Bus]:
-    """A bus on the test-bed broker whose producers use `producer_config` (librdkafka names)."""
+async def kafka_topic(
+    request: pytest.FixtureRequest, name: str, partitions: int, producer_config: dict[str, int]
+) -> AsyncIterator[tuple[Bus, str]]:
+    """A new topic `name` on the test-bed broker, and a bus whose producers use `producer_config` (librdkafka
+    names)."""
     bus = open_bus(kafka_settings(request).model_copy(update={"producer_config": producer_config}))
     try:
-        yield bus
+        await bus.create_topics([TopicSpec(name, partitions=partitions, replication_factor=1)])
+        yield bus, name
     finally:
         await bus.close()
 
@@ -32,9 +36,7 @@ async def kafka_bus(request: pytest.FixtureRequest, producer_config: dict[str, i
 async def test_a_batch_larger_than_the_client_queue_is_stored_whole_and_in_order(
     request: pytest.FixtureRequest, new_name: Names
 ) -> None:
-    async with kafka_bus(request, {"queue.buffering.max.messages": 50}) as bus:
-        topic = new_name("overflow")
-        await bus.create_topics([TopicSpec(topic, partitions=2, replication_factor=1)])
+    async with kafka_topic(request, new_name("overflow"), 2, {"queue.buffering.max.messages": 50}) as (bus, topic):
         values = [f"{i:04d}".encode() for i in range(1000)]
         async with bus.producer() as p:
             first = p.produce_many([(topic, v, b"k", None, None) for v in values[:600]])
@@ -50,9 +52,7 @@ async def test_a_batch_larger_than_the_client_queue_is_stored_whole_and_in_order
 async def test_a_message_refused_by_produce_fails_alone_in_its_batch(
     request: pytest.FixtureRequest, new_name: Names
 ) -> None:
-    async with kafka_bus(request, {"message.max.bytes": 10_000}) as bus:
-        topic = new_name("too-large")
-        await bus.create_topics([TopicSpec(topic, partitions=1, replication_factor=1)])
+    async with kafka_topic(request, new_name("too-large"), 1, {"message.max.bytes": 10_000}) as (bus, topic):
         batch = [(topic, value, None, None, None) for value in (b"a", b"x" * 20_000, b"c")]
         async with bus.producer() as p:
             failures = await asyncio.wait_for(p.produce_many(batch), 60)
