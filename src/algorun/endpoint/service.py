@@ -14,9 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 from collections.abc import Mapping
-from pathlib import Path
 
 import grpc
 from aiohttp import web
@@ -32,7 +30,8 @@ from algorun.endpoint.grpc_api import GrpcApi
 from algorun.endpoint.http_app import HttpApi
 from algorun.endpoint.metrics import EndpointMetrics
 from algorun.endpoint.publisher import Publisher
-from algorun.endpoint.settings import EndpointSettings, TlsFiles
+from algorun.endpoint.settings import EndpointSettings
+from algorun.endpoint.tls import RELOAD_CHECK_S, ServingCertificate
 from algorun.endpoint.wal import WriteAheadLog
 from algorun.telemetry import HealthServer, Readiness
 
@@ -69,23 +68,6 @@ def endpoint_kafka_settings(
     return kafka.model_copy(update={"producer_config": producer, "client_id": "algorun-endpoint"})
 
 
-def server_ssl_context(tls: TlsFiles) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(tls.cert, tls.key)
-    if tls.client_ca:
-        ctx.load_verify_locations(tls.client_ca)
-        ctx.verify_mode = ssl.CERT_REQUIRED
-    return ctx
-
-
-def grpc_credentials(tls: TlsFiles) -> grpc.ServerCredentials:
-    return grpc.ssl_server_credentials(
-        [(Path(tls.key).read_bytes(), Path(tls.cert).read_bytes())],
-        root_certificates=Path(tls.client_ca).read_bytes() if tls.client_ca else None,
-        require_client_auth=bool(tls.client_ca),
-    )
-
-
 class EndpointService:
     def __init__(
         self,
@@ -107,6 +89,8 @@ class EndpointService:
         self.broker_seen = False
         self.missing_topics: list[str] | None = None  # None: not known yet
         self._probe: asyncio.Task[None] | None = None
+        self.certificate: ServingCertificate | None = None
+        self._certificate_watch: asyncio.Task[None] | None = None
         self.metrics = EndpointMetrics(registry)
         self.readiness = Readiness()
         self.publisher: Publisher | None = None
@@ -160,13 +144,18 @@ class EndpointService:
             max_upload_bytes=s.max_upload_bytes,
             store=self.store,
         )
+        if s.tls:
+            self.certificate = ServingCertificate(s.tls)
+            self._certificate_watch = asyncio.get_running_loop().create_task(
+                self._watch_certificate(self.certificate), name="certificate-watch"
+            )
         self._http = web.ServerRunner(http.server(), handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S)
         await self._http.setup()
         site = web.TCPSite(
             self._http,
             s.http.host,
             s.http.port,
-            ssl_context=server_ssl_context(s.tls) if s.tls else None,
+            ssl_context=self.certificate.ssl_context if self.certificate else None,
             backlog=1024,
         )
         await site.start()
@@ -190,8 +179,8 @@ class EndpointService:
         )
         self._grpc.add_generic_rpc_handlers((api.handler(),))
         address = f"{s.grpc.host}:{s.grpc.port}"
-        if s.tls:
-            self.grpc_port = self._grpc.add_secure_port(address, grpc_credentials(s.tls))
+        if self.certificate:
+            self.grpc_port = self._grpc.add_secure_port(address, self.certificate.grpc_credentials())
         else:
             self.grpc_port = self._grpc.add_insecure_port(address)
         await self._grpc.start()
@@ -204,6 +193,13 @@ class EndpointService:
             self.monitoring_port,
             wal.path if wal else "off",
         )
+
+    @staticmethod
+    async def _watch_certificate(certificate: ServingCertificate) -> None:
+        """HTTPS's side of certificate renewal (gRPC checks the files itself before each handshake)."""
+        while True:
+            await asyncio.sleep(RELOAD_CHECK_S)
+            await asyncio.to_thread(certificate.reload_http)
 
     async def _probe_broker(self) -> None:
         """Ask the broker for its topics until it answers and every path's topic exists (then stop asking)."""
@@ -269,10 +265,11 @@ class EndpointService:
         return True
 
     async def stop(self) -> None:
-        if self._probe is not None:
-            self._probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._probe
+        for task in (self._probe, self._certificate_watch):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._grpc is not None:
             await self._grpc.stop(SHUTDOWN_GRACE_S)
         if self._http is not None:
