@@ -113,6 +113,10 @@ impersonation, escalate/bind, and writes to KafkaTopics/KafkaUsers outside kafka
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
   verbs: ["list", "watch", "create", "patch", "delete"]
+# The endpoints' serving certificates (endpointTls), issued by cert-manager.
+- apiGroups: ["cert-manager.io"]
+  resources: ["certificates"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 {{- include "pipeline-operator.rbac.namespacedPeeringRules" . }}
 {{- with .Values.rbac.podSecurityPolicies }}
 # Pod security policies the operator's pods may use (Kubernetes before 1.25).

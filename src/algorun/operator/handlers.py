@@ -37,6 +37,7 @@ CHILD_KINDS = (
     kinds.KAFKA_CONNECTOR,
     kinds.MAPPING,
     kinds.HTTP_ROUTE,
+    kinds.CERTIFICATE,
 )
 
 

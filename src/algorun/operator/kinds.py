@@ -48,6 +48,7 @@ KAFKA_CONNECT = Kind("kafka.strimzi.io/v1beta2", "KafkaConnect", "kafkaconnects"
 KAFKA_CONNECTOR = Kind("kafka.strimzi.io/v1beta2", "KafkaConnector", "kafkaconnectors")
 MAPPING = Kind("getambassador.io/v3alpha1", "Mapping", "mappings")
 HTTP_ROUTE = Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
+CERTIFICATE = Kind("cert-manager.io/v1", "Certificate", "certificates")
 PIPELINE_DEPLOYMENT = Kind("algo.run/v1beta1", "PipelineDeployment", "pipelinedeployments")
 ALGO = Kind("algo.run/v1beta1", "Algo", "algos", namespaced=False)
 DATA_CONNECTOR = Kind("algo.run/v1beta1", "DataConnector", "dataconnectors", namespaced=False)
@@ -61,6 +62,7 @@ MANAGED: tuple[Kind, ...] = (
     HPA,
     MAPPING,
     HTTP_ROUTE,
+    CERTIFICATE,
     KAFKA_CONNECT,
     KAFKA_CONNECTOR,
     KAFKA_TOPIC,

@@ -2,7 +2,8 @@
 
 The names are the original operator's (`WATCH_NAMESPACE`, `NOTIF_URL`, `ALGORUNNER_IMAGE`, `KAFKA_*`,
 `STORAGE_*`) so the chart's values keep their meaning; a few settings are ours (`ENDPOINT_ROUTING`,
-`GATEWAY_*`, `RESYNC_SECONDS`, `KAFKA_TOPIC_DELETION`). Differences from the original, on purpose:
+`GATEWAY_*`, `ENDPOINT_TLS_ISSUER*`, `RESYNC_SECONDS`, `KAFKA_TOPIC_DELETION`). Differences from the original,
+on purpose:
 
 - a per-deployment image (`spec.endpoint.image`, `spec.eventHook.image`, `algos[].algoRunnerImage`) overrides the
   operator-wide default, as the chart's values promise (the original let the env var win);
@@ -15,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from algorun import __version__
@@ -97,6 +98,12 @@ class OperatorSettings(BaseSettings):
     ambassador_hostname: str = "*"
     gateway_name: str = ""
     gateway_namespace: str = ""
+    endpoint_tls_issuer: str = Field(
+        default="",
+        description="The cert-manager issuer of the endpoints' serving certificates; '' serves plain HTTP and gRPC",
+    )
+    endpoint_tls_issuer_kind: str = Field(default="ClusterIssuer", description="Issuer, ClusterIssuer or external")
+    endpoint_tls_issuer_group: str = "cert-manager.io"
 
     resync_seconds: float = Field(default=300.0, gt=0)
     field_manager: str = "algorun-operator"
@@ -122,6 +129,17 @@ class OperatorSettings(BaseSettings):
         if value not in (Routing.AMBASSADOR, Routing.GATEWAY, Routing.NONE):
             raise ValueError("ENDPOINT_ROUTING must be ambassador, gateway or none")
         return value
+
+    @model_validator(mode="after")
+    def _endpoint_tls_routing(self) -> OperatorSettings:
+        """A Gateway reaches a TLS backend only through a BackendTLSPolicy, whose CA must be in a ConfigMap that
+        cert-manager does not write: refused here rather than rendering routes that fail every request."""
+        if self.endpoint_tls_issuer and self.endpoint_routing == Routing.GATEWAY:
+            raise ValueError(
+                "ENDPOINT_TLS_ISSUER (endpoints serving TLS) works with ENDPOINT_ROUTING ambassador or none, "
+                "not gateway"
+            )
+        return self
 
     # ----- derived values --------------------------------------------------------------------------------
 

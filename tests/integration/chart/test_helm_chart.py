@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.integration.chart.conftest import (
     Discovery,
@@ -49,6 +50,7 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
     "notifications-on": {"notifications": {"enabled": True, "url": "http://notify.example.com/hooks"}},
     "gateway-routing": {"endpointRouting": {"type": "gateway", "gatewayName": "public", "gatewayNamespace": "gw"}},
     "storage-on": {"storage": {"enabled": True}},
+    "endpoint-tls": {"endpointTls": {"enabled": True, "issuerName": "internal-ca", "issuerKind": "Issuer"}},
     "no-rbac-existing-sa": {"rbac": {"create": False}, "serviceAccount": {"create": False, "name": "ops"}},
 }
 
@@ -62,8 +64,6 @@ def test_lint_strict_is_clean(helm: Helm) -> None:
 
 @pytest.mark.parametrize("combo", ["namespace-scope", "auth-scram", "autoscaling-on", "notifications-on"])
 def test_lint_strict_is_clean_for(helm: Helm, combo: str, tmp_path: Path) -> None:
-    import yaml
-
     values_file = tmp_path / "values.yaml"
     values_file.write_text(yaml.safe_dump(COMBINATIONS[combo]))
 
@@ -163,7 +163,7 @@ def test_auth_types_set_the_operator_env(helm: Helm, tmp_path: Path) -> None:
 def test_the_rendered_env_is_valid_operator_settings(helm: Helm, tmp_path: Path) -> None:
     from algorun.operator.settings import OperatorSettings
 
-    for combo in ("defaults", "auth-tls", "auth-scram", "auth-plain", "storage-on", "gateway-routing"):
+    for combo in ("defaults", "auth-tls", "auth-scram", "auth-plain", "storage-on", "gateway-routing", "endpoint-tls"):
         env = {
             k: v for k, v in container_env(render(helm, tmp_path, COMBINATIONS[combo])).items() if isinstance(v, str)
         }
@@ -347,6 +347,27 @@ def test_notifications_are_signed_with_the_named_secret(helm: Helm, tmp_path: Pa
     assert "NOTIF_SECRET" not in container_env(render(helm, tmp_path, COMBINATIONS["notifications-on"]))
 
 
+def test_endpoint_tls_names_its_issuer_and_refuses_gateway_routing(helm: Helm, tmp_path: Path) -> None:
+    env = container_env(render(helm, tmp_path, COMBINATIONS["endpoint-tls"]))
+    assert (env["ENDPOINT_TLS_ISSUER"], env["ENDPOINT_TLS_ISSUER_KIND"], env["ENDPOINT_TLS_ISSUER_GROUP"]) == (
+        "internal-ca",
+        "Issuer",
+        "cert-manager.io",
+    )
+    assert "ENDPOINT_TLS_ISSUER" not in container_env(render(helm, tmp_path, {}))
+
+    def template_fails(values: dict[str, Any]) -> str:
+        values_file = tmp_path / "bad.yaml"
+        values_file.write_text(yaml.safe_dump(values))
+        failed = helm.run("template", "x", str(CHART), "-f", str(values_file), check=False)
+        assert failed.returncode != 0
+        return failed.stderr
+
+    assert "endpointTls.issuerName is required" in template_fails({"endpointTls": {"enabled": True}})
+    gateway = {**COMBINATIONS["gateway-routing"], **COMBINATIONS["endpoint-tls"]}
+    assert "not gateway" in template_fails(gateway)
+
+
 @pytest.mark.parametrize(
     ("setting", "message"),
     [
@@ -392,8 +413,6 @@ def test_rendered_manifests_apply_to_the_api_server(helm: Helm, kube: KubeAPI, t
 
 def test_chart_crds_are_accepted_by_the_api_server(kube: KubeAPI) -> None:
     """The chart's crds/ as they are (helm installs them unchanged): a server-side dry-run create each."""
-    import yaml
-
     refused = []
     for path in sorted((CHART / "crds").glob("*.yaml")):
         crd = yaml.safe_load(path.read_text())

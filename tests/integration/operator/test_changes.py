@@ -1,5 +1,6 @@
 """Spec changes on a real API server: every example applies, removed algos are pruned, a bad reference is
-reported without a crash, and switching the Kafka auth type rewrites the user and the pods' env."""
+reported without a crash, switching the Kafka auth type rewrites the user and the pods' env, and endpoint TLS
+adds and removes the endpoint's Certificate."""
 
 from __future__ import annotations
 
@@ -152,3 +153,40 @@ async def test_auth_type_change_from_tls_to_scram(kube: KubeAPI) -> None:
         assert all(v["name"] != "kafka-certs" for v in obj["spec"]["template"]["spec"]["volumes"])
         copy_ = await eventually(lambda: h.get(kinds.SECRET, "shop-payments-kafka-user"), "the password secret copy")
         assert copy_["data"] == {"password": "czNjcjN0"}
+
+
+async def test_endpoint_tls_certificate_is_applied_as_rendered_and_pruned_when_turned_off(kube: KubeAPI) -> None:
+    """Against cert-manager's own CRD, which drops fields it does not know: the stored spec is the whole spec."""
+    namespace, kafka_ns = kube.create_namespace("op"), kube.create_namespace("kafka")
+    pd, _ = example("text-transform", namespace)
+    service = "demo-text-transform-endpoint"
+    cert_name, mapping = f"{service}-tls", f"{service}-http"
+    tls = {"endpoint_tls_issuer": "internal-ca", "endpoint_tls_issuer_kind": "Issuer"}
+    async with running_operator(kube, namespace=namespace, kafka_namespace=kafka_ns, **tls) as h:
+        await h.apply_pd(pd)
+        stored = await eventually(lambda: h.get(kinds.CERTIFICATE, cert_name), "the endpoint's Certificate")
+        assert stored["spec"] == {
+            "secretName": cert_name,
+            "commonName": f"{service}.{namespace}.svc",
+            "dnsNames": [
+                service,
+                f"{service}.{namespace}",
+                f"{service}.{namespace}.svc",
+                f"{service}.{namespace}.svc.cluster.local",
+            ],
+            "usages": ["server auth", "digital signature", "key encipherment"],
+            "privateKey": {"rotationPolicy": "Always"},
+            "issuerRef": {"name": "internal-ca", "kind": "Issuer", "group": "cert-manager.io"},
+        }
+        route = await h.get(kinds.MAPPING, mapping)
+        assert route is not None and route["spec"]["service"].startswith("https://")
+        await h.settle()
+    async with running_operator(kube, namespace=namespace, kafka_namespace=kafka_ns) as h:
+        h.operator.reconciler.request(namespace, pd["metadata"]["name"])
+
+        async def pruned() -> bool:
+            return await h.get(kinds.CERTIFICATE, cert_name) is None
+
+        await eventually(pruned, "the Certificate pruned once endpoint TLS is off")
+        route = await h.get(kinds.MAPPING, mapping)
+        assert route is not None and not route["spec"]["service"].startswith("https://")

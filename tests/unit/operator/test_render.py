@@ -299,3 +299,49 @@ def test_each_connect_cluster_exports_metrics_where_the_chart_scrapes_them() -> 
             "strimzi.io/kind": "KafkaConnect",
         }
         assert service["spec"]["ports"] == [{"name": "metrics", "port": 9404, "targetPort": 9404, "protocol": "TCP"}]
+
+
+def test_endpoint_tls_issues_a_certificate_for_the_service_and_serves_it() -> None:
+    objects = rendered("original-sample", endpoint_tls_issuer="internal-ca").objects
+    (service,) = find(objects, "Service", "local-test-deployment-endpoint")
+    (cert,) = find(objects, "Certificate")
+    ns = service["metadata"]["namespace"]
+    assert cert["metadata"]["name"] == cert["spec"]["secretName"] == "local-test-deployment-endpoint-tls"
+    assert cert["spec"]["dnsNames"] == [
+        "local-test-deployment-endpoint",
+        f"local-test-deployment-endpoint.{ns}",
+        f"local-test-deployment-endpoint.{ns}.svc",
+        f"local-test-deployment-endpoint.{ns}.svc.cluster.local",
+    ]
+    assert cert["spec"]["issuerRef"] == {"name": "internal-ca", "kind": "ClusterIssuer", "group": "cert-manager.io"}
+    assert "server auth" in cert["spec"]["usages"]
+
+    (workload,) = find(objects, "Deployment", "local-test-deployment-endpoint")
+    pod = workload["spec"]["template"]["spec"]
+    container = _container(workload, "endpoint")
+    env = _env(container)
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "endpoint-tls")
+    assert "subPath" not in mount  # a subPath mount never sees a renewal
+    assert env["ALGORUN_ENDPOINT_TLS_CERT"] == f"{mount['mountPath']}/tls.crt"
+    assert env["ALGORUN_ENDPOINT_TLS_KEY"] == f"{mount['mountPath']}/tls.key"
+    volume = next(v for v in pod["volumes"] if v["name"] == "endpoint-tls")
+    assert volume["secret"]["secretName"] == cert["spec"]["secretName"]
+    # Probes stay on the plain monitoring port; the gRPC port no longer claims clear-text HTTP/2.
+    assert container["readinessProbe"]["httpGet"]["port"] == "metrics"
+    grpc_port = next(p for p in service["spec"]["ports"] if p["name"] == "grpc")
+    assert "appProtocol" not in grpc_port
+    services = {
+        m["metadata"]["labels"]["algo.run/mapping-protocol"]: m["spec"]["service"] for m in find(objects, "Mapping")
+    }
+    assert services == {
+        "http": f"https://local-test-deployment-endpoint.{ns}:18080",
+        "grpc": f"https://local-test-deployment-endpoint.{ns}:18282",
+    }
+
+
+def test_without_an_issuer_the_endpoint_serves_plain_text() -> None:
+    objects = rendered("original-sample").objects
+    assert not find(objects, "Certificate")
+    (workload,) = find(objects, "Deployment", "local-test-deployment-endpoint")
+    assert "ALGORUN_ENDPOINT_TLS_CERT" not in _env(_container(workload, "endpoint"))
+    assert all(not m["spec"]["service"].startswith("https://") for m in find(objects, "Mapping"))

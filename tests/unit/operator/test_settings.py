@@ -1,5 +1,5 @@
 """The operator's settings from the chart's environment variables: the notifier's URL and signing secret, the
-Kafka operator type."""
+Kafka operator type, endpoint TLS with the routing."""
 
 from __future__ import annotations
 
@@ -37,3 +37,12 @@ def test_the_kafka_ca_secret_name_may_follow_the_cluster_name() -> None:
     )
     assert templated.kafka_tls_ca_secretname == "east-cluster-ca-cert"
     assert OperatorSettings(kafka_cluster_name="east").kafka_tls_ca_secretname == "kafka-cluster-ca-cert"  # as given
+
+
+def test_endpoint_tls_is_refused_with_gateway_routing() -> None:
+    with pytest.raises(ValidationError, match=r"ENDPOINT_TLS_ISSUER .* not gateway"):
+        OperatorSettings.model_validate(
+            {"endpoint_tls_issuer": "ca", "endpoint_routing": "gateway", "gateway_name": "public"}
+        )
+    settings = OperatorSettings.model_validate({"endpoint_tls_issuer": "ca", "endpoint_tls_issuer_kind": "Issuer"})
+    assert (settings.endpoint_tls_issuer, settings.endpoint_tls_issuer_kind) == ("ca", "Issuer")

@@ -29,6 +29,7 @@ KIND_ORDER = [
     "KafkaUser",
     "KafkaTopic",
     "Service",
+    "Certificate",
     "Deployment",
     "StatefulSet",
     "HorizontalPodAutoscaler",

@@ -6,6 +6,10 @@ restarts of its pod, which only a StatefulSet's claim gives. Switching between t
 other (the operator prunes the old kind). The HPA targets whichever kind is rendered (the original always
 said Deployment). Kafka TLS and auth reach the endpoint through the same env vars and mounts as the runner
 (the original wrote them into a ConfigMap it had already saved, so they never arrived, and crashed for SCRAM).
+
+With `ENDPOINT_TLS_ISSUER` set, the endpoint serves HTTPS and gRPC over TLS with a certificate cert-manager
+issues for its Service's names (a `Certificate` whose Secret is mounted at `TLS_DIR`); the endpoint picks up
+renewals itself. The original left TLS to Ambassador and issued nothing, so traffic inside the cluster was plain.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ CONFIG_DIR = "/endpoint-config"
 CONFIG_FILE = "endpoint-config.json"
 WAL_DEFAULT_PATH = "/data/wal"
 WAL_DEFAULT_SIZE = "1Gi"
+TLS_DIR = "/endpoint-tls"
+TLS_VOLUME = "endpoint-tls"
 
 
 def name(ctx: RenderContext) -> str:
@@ -45,6 +51,44 @@ def name(ctx: RenderContext) -> str:
 
 def service_name(ctx: RenderContext) -> str:
     return name(ctx)
+
+
+def serves_tls(ctx: RenderContext) -> bool:
+    return bool(ctx.settings.endpoint_tls_issuer)
+
+
+def tls_secret_name(ctx: RenderContext) -> str:
+    return suffixed("endpoint-tls", ctx.owner, ctx.name)
+
+
+def service_dns_names(ctx: RenderContext) -> list[str]:
+    """Every name a client in the cluster may use for the endpoint's Service."""
+    svc = service_name(ctx)
+    return [svc, f"{svc}.{ctx.ns}", f"{svc}.{ctx.ns}.svc", f"{svc}.{ctx.ns}.svc.cluster.local"]
+
+
+def certificate(ctx: RenderContext, labels: dict[str, str]) -> dict[str, Any]:
+    """The cert-manager Certificate of the endpoint's serving certificate. The private key is replaced at each
+    renewal (`rotationPolicy: Always`), so a leaked key stops working at the next renewal."""
+    s = ctx.settings
+    svc = service_name(ctx)
+    return {
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "Certificate",
+        "metadata": metadata(ctx.ident, tls_secret_name(ctx), ctx.ns, labels),
+        "spec": {
+            "secretName": tls_secret_name(ctx),
+            "commonName": f"{svc}.{ctx.ns}.svc"[:64],
+            "dnsNames": service_dns_names(ctx),
+            "usages": ["server auth", "digital signature", "key encipherment"],
+            "privateKey": {"rotationPolicy": "Always"},
+            "issuerRef": {
+                "name": s.endpoint_tls_issuer,
+                "kind": s.endpoint_tls_issuer_kind,
+                "group": s.endpoint_tls_issuer_group,
+            },
+        },
+    }
 
 
 def ports(ctx: RenderContext) -> tuple[int, int, int]:
@@ -86,6 +130,15 @@ def render_endpoint(ctx: RenderContext) -> list[dict[str, Any]]:
         *security.secret_volumes(ctx),
     ]
     mounts += security.secret_mounts(ctx)
+    env = security.data_plane_env(ctx)
+    if serves_tls(ctx):
+        volumes.append({"name": TLS_VOLUME, "secret": {"secretName": tls_secret_name(ctx), "defaultMode": 0o440}})
+        # The whole directory, not subPath mounts: the kubelet updates a directory mount in place on renewal.
+        mounts.append({"name": TLS_VOLUME, "mountPath": TLS_DIR, "readOnly": True})
+        env += [
+            {"name": "ALGORUN_ENDPOINT_TLS_CERT", "value": f"{TLS_DIR}/tls.crt"},
+            {"name": "ALGORUN_ENDPOINT_TLS_KEY", "value": f"{TLS_DIR}/tls.key"},
+        ]
     stateful = wal_on_disk(ctx)
     wal = endpoint.producer.wal if endpoint.producer else None
     if stateful:
@@ -100,7 +153,7 @@ def render_endpoint(ctx: RenderContext) -> list[dict[str, Any]]:
         "name": "endpoint",
         "image": image,
         "command": ["algorun", "endpoint", "--config", f"{CONFIG_DIR}/{CONFIG_FILE}"],
-        "env": security.data_plane_env(ctx),
+        "env": env,
         "ports": [
             {"name": "http", "containerPort": http_port, "protocol": "TCP"},
             {"name": "grpc", "containerPort": grpc_port, "protocol": "TCP"},
@@ -141,6 +194,9 @@ def render_endpoint(ctx: RenderContext) -> list[dict[str, Any]]:
         ]
     else:
         workload_spec["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+    grpc_service_port: dict[str, Any] = {"name": "grpc", "port": grpc_port, "targetPort": "grpc", "protocol": "TCP"}
+    if not serves_tls(ctx):
+        grpc_service_port["appProtocol"] = "kubernetes.io/h2c"  # HTTP/2 in clear text, for Gateway API backends
     objects: list[dict[str, Any]] = [
         {
             "apiVersion": "v1",
@@ -162,18 +218,14 @@ def render_endpoint(ctx: RenderContext) -> list[dict[str, Any]]:
                 "selector": selector,
                 "ports": [
                     {"name": "http", "port": http_port, "targetPort": "http", "protocol": "TCP"},
-                    {
-                        "name": "grpc",
-                        "port": grpc_port,
-                        "targetPort": "grpc",
-                        "protocol": "TCP",
-                        "appProtocol": "kubernetes.io/h2c",
-                    },
+                    grpc_service_port,
                     {"name": "metrics", "port": metrics_port, "targetPort": "metrics", "protocol": "TCP"},
                 ],
             },
         },
     ]
+    if serves_tls(ctx):
+        objects.append(certificate(ctx, labels))
     if autoscaled(endpoint.autoscaling):
         assert endpoint.autoscaling is not None
         meta = metadata(ctx.ident, workload_name, ctx.ns, common_labels(ctx.ident, "endpoint-hpa"))

@@ -5,6 +5,8 @@ with v2), `gateway` (gateway.networking.k8s.io/v1 HTTPRoutes attached to `GATEWA
 `GATEWAY_NAMESPACE`) or `none`. The URL contract is the original's: `/run/http/{owner}/{name}/` and
 `/run/grpc/{owner}/{name}/`, rewritten to `/{owner}/{name}/`. gRPC through a Gateway uses an HTTPRoute (a
 GRPCRoute cannot match a path prefix); the Service's grpc port declares `appProtocol: kubernetes.io/h2c`.
+When the endpoint serves TLS (`ENDPOINT_TLS_ISSUER`), Mappings name an `https://` service, so Emissary
+originates TLS to it.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ def render_routing(ctx: RenderContext) -> list[dict[str, Any]]:
 def _mappings(ctx: RenderContext) -> list[dict[str, Any]]:
     http_port, grpc_port, _ = endpoint.ports(ctx)
     service = f"{endpoint.service_name(ctx)}.{ctx.ns}"
+    scheme = "https://" if endpoint.serves_tls(ctx) else ""
     out = []
     for protocol, port in (("http", http_port), ("grpc", grpc_port)):
         labels = {**common_labels(ctx.ident, "mapping"), MAPPING_PROTOCOL: protocol}
@@ -49,7 +52,7 @@ def _mappings(ctx: RenderContext) -> list[dict[str, Any]]:
             "hostname": ctx.settings.ambassador_hostname,
             "prefix": prefixes(ctx)[protocol],
             "rewrite": rewrite(ctx),
-            "service": f"{service}:{port}",
+            "service": f"{scheme}{service}:{port}",
         }
         if protocol == "grpc":
             spec["grpc"] = True
