@@ -52,9 +52,10 @@ class _Target:
         self.method = (http.verb or "POST").upper()
         self.headers = dict(http.headers or {})
         self.secure = secure
+        # One context per target, made once: the readiness check's handshake and the requests share it.
         self.ssl: ssl.SSLContext | bool = True
         if secure:
-            self.ssl = ssl.create_default_context(cafile=http.ca_file) if http.ca_file else True
+            self.ssl = ssl.create_default_context(cafile=http.ca_file or None)
         self.default_type = algo_input.content_types[0] if algo_input.content_types else None
 
 
@@ -82,8 +83,7 @@ class HttpExecutor(Executor):
             try:
                 async with asyncio.timeout(1.0):
                     if t.secure:
-                        context = t.ssl if isinstance(t.ssl, ssl.SSLContext) else ssl.create_default_context()
-                        _, writer = await asyncio.open_connection(t.host, t.port, ssl=context)
+                        _, writer = await asyncio.open_connection(t.host, t.port, ssl=t.ssl)
                     else:
                         _, writer = await asyncio.open_connection(t.host, t.port)
                 writer.close()
