@@ -57,7 +57,9 @@ class Producer(abc.ABC):
     ) -> Awaitable[Delivery]:
         """Enqueue a message now and return an awaitable of its delivery (raises a `BusError` on failure).
 
-        Inside a transaction the awaitable resolves when the transaction commits (fails if it aborts).
+        Inside a transaction the awaitable resolves when the transaction commits (fails if it aborts), and a
+        write the client refuses at once (e.g. `MessageTooLarge`) raises here instead: it never joined the
+        transaction, which would otherwise commit without it and report it only afterwards.
         """
 
     def produce_many(self, messages: Sequence[OutRecord]) -> Awaitable[Failures]:

@@ -217,6 +217,7 @@ class Runner:
         self._background: set[asyncio.Task[None]] = set()
         self._stop_waiting = asyncio.Event()  # set when stopping: lanes waiting out a backoff give up
         self._eos = options.exactly_once
+        self._doomed: BusError | None = None  # a write refused inside the open transaction: it must abort
         self._unacked: deque[_Unacked] = deque()  # in produce order
         self._collecting: _Unacked | None = None  # the inline runs' writes of the batch being dispatched
         self._sweep_armed = False
@@ -442,6 +443,9 @@ class Runner:
                 self._dispatch(messages)
                 self._expire_staged()
                 await self._idle.wait()
+                if self._doomed is not None:
+                    doomed, self._doomed = self._doomed, None
+                    raise doomed
                 moved = self.tracker.take_moved()
                 if moved:
                     await producer.send_offsets_to_transaction(consumer, moved)
@@ -923,10 +927,11 @@ class Runner:
         producer = self._producer
         assert producer is not None
         if self._eos:  # acknowledged with the transaction, which also carries the offsets
-            for w in writes:
-                fut = producer.produce(w.topic, w.value, key=w.key, headers=w.headers)
-                asyncio.ensure_future(fut).add_done_callback(_consume_exception)
-            self._done(messages, started)
+            refused = self._produce_in_transaction(writes)
+            if refused:
+                self._spawn(self._instead_in_transaction(refused, messages, started))
+            else:
+                self._done(messages, started)
             return
         if not writes:
             self._done(messages, started)
@@ -938,6 +943,39 @@ class Runner:
         batch = _Unacked()
         batch.add(messages, started, writes)
         self._submit(batch)
+
+    def _produce_in_transaction(self, writes: list[_Write]) -> list[tuple[_Write, BusError]]:
+        """Produce into the open transaction; the writes the client refused at once (too large: they never joined
+        the transaction), with their errors."""
+        producer = self._producer
+        assert producer is not None
+        refused: list[tuple[_Write, BusError]] = []
+        for w in writes:
+            try:
+                fut = producer.produce(w.topic, w.value, key=w.key, headers=w.headers)
+            except MessageTooLarge as e:
+                self.metrics.produce_error(w.topic, type(e).__name__)
+                refused.append((w, e))
+                continue
+            asyncio.ensure_future(fut).add_done_callback(_consume_exception)
+        return refused
+
+    async def _instead_in_transaction(
+        self, refused: list[tuple[_Write, BusError]], messages: list[Message], started: float
+    ) -> None:
+        """`_instead_of_too_large` inside the transaction: the reference or the dead letters join it, so the
+        transaction commits the run's outcome with its offsets. Anything else refused aborts the transaction
+        (the batch is read again)."""
+        try:
+            still = self._produce_in_transaction(await self._instead_of_too_large(refused, messages))
+        except Exception:
+            for m in messages:
+                self._internal_error(m)
+            return
+        if still:
+            log.error("%d writes refused inside the transaction; it will abort", len(still))
+            self._doomed = still[0][1]
+        self._done(messages, started)
 
     def _submit(self, batch: _Unacked) -> None:
         """Enqueue a batch's writes now, in order, with one `produce_many`; the sweep settles it."""

@@ -1,6 +1,7 @@
 """The Kafka producer's batch paths that the conformance suite does not reach: a batch larger than librdkafka's
 queue (the overflow, where each message's callback knows its index), and a message refused by `produce` itself
-in the middle of a batch (its failure is attributed exactly; the messages around it are stored)."""
+in the middle of a batch (its failure is attributed exactly; the messages around it are stored), or inside a
+transaction (raised at once, before the commit)."""
 
 from __future__ import annotations
 
@@ -62,3 +63,24 @@ async def test_a_message_refused_by_produce_fails_alone_in_its_batch(
     assert list(failures) == [1]
     assert isinstance(failures[1], MessageTooLarge)
     assert [m.value for m in got] == [b"a", b"c"]
+
+
+async def test_a_write_refused_inside_a_transaction_raises_before_the_commit(
+    request: pytest.FixtureRequest, new_name: Names
+) -> None:
+    """librdkafka refuses a too-large message before it joins the transaction, so the transaction would commit
+    without it and its future would fail only afterwards: the caller hears of it at `produce` instead, while it
+    can still write something else in its place."""
+    async with kafka_topic(request, new_name("txn-too-large"), 1, {"message.max.bytes": 10_000}) as (bus, topic):
+        async with bus.producer(transactional_id=new_name("txn")) as p:
+            await p.begin_transaction()
+            first = p.produce(topic, b"a")
+            with pytest.raises(MessageTooLarge):
+                p.produce(topic, b"x" * 20_000)
+            last = p.produce(topic, b"instead")
+            await p.commit_transaction()
+            assert [(await f).offset for f in (first, last)] == [0, 1]
+        async with bus.consumer(new_name("g"), [topic]) as c:
+            got = await consume_n(c, 2)
+            await assert_nothing_more(c, wait=0.5)
+    assert [m.value for m in got] == [b"a", b"instead"]

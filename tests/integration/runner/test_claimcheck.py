@@ -1,7 +1,8 @@
 """FileReference payloads through real S3-compatible storage (the `s3` fixture): a referenced input is read from
 the bucket, a FileReference output is uploaded and its reference produced, a missing object is dead-lettered, an
 embedded output over the storage threshold travels as a reference. And an output over the broker's message size
-limit: claim-checked when storage is configured, its input dead-lettered when not; the stream goes on."""
+limit: claim-checked when storage is configured, its input dead-lettered when not (also inside a transaction);
+the stream goes on."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from algorun import storage
 from algorun.bus import Bus, contract
 from algorun.runner.payloads import S3ClaimCheck, storage_settings
 from tests.algos.configs import names, runner_config
-from tests.integration.runner.harness import collect, create_topics, header, running, send
+from tests.integration.runner.harness import collect, create_topics, header, options, running, send
 from tests.support.s3 import S3Server
 from tests.support.waiting import wait_until
 
@@ -131,6 +132,23 @@ async def test_an_output_too_large_for_kafka_without_storage_dead_letters_its_in
     assert header(dead, contract.ERROR_TYPE) == "MessageTooLarge"
     assert "2000000 bytes is over the broker's message size limit" in (header(dead, contract.ERROR_MESSAGE) or "")
     assert out.value == b"yy"
+
+
+async def test_exactly_once_dead_letters_an_output_too_large_for_kafka_in_the_same_transaction(kafka_bus: Bus) -> None:
+    """With transactions, librdkafka refuses the write at once, so it never joins the transaction: committing
+    would lose it without a trace. The input is dead-lettered in the same transaction instead, and the stream goes
+    on (read-committed readers see the dead letter and the next output; the inputs are committed)."""
+    n = names()
+    config = runner_config(n, entrypoint="tests.algos.pyalgos:repeat")
+    await create_topics(kafka_bus, config)
+    async with running(config, kafka_bus, options(exactly_once=True)):
+        await send(kafka_bus, n["input"], [b"2*a", b"2000000*x", b"2*y"])
+        [dead] = await collect(kafka_bus, n["dlq"], 1, timeout=60)
+        out = await collect(kafka_bus, n["output"], 2)
+        await wait_until(lambda: no_lag(kafka_bus, n["group"], n["input"]), 30, "the inputs to be committed")
+    assert dead.value == b"2000000*x"
+    assert header(dead, contract.ERROR_TYPE) == "MessageTooLarge"
+    assert sorted(m.value for m in out) == [b"aa", b"yy"]
 
 
 async def no_lag(bus: Bus, group: str, topic: str) -> bool:

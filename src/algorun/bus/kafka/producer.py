@@ -274,7 +274,12 @@ class KafkaProducer(Producer):
             except BufferError:
                 self._overflow.append(((topic, value, key, headers, partition), callback))
             except (KafkaException, TypeError, ValueError) as e:
-                callback(translate(e, f"produce to {topic} on {self._where}"), None)
+                error = translate(e, f"produce to {topic} on {self._where}")
+                callback(error, None)
+                if self._txn is not None:  # not in the transaction: the caller must know before it commits
+                    self._txn.pop()
+                    fut.exception()  # retrieved: raised below instead
+                    raise error from e
         self._since_poll += 1
         if self._since_poll >= POLL_EVERY:
             self._serve()
@@ -394,6 +399,11 @@ class KafkaProducer(Producer):
         pairs, self._txn = self._txn, None
         self._replan()
         try:
+            refused = next(
+                (e for inner, _ in pairs if inner.done() and not inner.cancelled() and (e := inner.exception())), None
+            )
+            if refused is not None:  # refused by the client, so librdkafka would commit the others without it
+                raise TransactionError(f"{self._where}: a write of the transaction was refused: {refused}")
             await self._call(self._p.commit_transaction, TXN_TIMEOUT_S)
         except TransactionError as e:
             await self._abort_after_failure()
