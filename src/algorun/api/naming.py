@@ -146,6 +146,15 @@ def is_dns_label(name: str) -> bool:
     return len(name) <= MAX_OBJECT_NAME and bool(_DNS_LABEL.match(name))
 
 
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+_DNS_SUBDOMAIN = re.compile(DNS_SUBDOMAIN_PATTERN)
+
+
+def is_dns_subdomain(name: str) -> bool:
+    """A valid name for most Kubernetes objects (Secrets, ConfigMaps): at most 253 characters."""
+    return len(name) <= 253 and bool(_DNS_SUBDOMAIN.match(name))
+
+
 def round_half_away_from_zero(value: float) -> int:
     """Go's math.Round. Python's round() rounds half to even, which gives 1 -> 1 where the original gives 2."""
     return int(Decimal(str(value)).quantize(Decimal(1), rounding=ROUND_HALF_UP))

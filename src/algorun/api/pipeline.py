@@ -21,6 +21,7 @@ from algorun.api.base import (
 )
 from algorun.api.dataconnector import DataConnectorSpec
 from algorun.api.enums import ComponentType, EndpointType, MessageDataType, WalMode
+from algorun.api.naming import DNS_SUBDOMAIN_PATTERN
 
 ENDPOINT_NAME = "Endpoint"
 """The source name pipes use for the ingestion endpoint."""
@@ -159,6 +160,19 @@ class EndpointKafka(ApiModel):
     params: dict[str, Str] | None = None
 
 
+class EndpointAuth(ApiModel):
+    """Who may send data: a bearer token or an API key listed in a Secret (the original let anyone in)."""
+
+    secret_name: str = Field(
+        # The pattern is for the API server's own check; `validate_spec` says what is wrong in words.
+        json_schema_extra={"pattern": DNS_SUBDOMAIN_PATTERN, "minLength": 1, "maxLength": 253},
+        description="The Secret with the credentials (one per line), in the deployment's namespace. Until it holds "
+        "at least one, the endpoint refuses to start (it never runs open by mistake); changes apply without a restart",
+    )
+    bearer_tokens_key: str = Field(default="bearerTokens", min_length=1, description="Key of the bearer tokens")
+    api_keys_key: str = Field(default="apiKeys", min_length=1, description="Key of the API keys (X-API-Key)")
+
+
 class EndpointSpec(ApiModel):
     """The ingestion gateway (EndpointSpec). It is deployed when it has at least one path."""
 
@@ -170,6 +184,7 @@ class EndpointSpec(ApiModel):
     server: EndpointServer | None = None
     producer: Producer | None = None
     kafka: EndpointKafka | None = None
+    auth: EndpointAuth | None = None
     liveness_probe: Probe | None = None
     readiness_probe: Probe | None = None
 

@@ -208,6 +208,12 @@ def _check_endpoint(topology: Topology, problems: Problems) -> None:
             problems.add([*where, "name"], f'"{path.name}" is not a usable URL path segment')
     if sum(1 for p in endpoint.paths if p.is_default) > 1:
         problems.add(["spec", "endpoint", "paths"], "more than one path has isDefault: true")
+    if endpoint.auth is not None and not naming.is_dns_subdomain(endpoint.auth.secret_name):
+        problems.add(
+            ["spec", "endpoint", "auth", "secretName"],
+            f'"{endpoint.auth.secret_name}" is not a valid Secret name (at most 253 lower-case letters, digits, "-" '
+            'and ".", starting and ending with a letter or digit)',
+        )
     _check_autoscaling(endpoint.autoscaling, ["spec", "endpoint", "autoscaling"], problems)
     _check_autoscaling(topology.spec.event_hook.autoscaling, ["spec", "eventHook", "autoscaling"], problems)
 

@@ -3,16 +3,24 @@
 The original had none (it relied on the ingress). Tokens and keys come from environment variables or files
 (mounted Secrets), never from the config map. A request without credentials gets 401; one whose credentials
 match nothing gets 403. Comparisons take constant time per configured secret.
+
+On Kubernetes the credentials are a Secret mounted as a directory (`CredentialsDirectory`): the endpoint reads its
+files again when the kubelet updates them, so rotating a token needs no restart, and it refuses to run open when
+the directory holds no credential.
 """
 
 from __future__ import annotations
 
 import hmac
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from algorun.endpoint.errors import Code, EndpointError
 
 API_KEY_HEADER = "X-API-Key"
+BEARER_TOKENS_FILE = "bearer-tokens"
+API_KEYS_FILE = "api-keys"
 
 
 @dataclass(frozen=True)
@@ -53,3 +61,45 @@ def _matches(candidate: str, secrets: frozenset[str]) -> bool:
     for secret in secrets:
         found |= hmac.compare_digest(raw, secret.encode())
     return found
+
+
+def secret_lines(text: str) -> frozenset[str]:
+    """One credential per line; blank lines and `#` comments are skipped."""
+    return frozenset(v for v in (line.strip() for line in text.splitlines()) if v and not v.startswith("#"))
+
+
+class CredentialsDirectory:
+    """Credentials kept as files in a directory (a mounted Secret): `bearer-tokens` and `api-keys`, either may be
+    absent. `base` (from the environment) is always accepted as well."""
+
+    def __init__(self, path: str, base: Credentials) -> None:
+        self.path = Path(path)
+        self.base = base
+        self._stamp = self._current_stamp()
+
+    def _files(self) -> tuple[Path, Path]:
+        return self.path / BEARER_TOKENS_FILE, self.path / API_KEYS_FILE
+
+    def _current_stamp(self) -> tuple[tuple[int, int, int] | None, ...]:
+        out: list[tuple[int, int, int] | None] = []
+        for f in self._files():
+            try:
+                st = os.stat(f)
+            except FileNotFoundError:
+                out.append(None)
+            else:
+                out.append((st.st_ino, st.st_mtime_ns, st.st_size))
+        return tuple(out)
+
+    def read(self) -> Credentials:
+        """`base` plus what the files hold now. OSError when a file exists but cannot be read."""
+        tokens, keys = (secret_lines(f.read_text()) if f.exists() else frozenset() for f in self._files())
+        return Credentials(self.base.bearer_tokens | tokens, self.base.api_keys | keys)
+
+    def changed(self) -> bool:
+        """Whether the files changed since the last call (or since this object was made)."""
+        stamp = self._current_stamp()
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        return True

@@ -25,6 +25,7 @@ from algorun.breaker import CircuitBreaker, State
 from algorun.bus.errors import BusError
 from algorun.bus.interface import Bus, Producer
 from algorun.bus.settings import KafkaSettings
+from algorun.endpoint.auth import CredentialsDirectory
 from algorun.endpoint.claimcheck import PayloadStore
 from algorun.endpoint.grpc_api import GrpcApi
 from algorun.endpoint.http_app import HttpApi
@@ -91,6 +92,7 @@ class EndpointService:
         self._probe: asyncio.Task[None] | None = None
         self.certificate: ServingCertificate | None = None
         self._certificate_watch: asyncio.Task[None] | None = None
+        self._credentials_watch: asyncio.Task[None] | None = None
         self.metrics = EndpointMetrics(registry)
         self.readiness = Readiness()
         self.publisher: Publisher | None = None
@@ -178,6 +180,10 @@ class EndpointService:
             ]
         )
         self._grpc.add_generic_rpc_handlers((api.handler(),))
+        if s.credentials_dir is not None:
+            self._credentials_watch = asyncio.get_running_loop().create_task(
+                self._watch_credentials(s.credentials_dir, (http, api)), name="credentials-watch"
+            )
         address = f"{s.grpc.host}:{s.grpc.port}"
         if self.certificate:
             self.grpc_port = self._grpc.add_secure_port(address, self.certificate.grpc_credentials())
@@ -200,6 +206,33 @@ class EndpointService:
         while True:
             await asyncio.sleep(RELOAD_CHECK_S)
             await asyncio.to_thread(certificate.reload_http)
+
+    @staticmethod
+    async def _watch_credentials(directory: CredentialsDirectory, apis: tuple[HttpApi, GrpcApi]) -> None:
+        """Rotated tokens and keys take effect without a restart. Files that hold no credential any more are
+        refused (the current ones stay): a Secret emptied by mistake must not open the endpoint."""
+        while True:
+            await asyncio.sleep(RELOAD_CHECK_S)
+            if not directory.changed():
+                continue
+            try:
+                credentials = await asyncio.to_thread(directory.read)
+            except OSError as e:
+                log.error(
+                    "credentials in %s changed but cannot be read; keeping the current ones: %s", directory.path, e
+                )
+                continue
+            if not credentials.enabled:
+                log.error("credentials in %s changed to none; keeping the current ones", directory.path)
+                continue
+            for api in apis:
+                api.credentials = credentials
+            log.info(
+                "credentials reloaded from %s: %d bearer tokens, %d API keys",
+                directory.path,
+                len(credentials.bearer_tokens),
+                len(credentials.api_keys),
+            )
 
     async def _probe_broker(self) -> None:
         """Ask the broker for its topics until it answers and every path's topic exists (then stop asking)."""
@@ -265,7 +298,7 @@ class EndpointService:
         return True
 
     async def stop(self) -> None:
-        for task in (self._probe, self._certificate_watch):
+        for task in (self._probe, self._certificate_watch, self._credentials_watch):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

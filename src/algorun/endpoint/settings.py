@@ -14,7 +14,11 @@ command-line options or environment variables (secrets only from the environment
 | `ALGORUN_ENDPOINT_TLS_CLIENT_CA` | - | PEM CA bundle: require client certificates signed by it (mTLS) |
 | `ALGORUN_ENDPOINT_BEARER_TOKENS`, `_BEARER_TOKENS_FILE` | - | bearer tokens (comma-separated / one per line) |
 | `ALGORUN_ENDPOINT_API_KEYS`, `_API_KEYS_FILE` | - | accepted `X-API-Key` values |
+| `ALGORUN_ENDPOINT_CREDENTIALS_DIR` | - | files `bearer-tokens`, `api-keys` (`spec.endpoint.auth`'s Secret), re-read |
 | `EP_SERVER_HTTP_LISTEN`, `EP_SERVER_GRPC_LISTEN`, `EP_SERVER_MONITORING_LISTEN` | config | the original's overrides |
+
+`ALGORUN_ENDPOINT_CREDENTIALS_DIR` is read again when its files change; the endpoint refuses to start while it
+holds no credential (asked for authentication, it never runs open).
 
 S3 storage for large bodies is read by `algorun.storage.settings.component_settings` (`MC_HOST_algorun`, `AWS_*`,
 `ALGORUN_STORAGE_BUCKET`, `ALGORUN_STORAGE_REGION`), as the runner's.
@@ -31,7 +35,7 @@ from pathlib import Path
 from algorun.api.configs import EndpointConfig
 from algorun.api.enums import WalMode
 from algorun.api.units import parse_duration, parse_quantity
-from algorun.endpoint.auth import Credentials
+from algorun.endpoint.auth import Credentials, CredentialsDirectory, secret_lines
 from algorun.endpoint.publisher import Limits, WalPolicy
 
 PREFIX = "ALGORUN_ENDPOINT_"
@@ -78,6 +82,8 @@ class EndpointSettings:
     limits: Limits = field(default_factory=Limits)
     tls: TlsFiles | None = None
     credentials: Credentials = field(default_factory=Credentials)
+    credentials_dir: CredentialsDirectory | None = None
+    """Where the credentials are read again from when they change (None: they are fixed at start)."""
     wal_policy: WalPolicy = field(default_factory=WalPolicy)
     wal_file: str | None = None
     wal_in_memory: bool = False
@@ -107,14 +113,32 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
 
 
 def _secrets(env: Mapping[str, str], name: str) -> frozenset[str]:
-    values = [v.strip() for v in env.get(PREFIX + name, "").split(",")]
+    values = secret_lines(env.get(PREFIX + name, "").replace(",", "\n"))
     path = env.get(PREFIX + name + "_FILE")
     if path:
         try:
-            values += [line.strip() for line in Path(path).read_text().splitlines()]
+            values |= secret_lines(Path(path).read_text())
         except OSError as e:
             raise SettingsError(f"{PREFIX}{name}_FILE: cannot read {path!r}: {e.strerror}") from e
-    return frozenset(v for v in values if v and not v.startswith("#"))
+    return values
+
+
+def _credentials(env: Mapping[str, str]) -> tuple[Credentials, CredentialsDirectory | None]:
+    fixed = Credentials(_secrets(env, "BEARER_TOKENS"), _secrets(env, "API_KEYS"))
+    path = env.get(PREFIX + "CREDENTIALS_DIR")
+    if not path:
+        return fixed, None
+    directory = CredentialsDirectory(path, fixed)
+    try:
+        credentials = directory.read()
+    except OSError as e:
+        raise SettingsError(f"{PREFIX}CREDENTIALS_DIR: cannot read {path!r}: {e.strerror}") from e
+    if not credentials.enabled:
+        raise SettingsError(
+            f"{PREFIX}CREDENTIALS_DIR: no bearer token or API key in {path!r} (files bearer-tokens, api-keys); "
+            "the endpoint does not start open when authentication is asked for"
+        )
+    return credentials, directory
 
 
 def _existing(path: str, what: str) -> str:
@@ -171,6 +195,7 @@ def build_settings(
         # Not durable by definition; a private temporary file keeps the same code path (and survives nothing).
         wal_file = str(Path(tempfile.mkdtemp(prefix="algorun-endpoint-wal-")) / WAL_FILE)
     size = wal.size if wal and wal.size else None
+    credentials, credentials_dir = _credentials(e)
     ack_raw = e.get(PREFIX + "ACK_TIMEOUT")
     try:
         ack_timeout = float(ack_raw) if ack_raw else 10.0
@@ -188,7 +213,8 @@ def build_settings(
             max_in_flight_bytes=_int(e, "MAX_IN_FLIGHT_BYTES", 256 * 1024 * 1024),
         ),
         tls=tls,
-        credentials=Credentials(_secrets(e, "BEARER_TOKENS"), _secrets(e, "API_KEYS")),
+        credentials=credentials,
+        credentials_dir=credentials_dir,
         wal_policy=WalPolicy(
             mode=mode,
             always_topics=frozenset(wal.always_topics or []) if wal else frozenset(),

@@ -7,9 +7,10 @@ import asyncio
 import contextlib
 import json
 import mimetypes
+import os
 import signal
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from rich.markup import escape
 
 from algorun.api import load_pipeline
 from algorun.api.enums import KafkaAuthType
+from algorun.api.topology import Topology
 from algorun.bus import Bus, KafkaSettings, TopicSpec, open_bus
 from algorun.local.connect import ConnectError, apply_connectors, delete_connectors
 from algorun.local.plan import LocalPlan, Ports, build_plan
@@ -83,9 +85,28 @@ def local_bus_url(state_dir: Path) -> str:
     return f"local://{state_dir.resolve() / 'log.db'}"
 
 
+CREDENTIAL_VARIABLES = tuple(
+    f"ALGORUN_ENDPOINT_{name}"
+    for name in ("BEARER_TOKENS", "BEARER_TOKENS_FILE", "API_KEYS", "API_KEYS_FILE", "CREDENTIALS_DIR")
+)
+
+
+def check_endpoint_credentials(topology: Topology, environ: Mapping[str, str]) -> None:
+    """`spec.endpoint.auth` names a Kubernetes Secret, which one machine does not have: the credentials come from
+    the environment instead, and without them the pipeline does not start (its endpoint would run open)."""
+    auth = topology.spec.endpoint.auth
+    if auth is None or not topology.spec.endpoint.paths or any(environ.get(v) for v in CREDENTIAL_VARIABLES):
+        return
+    raise RunFailed(
+        f"spec.endpoint.auth asks for credentials (Secret {auth.secret_name!r} on Kubernetes); on this machine set "
+        "ALGORUN_ENDPOINT_BEARER_TOKENS, ALGORUN_ENDPOINT_API_KEYS or ALGORUN_ENDPOINT_CREDENTIALS_DIR"
+    )
+
+
 async def run(options: RunOptions, console: Console) -> int:
     """Run a pipeline; the exit code: 0 ok, 1 dead letters or a failed component, 2 not idle in time."""
     _, topology = load_pipeline(options.files)
+    check_endpoint_credentials(topology, os.environ)
     pipeline_dir = options.files[0].resolve().parent
     state_dir = state_dir_for(options.files, options.state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,6 @@ visible names are symlinks through `..data`, which is re-pointed at a new direct
 from __future__ import annotations
 
 import asyncio
-import os
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,31 +24,8 @@ from algorun.endpoint.service import EndpointService
 from algorun.endpoint.settings import build_settings
 from tests.integration.endpoint.helpers import JSON, NAME, OWNER, make_config
 from tests.support.certs import CertificateAuthority, Issued
+from tests.support.mounts import MountedSecret
 from tests.support.waiting import eventually
-
-
-class MountedSecret:
-    """A directory laid out as the kubelet mounts a Secret: `tls.crt` -> `..data/tls.crt`, `..data` -> a
-    timestamped directory that each update replaces atomically."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.version = 0
-        root.mkdir(parents=True, exist_ok=True)
-
-    def publish(self, cert_pem: bytes, key_pem: bytes) -> None:
-        self.version += 1
-        target = self.root / f"..v{self.version}"
-        target.mkdir()
-        (target / "tls.crt").write_bytes(cert_pem)
-        (target / "tls.key").write_bytes(key_pem)
-        tmp = self.root / "..data_tmp"
-        tmp.symlink_to(target.name)
-        os.replace(tmp, self.root / "..data")
-        for name in ("tls.crt", "tls.key"):
-            link = self.root / name
-            if not link.is_symlink():
-                link.symlink_to(f"..data/{name}")
 
 
 def _issue(ca: CertificateAuthority) -> Issued:
@@ -78,7 +54,7 @@ async def renewing(
     monkeypatch.setattr(endpoint_service, "RELOAD_CHECK_S", 0.1)
     secret = MountedSecret(tmp_path / "endpoint-tls")
     first = _issue(ca)
-    secret.publish(first.cert_pem, first.key_pem)
+    secret.publish({"tls.crt": first.cert_pem, "tls.key": first.key_pem})
     config = make_config("renewing-topic")
     env = {
         "ALGORUN_ENDPOINT_TLS_CERT": str(secret.root / "tls.crt"),
@@ -124,7 +100,7 @@ async def test_a_renewed_certificate_is_served_on_both_listeners_without_a_resta
     assert first_serial == await _served_serial(service.grpc_port)
 
     renewed = _issue(ca)
-    secret.publish(renewed.cert_pem, renewed.key_pem)
+    secret.publish({"tls.crt": renewed.cert_pem, "tls.key": renewed.key_pem})
     new_serial = _serial(renewed.cert_pem)
     assert new_serial != first_serial
 
@@ -145,7 +121,7 @@ async def test_a_pair_that_does_not_match_keeps_the_current_certificate(
     assert service.certificate is not None
     serving = await _served_serial(service.http_port)
     one, other = _issue(ca), _issue(ca)
-    secret.publish(one.cert_pem, other.key_pem)  # a certificate with somebody else's key
+    secret.publish({"tls.crt": one.cert_pem, "tls.key": other.key_pem})  # a certificate with somebody else's key
 
     async def http_looked() -> bool:
         return service.certificate is not None and service.certificate.rejected > 0
@@ -156,7 +132,7 @@ async def test_a_pair_that_does_not_match_keeps_the_current_certificate(
     assert await _post_json(service, ca) == 202
 
     fixed = _issue(ca)
-    secret.publish(fixed.cert_pem, fixed.key_pem)
+    secret.publish({"tls.crt": fixed.cert_pem, "tls.key": fixed.key_pem})
 
     async def serves_fixed() -> bool:
         return await _served_serial(service.http_port) == _serial(fixed.cert_pem)

@@ -1,6 +1,6 @@
 """Spec changes on a real API server: every example applies, removed algos are pruned, a bad reference is
 reported without a crash, switching the Kafka auth type rewrites the user and the pods' env, and endpoint TLS
-adds and removes the endpoint's Certificate."""
+adds and removes the endpoint's Certificate (and its auth Secret is mounted)."""
 
 from __future__ import annotations
 
@@ -155,10 +155,11 @@ async def test_auth_type_change_from_tls_to_scram(kube: KubeAPI) -> None:
         assert copy_["data"] == {"password": "czNjcjN0"}
 
 
-async def test_endpoint_tls_certificate_is_applied_as_rendered_and_pruned_when_turned_off(kube: KubeAPI) -> None:
+async def test_endpoint_tls_and_auth_are_applied_and_the_certificate_pruned_when_tls_is_off(kube: KubeAPI) -> None:
     """Against cert-manager's own CRD, which drops fields it does not know: the stored spec is the whole spec."""
     namespace, kafka_ns = kube.create_namespace("op"), kube.create_namespace("kafka")
     pd, _ = example("text-transform", namespace)
+    pd["spec"]["endpoint"]["auth"] = {"secretName": "demo-clients"}
     service = "demo-text-transform-endpoint"
     cert_name, mapping = f"{service}-tls", f"{service}-http"
     tls = {"endpoint_tls_issuer": "internal-ca", "endpoint_tls_issuer_kind": "Issuer"}
@@ -180,6 +181,11 @@ async def test_endpoint_tls_certificate_is_applied_as_rendered_and_pruned_when_t
         }
         route = await h.get(kinds.MAPPING, mapping)
         assert route is not None and route["spec"]["service"].startswith("https://")
+        workload = await h.get(kinds.DEPLOYMENT, service)
+        assert workload is not None
+        volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}
+        assert volumes["endpoint-tls"]["secret"]["secretName"] == cert_name
+        assert volumes["endpoint-auth"]["secret"]["secretName"] == "demo-clients"
         await h.settle()
     async with running_operator(kube, namespace=namespace, kafka_namespace=kafka_ns) as h:
         h.operator.reconciler.request(namespace, pd["metadata"]["name"])

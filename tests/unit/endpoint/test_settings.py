@@ -93,3 +93,16 @@ def test_the_circuit_breaker_takes_every_cb_setting_with_the_originals_defaults(
 def test_a_negative_cb_interval_is_refused_by_the_model() -> None:
     with pytest.raises(ValueError, match="interval"):
         Producer.model_validate({"cb": {"interval": -1}})
+
+
+def test_a_credentials_directory_must_hold_a_credential(tmp_path: Path) -> None:
+    env = {"ALGORUN_ENDPOINT_CREDENTIALS_DIR": str(tmp_path)}
+    with pytest.raises(SettingsError, match=r"no bearer token or API key .* does not start open"):
+        build_settings(_config(), env)
+    with pytest.raises(SettingsError, match="no bearer token or API key"):
+        build_settings(_config(), {"ALGORUN_ENDPOINT_CREDENTIALS_DIR": str(tmp_path / "not-mounted")})
+    (tmp_path / "bearer-tokens").write_text("# rotated 2026-11\n\ntoken-1\ntoken-2\n")
+    settings = build_settings(_config(), {**env, "ALGORUN_ENDPOINT_API_KEYS": "key-a, key-b"})
+    assert settings.credentials.bearer_tokens == {"token-1", "token-2"}
+    assert settings.credentials.api_keys == {"key-a", "key-b"}  # the environment's are kept beside the files'
+    assert settings.credentials_dir is not None

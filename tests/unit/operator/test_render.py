@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from algorun.api.documents import check_text
 from algorun.api.topology import build_topology
 from algorun.operator.render import ClusterFacts, render
-from tests.unit.operator.conftest import find, golden_settings, rendered
+from tests.unit.operator.conftest import find, golden_settings, load, rendered
 
 
 def _container(deployment: dict[str, Any], name: str) -> dict[str, Any]:
@@ -345,3 +347,36 @@ def test_without_an_issuer_the_endpoint_serves_plain_text() -> None:
     (workload,) = find(objects, "Deployment", "local-test-deployment-endpoint")
     assert "ALGORUN_ENDPOINT_TLS_CERT" not in _env(_container(workload, "endpoint"))
     assert all(not m["spec"]["service"].startswith("https://") for m in find(objects, "Mapping"))
+
+
+def test_endpoint_auth_mounts_the_secret_where_the_endpoint_reads_its_credentials(tmp_path: Path) -> None:
+    """The contract between render and the endpoint: the files the kubelet makes of the Secret's keys are the
+    ones `build_settings` reads."""
+    from algorun.api import configs
+    from algorun.api.pipeline import EndpointAuth
+    from algorun.endpoint.settings import build_settings
+
+    pipeline, topology = load("original-sample")
+    endpoint = pipeline.spec.endpoint.model_copy(
+        update={"auth": EndpointAuth(secret_name="orders-clients", api_keys_key="keys")}
+    )
+    spec = pipeline.spec.model_copy(update={"endpoint": endpoint})
+    pipeline, topology = pipeline.model_copy(update={"spec": spec}), replace(topology, spec=spec)
+    objects = render(pipeline, topology, golden_settings(), ClusterFacts(offline=True)).objects
+
+    (workload,) = find(objects, "Deployment", "local-test-deployment-endpoint")
+    container = _container(workload, "endpoint")
+    volume = next(v for v in workload["spec"]["template"]["spec"]["volumes"] if v["name"] == "endpoint-auth")
+    assert volume["secret"]["secretName"] == "orders-clients"
+    assert volume["secret"]["optional"] is True  # a missing key is no file; the endpoint refuses to start open
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "endpoint-auth")
+    assert "subPath" not in mount  # a subPath mount never sees a rotation
+    env = _env(container)
+    assert env["ALGORUN_ENDPOINT_CREDENTIALS_DIR"] == mount["mountPath"]
+
+    secret_data = {"bearerTokens": "token-1\n", "keys": "key-1\n", "unrelated": "x"}
+    for item in volume["secret"]["items"]:  # what the kubelet writes into the mount
+        if item["key"] in secret_data:
+            (tmp_path / item["path"]).write_text(secret_data[item["key"]])
+    settings = build_settings(configs.endpoint_config(topology), {"ALGORUN_ENDPOINT_CREDENTIALS_DIR": str(tmp_path)})
+    assert (settings.credentials.bearer_tokens, settings.credentials.api_keys) == ({"token-1"}, {"key-1"})

@@ -10,6 +10,9 @@ said Deployment). Kafka TLS and auth reach the endpoint through the same env var
 With `ENDPOINT_TLS_ISSUER` set, the endpoint serves HTTPS and gRPC over TLS with a certificate cert-manager
 issues for its Service's names (a `Certificate` whose Secret is mounted at `TLS_DIR`); the endpoint picks up
 renewals itself. The original left TLS to Ambassador and issued nothing, so traffic inside the cluster was plain.
+
+With `spec.endpoint.auth`, the Secret it names is mounted at `AUTH_DIR` (its two keys as the files the endpoint
+reads, `ALGORUN_ENDPOINT_CREDENTIALS_DIR`), so rotated credentials reach the pod without a restart.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ WAL_DEFAULT_PATH = "/data/wal"
 WAL_DEFAULT_SIZE = "1Gi"
 TLS_DIR = "/endpoint-tls"
 TLS_VOLUME = "endpoint-tls"
+AUTH_DIR = "/endpoint-auth"
+AUTH_VOLUME = "endpoint-auth"
 
 
 def name(ctx: RenderContext) -> str:
@@ -131,6 +136,25 @@ def render_endpoint(ctx: RenderContext) -> list[dict[str, Any]]:
     ]
     mounts += security.secret_mounts(ctx)
     env = security.data_plane_env(ctx)
+    if endpoint.auth is not None:
+        auth = endpoint.auth
+        volumes.append(
+            {
+                "name": AUTH_VOLUME,
+                "secret": {
+                    "secretName": auth.secret_name,
+                    "defaultMode": 0o440,
+                    # Optional: a key the Secret lacks is no file; the endpoint refuses to start with neither.
+                    "optional": True,
+                    "items": [
+                        {"key": auth.bearer_tokens_key, "path": "bearer-tokens"},
+                        {"key": auth.api_keys_key, "path": "api-keys"},
+                    ],
+                },
+            }
+        )
+        mounts.append({"name": AUTH_VOLUME, "mountPath": AUTH_DIR, "readOnly": True})
+        env.append({"name": "ALGORUN_ENDPOINT_CREDENTIALS_DIR", "value": AUTH_DIR})
     if serves_tls(ctx):
         volumes.append({"name": TLS_VOLUME, "secret": {"secretName": tls_secret_name(ctx), "defaultMode": 0o440}})
         # The whole directory, not subPath mounts: the kubelet updates a directory mount in place on renewal.
