@@ -6,8 +6,12 @@ import asyncio
 import sys
 from pathlib import Path
 
+import pytest
+
+import algorun.bus.local.bus as local_bus
 from algorun.bus import TopicPartition, TopicSpec, open_bus
 from tests.integration.bus.helpers import consume_n
+from tests.support.waiting import wait_until
 
 PRODUCER = """
 import asyncio, sys
@@ -57,6 +61,27 @@ async def test_retention_by_count_and_age(tmp_path: Path) -> None:
     async with bus.consumer("g", ["count"]) as c:
         got = await consume_n(c, 5)
         assert [m.value for m in got] == [str(i).encode() for i in range(7, 12)]
+    await bus.close()
+
+
+async def test_retention_applies_to_a_log_nobody_writes_to_any_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Producers enforce retention as they write; once they stop, a reading consumer still ages the log out."""
+    monkeypatch.setattr(local_bus, "RETENTION_EVERY_S", 0.2)
+    bus = open_bus(f"local://{tmp_path}/log.db")
+    await bus.create_topics([TopicSpec("aging", config={"retention.ms": "300"})])
+    async with bus.producer() as p:
+        for i in range(12):
+            await p.send("aging", str(i).encode())
+    async with bus.consumer("g", ["aging"]) as c:
+        assert len(await consume_n(c, 12)) == 12
+
+        async def aged_out() -> bool:
+            await c.getmany(max_wait=0.1)  # a consumer at work, nothing written
+            return (await bus.lag("g", ["aging"]))[TopicPartition("aging", 0)].start == 12
+
+        await wait_until(aged_out, 20, "the idle log's messages to age out")
     await bus.close()
 
 

@@ -40,6 +40,8 @@ T = TypeVar("T")
 
 MAX_BATCH = 5000
 HEARTBEAT_S = 0.3
+RETENTION_EVERY_S = 5.0
+"""How often a consumer enforces retention.ms / retention.messages (producers do it as they write)."""
 SESSION_MS = 10_000
 FALLBACK_POLL_S = 1.0
 
@@ -314,6 +316,7 @@ class LocalConsumer(Consumer):
         self._listener = Listener(bus.path, self._wake.set)
         self._poker = Poker(bus.path)
         self._last_sync = -1e9
+        self._last_retention = self._loop.time()  # the first enforcement waits a full period
         self._rotation = 0
         self._closed = False
 
@@ -340,6 +343,10 @@ class LocalConsumer(Consumer):
             )
             assigned, revoked, starts = result.assigned, result.revoked, result.positions
         self._last_sync = self._loop.time()
+        if self._last_sync - self._last_retention >= RETENTION_EVERY_S:
+            # Producers enforce retention as they write; a log nobody writes to any more still ages out.
+            self._last_retention = self._last_sync
+            await self._worker.run(store.enforce_retention)
         for tp in revoked:
             self._positions.pop(tp, None)
             self._stored.pop(tp, None)
