@@ -79,13 +79,33 @@ async def running_endpoint(
         monitoring_listen="127.0.0.1:0",
     )
     bus = open_bus(endpoint_kafka_settings(kafka_settings(kafka) if isinstance(kafka, str) else kafka, settings))
-    service = EndpointService(config, settings, bus, store=store)
+    async with _serving(EndpointService(config, settings, bus, store=store)) as service:
+        yield service
+
+
+@asynccontextmanager
+async def local_endpoint(directory: Path, topic: str, env: dict[str, str]) -> AsyncIterator[EndpointService]:
+    """An endpoint of one path into `topic`, on free ports of 127.0.0.1, over an embedded local log in
+    `directory` (no broker): for tests of its front door (TLS, credentials), not of Kafka."""
+    config = make_config(topic)
+    settings = build_settings(
+        config, env, http_listen="127.0.0.1:0", grpc_listen="127.0.0.1:0", monitoring_listen="127.0.0.1:0"
+    )
+    bus = open_bus(f"local://{directory}/log.db")
+    await bus.create_topics([TopicSpec(topic)])
+    async with _serving(EndpointService(config, settings, bus, durable_bus=True)) as service:
+        yield service
+
+
+@asynccontextmanager
+async def _serving(service: EndpointService) -> AsyncIterator[EndpointService]:
+    """Start `service`; stop it and close its bus at the end."""
     await service.start()
     try:
         yield service
     finally:
         await service.stop()
-        await bus.close()
+        await service.bus.close()
 
 
 async def read_topic(bootstrap: str, topic: str, expected: int, limit: float = 30.0) -> list[Message]:

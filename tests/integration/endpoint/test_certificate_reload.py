@@ -17,12 +17,9 @@ import pytest
 from cryptography import x509
 
 import algorun.endpoint.service as endpoint_service
-from algorun.bus import open_bus
-from algorun.bus.types import TopicSpec
 from algorun.endpoint.pb import pipeline_endpoint_pb2 as pb
 from algorun.endpoint.service import EndpointService
-from algorun.endpoint.settings import build_settings
-from tests.integration.endpoint.helpers import JSON, NAME, OWNER, make_config
+from tests.integration.endpoint.helpers import JSON, NAME, OWNER, local_endpoint
 from tests.support.certs import CertificateAuthority, Issued
 from tests.support.mounts import MountedSecret
 from tests.support.waiting import eventually
@@ -55,23 +52,12 @@ async def renewing(
     secret = MountedSecret(tmp_path / "endpoint-tls")
     first = _issue(ca)
     secret.publish({"tls.crt": first.cert_pem, "tls.key": first.key_pem})
-    config = make_config("renewing-topic")
     env = {
         "ALGORUN_ENDPOINT_TLS_CERT": str(secret.root / "tls.crt"),
         "ALGORUN_ENDPOINT_TLS_KEY": str(secret.root / "tls.key"),
     }
-    settings = build_settings(
-        config, env, http_listen="127.0.0.1:0", grpc_listen="127.0.0.1:0", monitoring_listen="127.0.0.1:0"
-    )
-    bus = open_bus(f"local://{tmp_path}/log.db")
-    await bus.create_topics([TopicSpec("renewing-topic")])
-    service = EndpointService(config, settings, bus, durable_bus=True)
-    await service.start()
-    try:
+    async with local_endpoint(tmp_path, "renewing-topic", env) as service:
         yield service, secret
-    finally:
-        await service.stop()
-        await bus.close()
 
 
 async def _post_json(service: EndpointService, ca: CertificateAuthority) -> int:

@@ -12,12 +12,9 @@ import grpc
 import pytest
 
 import algorun.endpoint.service as endpoint_service
-from algorun.bus import open_bus
-from algorun.bus.types import TopicSpec
 from algorun.endpoint.pb import pipeline_endpoint_pb2 as pb
 from algorun.endpoint.service import EndpointService
-from algorun.endpoint.settings import build_settings
-from tests.integration.endpoint.helpers import JSON, NAME, OWNER, make_config
+from tests.integration.endpoint.helpers import JSON, NAME, OWNER, local_endpoint
 from tests.support.mounts import MountedSecret
 from tests.support.waiting import eventually
 
@@ -29,20 +26,9 @@ async def guarded(
     monkeypatch.setattr(endpoint_service, "RELOAD_CHECK_S", 0.1)
     secret = MountedSecret(tmp_path / "endpoint-auth")
     secret.publish({"bearer-tokens": b"old-token\n", "api-keys": b"old-key\n"})
-    config = make_config("guarded-topic")
     env = {"ALGORUN_ENDPOINT_CREDENTIALS_DIR": str(secret.root)}
-    settings = build_settings(
-        config, env, http_listen="127.0.0.1:0", grpc_listen="127.0.0.1:0", monitoring_listen="127.0.0.1:0"
-    )
-    bus = open_bus(f"local://{tmp_path}/log.db")
-    await bus.create_topics([TopicSpec("guarded-topic")])
-    service = EndpointService(config, settings, bus, durable_bus=True)
-    await service.start()
-    try:
+    async with local_endpoint(tmp_path, "guarded-topic", env) as service:
         yield service, secret
-    finally:
-        await service.stop()
-        await bus.close()
 
 
 async def _http_status(service: EndpointService, headers: dict[str, str]) -> int:

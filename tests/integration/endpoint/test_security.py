@@ -13,12 +13,9 @@ import aiohttp
 import grpc
 import pytest
 
-from algorun.bus import open_bus
-from algorun.bus.types import TopicSpec
 from algorun.endpoint.pb import pipeline_endpoint_pb2 as pb
 from algorun.endpoint.service import EndpointService
-from algorun.endpoint.settings import build_settings
-from tests.integration.endpoint.helpers import NAME, OWNER, make_config
+from tests.integration.endpoint.helpers import NAME, OWNER, local_endpoint
 from tests.support.certs import CertificateAuthority
 
 TOKEN, API_KEY = "s3cret-token", "k3y"
@@ -40,7 +37,6 @@ def pki(tmp_path: Path) -> dict[str, Path]:
 
 @pytest.fixture
 async def secured(pki: dict[str, Path], tmp_path: Path) -> AsyncIterator[EndpointService]:
-    config = make_config("secured-topic")
     env = {
         "ALGORUN_ENDPOINT_TLS_CERT": str(pki["server_cert"]),
         "ALGORUN_ENDPOINT_TLS_KEY": str(pki["server_key"]),
@@ -48,18 +44,8 @@ async def secured(pki: dict[str, Path], tmp_path: Path) -> AsyncIterator[Endpoin
         "ALGORUN_ENDPOINT_BEARER_TOKENS": f"other,{TOKEN}",
         "ALGORUN_ENDPOINT_API_KEYS": API_KEY,
     }
-    settings = build_settings(
-        config, env, http_listen="127.0.0.1:0", grpc_listen="127.0.0.1:0", monitoring_listen="127.0.0.1:0"
-    )
-    bus = open_bus(f"local://{tmp_path}/log.db")
-    await bus.create_topics([TopicSpec("secured-topic")])
-    service = EndpointService(config, settings, bus, durable_bus=True)
-    await service.start()
-    try:
+    async with local_endpoint(tmp_path, "secured-topic", env) as service:
         yield service
-    finally:
-        await service.stop()
-        await bus.close()
 
 
 def _client_context(pki: dict[str, Path], with_cert: bool = True) -> ssl.SSLContext:
