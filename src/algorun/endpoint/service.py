@@ -202,10 +202,11 @@ class EndpointService:
 
     @staticmethod
     async def _watch_certificate(certificate: ServingCertificate) -> None:
-        """HTTPS's side of certificate renewal (gRPC checks the files itself before each handshake)."""
+        """HTTPS's side of certificate renewal (gRPC checks the files itself before each handshake). On the loop's
+        own thread: OpenSSL does not allow changing a context while another thread makes connections from it."""
         while True:
             await asyncio.sleep(RELOAD_CHECK_S)
-            await asyncio.to_thread(certificate.reload_http)
+            certificate.reload_http()
 
     @staticmethod
     async def _watch_credentials(directory: CredentialsDirectory, apis: tuple[HttpApi, GrpcApi]) -> None:

@@ -7,7 +7,8 @@ it expired and then fail every handshake, so both listeners pick up new files wi
 - gRPC asks for the certificate configuration before every handshake (`dynamic_ssl_server_credentials`); the
   answer is "unchanged" unless the files' identity changed since the last load;
 - HTTPS loads the new pair into the live `SSLContext` (new handshakes use it, open connections keep theirs),
-  checked every `RELOAD_CHECK_S` by the service.
+  checked every `RELOAD_CHECK_S` by the service. A changed client CA bundle is added to the trusted ones there
+  (OpenSSL cannot drop a CA from a live context): a CA removed from the bundle stays trusted until a restart.
 
 A pair that does not load (a key that does not match its certificate) is logged once and the previous one kept
 until the files change again.
