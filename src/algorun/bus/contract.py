@@ -45,10 +45,22 @@ ERROR_PARTITION = "errorPartition"
 ERROR_OFFSET = "errorOffset"
 ERROR_TIMESTAMP = "errorTimestamp"
 ERROR_COMPONENT = "errorComponent"
+ERROR_VALUE_OMITTED = "errorValueOmitted"
+"""On a dead letter written without its value (the value plus error headers was over the broker's size limit): the
+value's size. The input is still at errorTopic/errorPartition/errorOffset while its topic retains it."""
 
 RETRY_HEADERS = frozenset({RETRY_STEP_INDEX, RETRY_NUM, RETRY_TIMESTAMP})
 ERROR_HEADERS = frozenset(
-    {ERROR_MESSAGE, ERROR_TYPE, ERROR_TOPIC, ERROR_PARTITION, ERROR_OFFSET, ERROR_TIMESTAMP, ERROR_COMPONENT}
+    {
+        ERROR_MESSAGE,
+        ERROR_TYPE,
+        ERROR_TOPIC,
+        ERROR_PARTITION,
+        ERROR_OFFSET,
+        ERROR_TIMESTAMP,
+        ERROR_COMPONENT,
+        ERROR_VALUE_OMITTED,
+    }
 )
 PER_HOP_HEADERS = frozenset({MESSAGE_DATA_TYPE, FILE_NAME, TRACEPARENT, RUN}) | RETRY_HEADERS | ERROR_HEADERS
 """Headers that describe one message, not the request: an output never inherits them from its input."""

@@ -76,7 +76,7 @@ class Producer(abc.ABC):
         """
         produce = self.produce
         futures = [produce(t, v, key=k, headers=h, partition=p) for t, v, k, h, p in messages]
-        return _failures(futures)
+        return failures_of(futures)
 
     async def send(
         self,
@@ -126,7 +126,7 @@ class Producer(abc.ABC):
         await self.close()
 
 
-async def _failures(futures: list[Awaitable[Delivery]]) -> Failures:
+async def failures_of(futures: list[Awaitable[Delivery]]) -> Failures:
     results = await asyncio.gather(*futures, return_exceptions=True)
     failures: Failures = {}
     for i, r in enumerate(results):

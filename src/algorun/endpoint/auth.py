@@ -85,7 +85,7 @@ class CredentialsDirectory:
         for f in self._files():
             try:
                 st = os.stat(f)
-            except FileNotFoundError:
+            except OSError:  # not there (a key the Secret lacks), or not readable: `read` says which
                 out.append(None)
             else:
                 out.append((st.st_ino, st.st_mtime_ns, st.st_size))

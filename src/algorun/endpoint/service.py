@@ -12,7 +12,6 @@ fine: the log takes the data), the circuit breaker is not open without a log, an
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 
@@ -206,7 +205,10 @@ class EndpointService:
         own thread: OpenSSL does not allow changing a context while another thread makes connections from it."""
         while True:
             await asyncio.sleep(RELOAD_CHECK_S)
-            certificate.reload_http()
+            try:
+                certificate.reload_http()
+            except Exception:  # keep watching: a renewal missed now is picked up at the next change
+                log.exception("checking the certificate files failed")
 
     @staticmethod
     async def _watch_credentials(directory: CredentialsDirectory, apis: tuple[HttpApi, GrpcApi]) -> None:
@@ -214,14 +216,17 @@ class EndpointService:
         refused (the current ones stay): a Secret emptied by mistake must not open the endpoint."""
         while True:
             await asyncio.sleep(RELOAD_CHECK_S)
-            if not directory.changed():
-                continue
             try:
+                if not directory.changed():
+                    continue
                 credentials = await asyncio.to_thread(directory.read)
             except OSError as e:
                 log.error(
                     "credentials in %s changed but cannot be read; keeping the current ones: %s", directory.path, e
                 )
+                continue
+            except Exception:  # keep watching: a rotation missed now is picked up at the next change
+                log.exception("checking the credentials in %s failed", directory.path)
                 continue
             if not credentials.enabled:
                 log.error("credentials in %s changed to none; keeping the current ones", directory.path)
@@ -302,8 +307,12 @@ class EndpointService:
         for task in (self._probe, self._certificate_watch, self._credentials_watch):
             if task is not None:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                try:
                     await task
+                except asyncio.CancelledError:
+                    pass
+                except Exception:  # a watcher that died must not keep the listeners and the log from closing
+                    log.exception("%s had failed", task.get_name())
         if self._grpc is not None:
             await self._grpc.stop(SHUTDOWN_GRACE_S)
         if self._http is not None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import ssl
+import tempfile
 import threading
 from pathlib import Path
 
@@ -60,26 +61,35 @@ class ServingCertificate:
 
     def _new_context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self._load(ctx)
-        if self.tls.client_ca:
-            ctx.verify_mode = ssl.CERT_REQUIRED
-        return ctx
-
-    def _load(self, ctx: ssl.SSLContext) -> None:
         ctx.load_cert_chain(self.tls.cert, self.tls.key)
         if self.tls.client_ca:
             ctx.load_verify_locations(self.tls.client_ca)
+            ctx.verify_mode = ssl.CERT_REQUIRED
+        return ctx
 
     def reload_http(self) -> bool:
-        """Load changed files into the live context. True when it did."""
+        """Load changed files into the live context (on the event loop's thread: no handshake runs meanwhile).
+        True when it did.
+
+        The pair is first copied to a private file and loaded into a scratch context from there; the live context
+        then loads the same copy, so a second change of the mounted files in between cannot leave it half
+        loaded (a new certificate with no key would fail every handshake)."""
         try:
             stamp = _stamp(self._paths)
             if stamp == self._http_stamp:
                 return False
             self._http_stamp = stamp
-            self._new_context()  # the pair loads on its own before it replaces the live one
-            self._load(self.ssl_context)
-        except (OSError, ssl.SSLError) as e:
+            chain = Path(self.tls.key).read_bytes() + b"\n" + Path(self.tls.cert).read_bytes()
+            client_ca = Path(self.tls.client_ca).read_bytes() if self.tls.client_ca else None
+            with tempfile.TemporaryDirectory(prefix="algorun-tls-") as private:
+                pair = Path(private) / "pair.pem"
+                pair.touch(mode=0o600)
+                pair.write_bytes(chain)
+                ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(pair)  # fails here, or nowhere
+                self.ssl_context.load_cert_chain(pair)
+            if client_ca is not None:
+                self.ssl_context.load_verify_locations(cadata=client_ca.decode("ascii", "replace"))
+        except (OSError, ssl.SSLError, ValueError) as e:
             log.warning("certificate files changed but do not load, keeping the current certificate: %s", e)
             self.rejected += 1
             return False

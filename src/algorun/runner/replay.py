@@ -73,6 +73,17 @@ async def replay(
                 ):
                     result.skipped += 1
                     continue
+                if hd.get(contract.ERROR_VALUE_OMITTED):
+                    log.warning(
+                        "dead letter at offset %d was written without its value (too large); skipped: replay its "
+                        "input from %s[%s]@%s",
+                        m.offset,
+                        hd.get(contract.ERROR_TOPIC),
+                        hd.get(contract.ERROR_PARTITION),
+                        hd.get(contract.ERROR_OFFSET),
+                    )
+                    result.skipped += 1
+                    continue
                 dest = target or hd.get(contract.ERROR_TOPIC)
                 if not dest:
                     log.warning("dead letter at offset %d names no source topic; skipped", m.offset)

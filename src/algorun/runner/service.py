@@ -54,6 +54,8 @@ from algorun.telemetry.logs import TRACE_ID as trace_var
 log = logging.getLogger(__name__)
 
 REPRODUCE_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+TRANSACTION_RETRY_S = 1.0
+"""The wait before a batch whose transaction aborted is read again."""
 READY_POLL_S = 0.5
 LAG_INTERVAL_S = 15.0
 
@@ -451,11 +453,13 @@ class Runner:
                     await producer.send_offsets_to_transaction(consumer, moved)
                 await producer.commit_transaction()
             except (BusError, AlgoFailure) as e:
-                log.warning("transaction failed, reading the batch again: %s", e)
+                log.warning("transaction failed, reading the batch again in %ss: %s", TRANSACTION_RETRY_S, e)
                 self.metrics.runner_error("transaction")
                 with contextlib.suppress(BusError):
                     await producer.abort_transaction()
                 await self._restart_consumer()
+                with contextlib.suppress(TimeoutError):  # not at once: a batch that always fails is not a hot loop
+                    await asyncio.wait_for(stop.wait(), TRANSACTION_RETRY_S)
 
     async def _restart_consumer(self) -> None:
         """After an aborted transaction: forget everything in memory and read again from the last commit."""
@@ -945,17 +949,21 @@ class Runner:
         self._submit(batch)
 
     def _produce_in_transaction(self, writes: list[_Write]) -> list[tuple[_Write, BusError]]:
-        """Produce into the open transaction; the writes the client refused at once (too large: they never joined
-        the transaction), with their errors."""
+        """Produce into the open transaction; the writes the client refused at once as too large (they never joined
+        the transaction), with their errors. Any other refusal dooms the transaction (`_doomed`): it aborts and
+        the batch is read again."""
         producer = self._producer
         assert producer is not None
         refused: list[tuple[_Write, BusError]] = []
         for w in writes:
             try:
                 fut = producer.produce(w.topic, w.value, key=w.key, headers=w.headers)
-            except MessageTooLarge as e:
+            except BusError as e:
                 self.metrics.produce_error(w.topic, type(e).__name__)
-                refused.append((w, e))
+                if isinstance(e, MessageTooLarge):
+                    refused.append((w, e))
+                else:  # committing without this write would lose it: the transaction must abort
+                    self._doomed = e
                 continue
             asyncio.ensure_future(fut).add_done_callback(_consume_exception)
         return refused
@@ -968,14 +976,13 @@ class Runner:
         (the batch is read again)."""
         try:
             still = self._produce_in_transaction(await self._instead_of_too_large(refused, messages))
-        except Exception:
-            for m in messages:
-                self._internal_error(m)
-            return
-        if still:
-            log.error("%d writes refused inside the transaction; it will abort", len(still))
-            self._doomed = still[0][1]
-        self._done(messages, started)
+        except Exception as e:  # a bug; the transaction must not commit without this run's outcome
+            log.exception("writing what replaces a refused write failed")
+            self._doomed = BusError(f"writing what replaces a refused write failed: {e}")
+        else:
+            if still:
+                self._doomed = still[0][1]
+        self._done(messages, started)  # counted out either way: the transaction waits for every run
 
     def _submit(self, batch: _Unacked) -> None:
         """Enqueue a batch's writes now, in order, with one `produce_many`; the sweep settles it."""
@@ -1108,8 +1115,15 @@ class Runner:
         out: list[_Write] = []
         dead_lettered = False
         for w, error in failed:
-            if not isinstance(error, MessageTooLarge) or w.status == "dlq":  # a dead letter only grows by headers
+            if not isinstance(error, MessageTooLarge):
                 out.append(w)
+                continue
+            if w.status == "dlq":  # its input fitted; its error headers did not: the dead letter goes without value
+                log.error(
+                    "a dead letter of %d bytes is over the broker's limit: written without its value", len(w.value)
+                )
+                omitted = [*w.headers, (contract.ERROR_VALUE_OMITTED, str(len(w.value)).encode())]
+                out.append(w._replace(value=b"", headers=omitted))
                 continue
             reason = f"output {w.output!r} of {len(w.value)} bytes is over the broker's message size limit ({error})"
             if self._offload_above is not None and w.status == "ok":

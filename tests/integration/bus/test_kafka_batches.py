@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from algorun.bus import Bus, MessageTooLarge, TopicSpec, open_bus
+from algorun.bus import Bus, MessageTooLarge, TopicSpec, TransactionError, open_bus
 from tests.integration.bus.conftest import kafka_settings
 from tests.integration.bus.helpers import assert_nothing_more, consume_n
 
@@ -84,3 +84,26 @@ async def test_a_write_refused_inside_a_transaction_raises_before_the_commit(
             got = await consume_n(c, 2)
             await assert_nothing_more(c, wait=0.5)
     assert [m.value for m in got] == [b"a", b"instead"]
+
+
+async def test_a_batch_with_a_refused_write_inside_a_transaction_cannot_commit(
+    request: pytest.FixtureRequest, new_name: Names
+) -> None:
+    """`produce_many` reports the refused message by its index; the rest of the batch is in the transaction and
+    that message is not, so committing must fail rather than keep a part of the batch."""
+    async with kafka_topic(request, new_name("txn-batch"), 1, {"message.max.bytes": 10_000}) as (bus, topic):
+        async with bus.producer(transactional_id=new_name("txn")) as p:
+            await p.begin_transaction()
+            outcome = p.produce_many([(topic, v, None, None, None) for v in (b"a", b"x" * 20_000, b"c")])
+            with pytest.raises(TransactionError, match="refused"):
+                await p.commit_transaction()
+            failures = await outcome
+            assert isinstance(failures[1], MessageTooLarge) and set(failures) == {0, 1, 2}
+            await p.begin_transaction()  # the producer goes on
+            kept = p.produce(topic, b"next")
+            await p.commit_transaction()
+            await kept
+        async with bus.consumer(new_name("g"), [topic]) as c:
+            got = await consume_n(c, 1)
+            await assert_nothing_more(c, wait=0.5)
+    assert [m.value for m in got] == [b"next"]

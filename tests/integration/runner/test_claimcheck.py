@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from algorun import storage
-from algorun.bus import Bus, contract
+from algorun.bus import Bus, KafkaSettings, contract, open_bus
 from algorun.runner.payloads import S3ClaimCheck, storage_settings
 from tests.algos.configs import names, runner_config
 from tests.integration.runner.harness import collect, create_topics, header, options, running, send
@@ -149,6 +149,32 @@ async def test_exactly_once_dead_letters_an_output_too_large_for_kafka_in_the_sa
     assert dead.value == b"2000000*x"
     assert header(dead, contract.ERROR_TYPE) == "MessageTooLarge"
     assert sorted(m.value for m in out) == [b"aa", b"yy"]
+
+
+@pytest.mark.parametrize("exactly_once", [False, True], ids=["at-least-once", "exactly-once"])
+async def test_a_dead_letter_too_large_for_kafka_is_written_without_its_value(
+    kafka_settings: KafkaSettings, kafka_bus: Bus, exactly_once: bool
+) -> None:
+    """An input whose dead letter is over the producer's limit (its error headers push it over): the dead letter
+    is written without the value, saying so and where the input is, and the stream goes on. Before, it was
+    written again forever and its partition's commits stalled."""
+    n = names()
+    config = runner_config(n, entrypoint="tests.algos.pyalgos:poison", retry_enabled=False)
+    await create_topics(kafka_bus, config)
+    limited = open_bus(kafka_settings.model_copy(update={"producer_config": {"message.max.bytes": 100_000}}))
+    big = b"poison" + b"p" * 99_900  # read from a topic that takes it; written with error headers it is over
+    try:
+        async with running(config, limited, options(exactly_once=exactly_once)):
+            await send(kafka_bus, n["input"], [big, b"fine"])
+            [dead] = await collect(kafka_bus, n["dlq"], 1, timeout=60)
+            [out] = await collect(kafka_bus, n["output"], 1)
+            await wait_until(lambda: no_lag(kafka_bus, n["group"], n["input"]), 30, "the inputs to be committed")
+    finally:
+        await limited.close()
+    assert dead.value == b""
+    assert header(dead, contract.ERROR_VALUE_OMITTED) == str(len(big))
+    assert (header(dead, contract.ERROR_TOPIC), header(dead, contract.ERROR_OFFSET)) == (n["input"], "0")
+    assert out.value == b"FINE"
 
 
 async def no_lag(bus: Bus, group: str, topic: str) -> bool:

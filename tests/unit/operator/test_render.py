@@ -10,7 +10,7 @@ from typing import Any
 from algorun.api.documents import check_text
 from algorun.api.topology import build_topology
 from algorun.operator.render import ClusterFacts, render
-from tests.unit.operator.conftest import find, golden_settings, load, rendered
+from tests.unit.operator.conftest import REPO, find, golden_settings, load, rendered
 
 
 def _container(deployment: dict[str, Any], name: str) -> dict[str, Any]:
@@ -328,6 +328,11 @@ def test_endpoint_tls_issues_a_certificate_for_the_service_and_serves_it() -> No
     assert env["ALGORUN_ENDPOINT_TLS_KEY"] == f"{mount['mountPath']}/tls.key"
     volume = next(v for v in pod["volumes"] if v["name"] == "endpoint-tls")
     assert volume["secret"]["secretName"] == cert["spec"]["secretName"]
+    # The key is readable by the image's group only, which the pod's fsGroup gives the (non-root) endpoint.
+    assert volume["secret"]["defaultMode"] == 0o440
+    dockerfile = (REPO / "images" / "Dockerfile").read_text()
+    group = pod["securityContext"]["fsGroup"]
+    assert f"--gid {group}" in dockerfile and f"USER {group}:{group}" in dockerfile
     # Probes stay on the plain monitoring port; the gRPC port no longer claims clear-text HTTP/2.
     assert container["readinessProbe"]["httpGet"]["port"] == "metrics"
     grpc_port = next(p for p in service["spec"]["ports"] if p["name"] == "grpc")

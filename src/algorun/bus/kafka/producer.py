@@ -32,7 +32,7 @@ from confluent_kafka import TopicPartition as _TP
 
 from algorun.bus.batch import BatchOutcomes, Failures
 from algorun.bus.errors import BusClosed, BusError, ConfigError, ProduceFailed, TransactionError
-from algorun.bus.interface import Consumer, Producer
+from algorun.bus.interface import Consumer, Producer, failures_of
 from algorun.bus.kafka.errors import is_auth_error, translate
 from algorun.bus.types import Delivery, Headers, OutRecord, TopicPartition
 
@@ -102,6 +102,7 @@ class KafkaProducer(Producer):
         self._closed = False
         self._txn_init = False
         self._txn: list[tuple[asyncio.Future[Delivery], asyncio.Future[Delivery]]] | None = None
+        self._txn_doomed: BusError | None = None  # a write of the open transaction refused without a raise
         self._plain = True
         """Not closed, no fatal error, no transaction open: `produce` checks this one flag (see `_replan`)."""
 
@@ -304,7 +305,7 @@ class KafkaProducer(Producer):
         if self._closed:
             raise BusClosed(f"{self._where}: producer is closed")
         if self._txn is not None:
-            return super().produce_many(messages)  # outcomes follow the transaction: per-message futures
+            return self._produce_many_in_transaction(messages)
         fut: asyncio.Future[Failures] = self._loop.create_future()
         batch = BatchOutcomes(fut, messages)
         if self._fatal is not None:
@@ -334,6 +335,21 @@ class KafkaProducer(Producer):
         if self._since_poll >= POLL_EVERY:
             self._serve()
         return fut
+
+    def _produce_many_in_transaction(self, messages: Sequence[OutRecord]) -> Awaitable[Failures]:
+        """Per-message futures whose outcomes follow the transaction. A message refused at once is reported by
+        its index, as `produce_many` promises, and the transaction can then only abort: the rest of the batch
+        is in it, that message is not."""
+        futures: list[Awaitable[Delivery]] = []
+        for topic, value, key, headers, partition in messages:
+            try:
+                futures.append(self.produce(topic, value, key=key, headers=headers, partition=partition))
+            except BusError as e:
+                self._txn_doomed = e
+                refused: asyncio.Future[Delivery] = self._loop.create_future()
+                refused.set_exception(e)
+                futures.append(refused)
+        return failures_of(futures)
 
     async def flush(self) -> None:
         await self._idle.wait()
@@ -380,6 +396,7 @@ class KafkaProducer(Producer):
         await self.flush()
         self._p.begin_transaction()
         self._txn = []
+        self._txn_doomed = None
         self._replan()
 
     async def send_offsets_to_transaction(self, consumer: Consumer, offsets: Mapping[TopicPartition, int]) -> None:
@@ -399,9 +416,10 @@ class KafkaProducer(Producer):
         pairs, self._txn = self._txn, None
         self._replan()
         try:
-            refused = next(
+            refused = self._txn_doomed or next(
                 (e for inner, _ in pairs if inner.done() and not inner.cancelled() and (e := inner.exception())), None
             )
+            self._txn_doomed = None
             if refused is not None:  # refused by the client, so librdkafka would commit the others without it
                 raise TransactionError(f"{self._where}: a write of the transaction was refused: {refused}")
             await self._call(self._p.commit_transaction, TXN_TIMEOUT_S)

@@ -48,6 +48,11 @@ TLS_DIR = "/endpoint-tls"
 TLS_VOLUME = "endpoint-tls"
 AUTH_DIR = "/endpoint-auth"
 AUTH_VOLUME = "endpoint-auth"
+IMAGE_GROUP = 10001
+"""The group algorun's image runs as (images/Dockerfile). The pod's fsGroup: the kubelet gives the write-ahead log's
+volume and the mounted Secrets (mode 0440: a private key is not for everyone) to this group, which every container
+of the pod gets as a supplementary group, so a non-root endpoint can write its log and read its key and
+credentials, whatever user another image runs as."""
 
 
 def name(ctx: RenderContext) -> str:
@@ -76,23 +81,25 @@ def certificate(ctx: RenderContext, labels: dict[str, str]) -> dict[str, Any]:
     """The cert-manager Certificate of the endpoint's serving certificate. The private key is replaced at each
     renewal (`rotationPolicy: Always`), so a leaked key stops working at the next renewal."""
     s = ctx.settings
-    svc = service_name(ctx)
+    spec: dict[str, Any] = {
+        "secretName": tls_secret_name(ctx),
+        "dnsNames": service_dns_names(ctx),
+        "usages": ["server auth", "digital signature", "key encipherment"],
+        "privateKey": {"rotationPolicy": "Always"},
+        "issuerRef": {
+            "name": s.endpoint_tls_issuer,
+            "kind": s.endpoint_tls_issuer_kind,
+            "group": s.endpoint_tls_issuer_group,
+        },
+    }
+    common_name = f"{service_name(ctx)}.{ctx.ns}.svc"
+    if len(common_name) <= 64:  # X.509's limit; the SANs are what clients check, some issuers still want a CN
+        spec["commonName"] = common_name
     return {
         "apiVersion": "cert-manager.io/v1",
         "kind": "Certificate",
         "metadata": metadata(ctx.ident, tls_secret_name(ctx), ctx.ns, labels),
-        "spec": {
-            "secretName": tls_secret_name(ctx),
-            "commonName": f"{svc}.{ctx.ns}.svc"[:64],
-            "dnsNames": service_dns_names(ctx),
-            "usages": ["server auth", "digital signature", "key encipherment"],
-            "privateKey": {"rotationPolicy": "Always"},
-            "issuerRef": {
-                "name": s.endpoint_tls_issuer,
-                "kind": s.endpoint_tls_issuer_kind,
-                "group": s.endpoint_tls_issuer_group,
-            },
-        },
+        "spec": spec,
     }
 
 
@@ -199,7 +206,11 @@ def render_endpoint(ctx: RenderContext) -> list[dict[str, Any]]:
         "revisionHistoryLimit": 10,
         "template": {
             "metadata": {"labels": labels, "annotations": pod_annotations(ctx.ident.owner_key, data)},
-            "spec": {"containers": [container], "volumes": volumes},
+            "spec": {
+                "securityContext": {"fsGroup": IMAGE_GROUP, "fsGroupChangePolicy": "OnRootMismatch"},
+                "containers": [container],
+                "volumes": volumes,
+            },
         },
     }
     if not autoscaled(endpoint.autoscaling):
