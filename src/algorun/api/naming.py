@@ -146,13 +146,20 @@ def is_dns_label(name: str) -> bool:
     return len(name) <= MAX_OBJECT_NAME and bool(_DNS_LABEL.match(name))
 
 
-DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+"""Dot-separated DNS labels: the name of most Kubernetes objects (Secrets, ConfigMaps), at most 253 characters."""
 _DNS_SUBDOMAIN = re.compile(DNS_SUBDOMAIN_PATTERN)
+SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
+"""A key of a Secret's or ConfigMap's data."""
+_SECRET_KEY = re.compile(SECRET_KEY_PATTERN)
 
 
 def is_dns_subdomain(name: str) -> bool:
-    """A valid name for most Kubernetes objects (Secrets, ConfigMaps): at most 253 characters."""
     return len(name) <= 253 and bool(_DNS_SUBDOMAIN.match(name))
+
+
+def is_secret_key(key: str) -> bool:
+    return len(key) <= 253 and bool(_SECRET_KEY.match(key))
 
 
 def round_half_away_from_zero(value: float) -> int:

@@ -21,7 +21,7 @@ from algorun.api.base import (
 )
 from algorun.api.dataconnector import DataConnectorSpec
 from algorun.api.enums import ComponentType, EndpointType, MessageDataType, WalMode
-from algorun.api.naming import DNS_SUBDOMAIN_PATTERN
+from algorun.api.naming import DNS_SUBDOMAIN_PATTERN, SECRET_KEY_PATTERN
 
 ENDPOINT_NAME = "Endpoint"
 """The source name pipes use for the ingestion endpoint."""
@@ -169,8 +169,14 @@ class EndpointAuth(ApiModel):
         description="The Secret with the credentials (one per line), in the deployment's namespace. Until it holds "
         "at least one, the endpoint refuses to start (it never runs open by mistake); changes apply without a restart",
     )
-    bearer_tokens_key: str = Field(default="bearerTokens", min_length=1, description="Key of the bearer tokens")
-    api_keys_key: str = Field(default="apiKeys", min_length=1, description="Key of the API keys (X-API-Key)")
+    bearer_tokens_key: str = Field(
+        default="bearerTokens",
+        json_schema_extra={"pattern": SECRET_KEY_PATTERN},
+        description="Key of the bearer tokens",
+    )
+    api_keys_key: str = Field(
+        default="apiKeys", json_schema_extra={"pattern": SECRET_KEY_PATTERN}, description="Key of the API keys"
+    )
 
 
 class EndpointSpec(ApiModel):

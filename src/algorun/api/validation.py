@@ -16,7 +16,7 @@ from algorun.api.algo import AlgoSpec
 from algorun.api.base import AutoScaling, RetryStrategy
 from algorun.api.enums import DataConnectorType, Executor, InputDeliveryType, RetryStrategyKind
 from algorun.api.headers import parse_http_headers
-from algorun.api.pipeline import ENDPOINT_NAME, EVENT_HOOK_NAME, PipelineDeploymentSpec
+from algorun.api.pipeline import ENDPOINT_NAME, EVENT_HOOK_NAME, EndpointAuth, PipelineDeploymentSpec
 from algorun.api.problems import PathPart, Problem, Problems, quoted
 from algorun.api.topology import Resolver, Topology, build_topology, is_hook_name
 
@@ -197,6 +197,19 @@ def _check_connectors(topology: Topology, problems: Problems) -> None:
                 problems.add([*path, "topics", j, "outputName"], "required field is missing")
 
 
+def _check_endpoint_auth(auth: EndpointAuth, problems: Problems) -> None:
+    where: list[PathPart] = ["spec", "endpoint", "auth"]
+    if not naming.is_dns_subdomain(auth.secret_name):
+        problems.add(
+            [*where, "secretName"],
+            f'"{auth.secret_name}" is not a valid Secret name (at most 253 lower-case letters, digits, "-" and ".", '
+            "in dot-separated parts that start and end with a letter or digit)",
+        )
+    for field, key in (("bearerTokensKey", auth.bearer_tokens_key), ("apiKeysKey", auth.api_keys_key)):
+        if not naming.is_secret_key(key):
+            problems.add([*where, field], f'"{key}" is not a valid Secret key (letters, digits, "-", "_" and ".")')
+
+
 def _check_endpoint(topology: Topology, problems: Problems) -> None:
     endpoint = topology.spec.endpoint
     names = Counter(p.name for p in endpoint.paths)
@@ -208,12 +221,8 @@ def _check_endpoint(topology: Topology, problems: Problems) -> None:
             problems.add([*where, "name"], f'"{path.name}" is not a usable URL path segment')
     if sum(1 for p in endpoint.paths if p.is_default) > 1:
         problems.add(["spec", "endpoint", "paths"], "more than one path has isDefault: true")
-    if endpoint.auth is not None and not naming.is_dns_subdomain(endpoint.auth.secret_name):
-        problems.add(
-            ["spec", "endpoint", "auth", "secretName"],
-            f'"{endpoint.auth.secret_name}" is not a valid Secret name (at most 253 lower-case letters, digits, "-" '
-            'and ".", starting and ending with a letter or digit)',
-        )
+    if endpoint.auth is not None:
+        _check_endpoint_auth(endpoint.auth, problems)
     _check_autoscaling(endpoint.autoscaling, ["spec", "endpoint", "autoscaling"], problems)
     _check_autoscaling(topology.spec.event_hook.autoscaling, ["spec", "eventHook", "autoscaling"], problems)
 

@@ -123,7 +123,9 @@ def _secrets(env: Mapping[str, str], name: str) -> frozenset[str]:
     return values
 
 
-def _credentials(env: Mapping[str, str]) -> tuple[Credentials, CredentialsDirectory | None]:
+def credentials_from_env(env: Mapping[str, str]) -> tuple[Credentials, CredentialsDirectory | None]:
+    """The credentials the environment configures (variables, files, a directory); SettingsError when a file
+    cannot be read or a credentials directory holds none."""
     fixed = Credentials(_secrets(env, "BEARER_TOKENS"), _secrets(env, "API_KEYS"))
     path = env.get(PREFIX + "CREDENTIALS_DIR")
     if not path:
@@ -195,7 +197,7 @@ def build_settings(
         # Not durable by definition; a private temporary file keeps the same code path (and survives nothing).
         wal_file = str(Path(tempfile.mkdtemp(prefix="algorun-endpoint-wal-")) / WAL_FILE)
     size = wal.size if wal and wal.size else None
-    credentials, credentials_dir = _credentials(e)
+    credentials, credentials_dir = credentials_from_env(e)
     ack_raw = e.get(PREFIX + "ACK_TIMEOUT")
     try:
         ack_timeout = float(ack_raw) if ack_raw else 10.0

@@ -85,22 +85,24 @@ def local_bus_url(state_dir: Path) -> str:
     return f"local://{state_dir.resolve() / 'log.db'}"
 
 
-CREDENTIAL_VARIABLES = tuple(
-    f"ALGORUN_ENDPOINT_{name}"
-    for name in ("BEARER_TOKENS", "BEARER_TOKENS_FILE", "API_KEYS", "API_KEYS_FILE", "CREDENTIALS_DIR")
-)
-
-
 def check_endpoint_credentials(topology: Topology, environ: Mapping[str, str]) -> None:
     """`spec.endpoint.auth` names a Kubernetes Secret, which one machine does not have: the credentials come from
-    the environment instead, and without them the pipeline does not start (its endpoint would run open)."""
+    the environment instead (`ALGORUN_ENDPOINT_BEARER_TOKENS`, `_API_KEYS`, their `_FILE`s or `_CREDENTIALS_DIR`),
+    and while they configure none the pipeline does not start (its endpoint would accept anyone)."""
+    from algorun.endpoint.settings import SettingsError, credentials_from_env
+
     auth = topology.spec.endpoint.auth
-    if auth is None or not topology.spec.endpoint.paths or any(environ.get(v) for v in CREDENTIAL_VARIABLES):
+    if auth is None or not topology.spec.endpoint.paths:
         return
-    raise RunFailed(
-        f"spec.endpoint.auth asks for credentials (Secret {auth.secret_name!r} on Kubernetes); on this machine set "
-        "ALGORUN_ENDPOINT_BEARER_TOKENS, ALGORUN_ENDPOINT_API_KEYS or ALGORUN_ENDPOINT_CREDENTIALS_DIR"
-    )
+    try:
+        credentials, _ = credentials_from_env(environ)
+    except SettingsError as e:
+        raise RunFailed(f"spec.endpoint.auth: {e}") from e
+    if not credentials.enabled:
+        raise RunFailed(
+            f"spec.endpoint.auth asks for credentials (Secret {auth.secret_name!r} on Kubernetes); on this machine "
+            "set ALGORUN_ENDPOINT_BEARER_TOKENS, ALGORUN_ENDPOINT_API_KEYS or ALGORUN_ENDPOINT_CREDENTIALS_DIR"
+        )
 
 
 async def run(options: RunOptions, console: Console) -> int:

@@ -27,6 +27,8 @@ from algorun.operator.render.labels import OWNER_ANNOTATION, selector_string
 log = logging.getLogger(__name__)
 
 ObjKey = tuple[str, str, str]
+ISSUED_FOR = "cert-manager.io/certificate-name"
+"""The annotation cert-manager puts on the Secret it writes for a Certificate."""
 """(kind, namespace, name)."""
 
 
@@ -225,11 +227,25 @@ async def converge(
         if key[0] == "KafkaTopic" and keep_topics:
             outcome.kept.append(key)
             continue
-        kind = kinds.of(obj)
-        await cluster.delete(kind, key[2], key[1] or None)
+        await _delete(cluster, obj)
         outcome.live.pop(key, None)
         outcome.deleted.append(key)
     return outcome
+
+
+async def _delete(cluster: Cluster, obj: dict[str, Any]) -> bool:
+    """Delete an owned object; a cert-manager Certificate takes the Secret it issued with it (cert-manager leaves
+    it behind unless it runs with --enable-certificate-owner-ref, and it holds a private key). False when the
+    object was already gone."""
+    kind, namespace, name = key_of(obj)
+    gone = await cluster.delete(kinds.of(obj), name, namespace or None)
+    if kind == "Certificate":
+        secret_name = str((obj.get("spec") or {}).get("secretName") or "")
+        secret = await cluster.get(kinds.SECRET, secret_name, namespace) if secret_name else None
+        annotations = ((secret or {}).get("metadata") or {}).get("annotations") or {}
+        if annotations.get(ISSUED_FOR) == name:  # issued for it: not a user's Secret of the same name
+            await cluster.delete(kinds.SECRET, secret_name, namespace)
+    return gone
 
 
 def _keep_claim_templates(desired: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
@@ -265,7 +281,7 @@ async def delete_owned(
         if key[0] == "KafkaTopic" and keep_topics:
             kept.append(key)
             continue
-        if await cluster.delete(kinds.of(obj), key[2], key[1] or None):
+        if await _delete(cluster, obj):
             deleted.append(key)
     return deleted, kept
 

@@ -166,6 +166,7 @@ async def test_endpoint_tls_and_auth_are_applied_and_the_certificate_pruned_when
     async with running_operator(kube, namespace=namespace, kafka_namespace=kafka_ns, **tls) as h:
         await h.apply_pd(pd)
         stored = await eventually(lambda: h.get(kinds.CERTIFICATE, cert_name), "the endpoint's Certificate")
+        await h.settle()  # the rest of the reconcile: the Certificate is applied before the Mapping
         assert stored["spec"] == {
             "secretName": cert_name,
             "commonName": f"{service}.{namespace}.svc",
@@ -186,6 +187,18 @@ async def test_endpoint_tls_and_auth_are_applied_and_the_certificate_pruned_when
         volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}
         assert volumes["endpoint-tls"]["secret"]["secretName"] == cert_name
         assert volumes["endpoint-auth"]["secret"]["secretName"] == "demo-clients"
+        issued = {  # what cert-manager writes for the Certificate (no owner reference, by default)
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubernetes.io/tls",
+            "metadata": {
+                "name": cert_name,
+                "namespace": namespace,
+                "annotations": {"cert-manager.io/certificate-name": cert_name},
+            },
+            "data": {"tls.crt": "Y2VydA==", "tls.key": "a2V5"},
+        }
+        await h.cluster.create(kinds.SECRET, issued)
         await h.settle()
     async with running_operator(kube, namespace=namespace, kafka_namespace=kafka_ns) as h:
         h.operator.reconciler.request(namespace, pd["metadata"]["name"])
@@ -194,5 +207,7 @@ async def test_endpoint_tls_and_auth_are_applied_and_the_certificate_pruned_when
             return await h.get(kinds.CERTIFICATE, cert_name) is None
 
         await eventually(pruned, "the Certificate pruned once endpoint TLS is off")
+        await h.settle()
+        assert await h.get(kinds.SECRET, cert_name) is None  # its private key goes with it
         route = await h.get(kinds.MAPPING, mapping)
         assert route is not None and not route["spec"]["service"].startswith("https://")

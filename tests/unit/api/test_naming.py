@@ -67,3 +67,11 @@ def test_long_object_names_stay_distinct() -> None:
     b = naming.object_name("x" * 70, "b")
     assert len(a) == len(b) == 63 and a != b
     assert naming.object_name("Local", "test_deployment") == "local-test-deployment"
+
+
+@pytest.mark.parametrize(
+    ("name", "valid"),
+    [("orders-clients", True), ("a.b-c.d", True), ("a..b", False), ("a.-b", False), ("-a", False), ("A", False)],
+)
+def test_secret_names_are_dot_separated_dns_labels(name: str, valid: bool) -> None:
+    assert naming.is_dns_subdomain(name) is valid

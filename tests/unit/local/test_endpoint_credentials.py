@@ -4,6 +4,7 @@ must come from the environment; without them the pipeline does not start (its en
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -25,11 +26,30 @@ def test_auth_without_credentials_in_the_environment_does_not_start() -> None:
         check_endpoint_credentials(_topology(EndpointAuth(secret_name="clients")), {"ALGORUN_ENDPOINT_API_KEYS": ""})
 
 
-@pytest.mark.parametrize(
-    "variable", ["ALGORUN_ENDPOINT_BEARER_TOKENS", "ALGORUN_ENDPOINT_API_KEYS_FILE", "ALGORUN_ENDPOINT_CREDENTIALS_DIR"]
-)
-def test_any_credential_variable_satisfies_it(variable: str) -> None:
-    check_endpoint_credentials(_topology(EndpointAuth(secret_name="clients")), {variable: "x"})
+def test_variables_that_configure_no_credential_do_not_count(tmp_path: Path) -> None:
+    """Set but empty of credentials: the endpoint would still run open."""
+    (tmp_path / "empty").write_text("# no tokens yet\n")
+    for environ in (
+        {"ALGORUN_ENDPOINT_BEARER_TOKENS": " , "},
+        {"ALGORUN_ENDPOINT_API_KEYS_FILE": str(tmp_path / "empty")},
+    ):
+        with pytest.raises(RunFailed, match="asks for credentials"):
+            check_endpoint_credentials(_topology(EndpointAuth(secret_name="clients")), environ)
+    with pytest.raises(RunFailed, match="no bearer token or API key"):
+        check_endpoint_credentials(
+            _topology(EndpointAuth(secret_name="clients")), {"ALGORUN_ENDPOINT_CREDENTIALS_DIR": str(tmp_path)}
+        )
+
+
+def test_any_configured_credential_satisfies_it(tmp_path: Path) -> None:
+    (tmp_path / "keys").write_text("key-1\n")
+    (tmp_path / "bearer-tokens").write_text("token-1\n")
+    for environ in (
+        {"ALGORUN_ENDPOINT_BEARER_TOKENS": "token-1"},
+        {"ALGORUN_ENDPOINT_API_KEYS_FILE": str(tmp_path / "keys")},
+        {"ALGORUN_ENDPOINT_CREDENTIALS_DIR": str(tmp_path)},
+    ):
+        check_endpoint_credentials(_topology(EndpointAuth(secret_name="clients")), environ)
 
 
 def test_without_auth_nothing_is_asked() -> None:
