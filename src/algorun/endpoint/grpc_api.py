@@ -3,9 +3,9 @@
 Each stream is pipelined: requests are published as they arrive (in order, so they keep their order in Kafka)
 and answered in order, each `streamOffset` only once the broker (or the write-ahead log) acknowledged that
 message. A request that cannot be accepted ends the stream with a gRPC status naming the problem and the
-offending `streamOffset`; every offset answered before it is stored. The original acknowledged failed
-publishes, dropped messages for a wrong owner/name after acknowledging them, and crashed the process on an
-unknown path.
+offending `streamOffset`: the first one (in stream order) that was not stored, even if a later request was
+refused sooner; every offset answered before it is stored. The original acknowledged failed publishes, dropped
+messages for a wrong owner/name after acknowledging them, and crashed the process on an unknown path.
 """
 
 from __future__ import annotations
@@ -171,12 +171,23 @@ class GrpcApi:
     async def _stream(
         self, requests: AsyncIterator[pb.RunRequest], context: grpc.aio.ServicerContext, *, run: bool
     ) -> AsyncIterator[pb.RunResponse]:
+        """Publish requests as they arrive; answer them in stream order.
+
+        The reader puts every request into `pending` in order, a refusal (unknown path, bad traceID, too large)
+        as an already failed future in the refused request's place, and stops reading. The answering loop takes
+        them in that order, so the offset it ends the stream with is the first one not stored, with its own
+        status. Why: a refusal comes at once, while an earlier request may still be waiting for the broker and
+        fail after it; reporting the refusal then named a later offset than the first one lost, and a client
+        resending from the named offset (or dropping requests refused NOT_FOUND) lost the earlier one.
+        """
         await self._authenticate(context)
+        loop = asyncio.get_running_loop()
         pending: asyncio.Queue[tuple[int, str, float, asyncio.Future[Accepted]] | None] = asyncio.Queue(WINDOW)
         failure: list[tuple[int, EndpointError]] = []
 
         async def read() -> None:
             offset = 0
+            started = time.monotonic()
             try:
                 async for req in requests:
                     offset = req.streamOffset
@@ -187,11 +198,14 @@ class GrpcApi:
                         publish.add_done_callback(functools.partial(self._discard_if_refused, msg.value))
                     await pending.put((offset, name, started, publish))
             except EndpointError as e:
-                failure.append((offset, e))
+                refused: asyncio.Future[Accepted] = loop.create_future()
+                refused.set_exception(e)
+                refused.add_done_callback(_consume)  # not awaited if an earlier request failed first
+                await pending.put((offset, "-", started, refused))
             finally:
                 await pending.put(None)
 
-        reader = asyncio.get_running_loop().create_task(read())
+        reader = loop.create_task(read())
         try:
             while (item := await pending.get()) is not None:
                 offset, name, started, fut = item

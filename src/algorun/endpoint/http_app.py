@@ -183,8 +183,8 @@ class HttpApi:
             params = list(request.query.items()) if request.query_string else []
             raw_type = request.headers.get("Content-Type")
             if media_type(raw_type) == "multipart/form-data":
-                msgs = await self._multipart(request, route, params)
-                accepted = await self._publish(msgs)
+                parts, trigger = await self._multipart(request, route, params)
+                msgs, accepted = await self._publish_upload(parts, trigger)
             else:
                 # An empty body is a trigger: it carries no data whose type could be wrong.
                 length = request.content_length
@@ -232,6 +232,22 @@ class HttpApi:
                         await self.store.discard(msg.value)
             raise failed[0][1]
         return [r for r in results if isinstance(r, Accepted)]
+
+    async def _publish_upload(
+        self, parts: list[Outgoing], trigger: Outgoing | None
+    ) -> tuple[list[Outgoing], list[Accepted]]:
+        """Publish a multipart upload's staged parts, then, only once every part is stored, its trigger.
+
+        Why not all at once: the trigger (`run=true`) would be stored even when a part is refused (413, 503),
+        and the runner would execute the trace with an input missing while the client was told it failed. A
+        refused part raises here before the trigger is sent; the parts already stored are `run=false`, which
+        the runner's staging expires. Publishing the trigger after the parts' acknowledgements also keeps it
+        behind them in Kafka (same key, so same partition) and in the write-ahead log (later sequence number).
+        """
+        accepted = await self._publish(parts)
+        if trigger is None:
+            return parts, accepted
+        return [*parts, trigger], [*accepted, await self.publisher.publish(trigger)]
 
     def _offloads(self, path: EndpointPathConfig) -> bool:
         return self.store is not None and path.message_data_type is MessageDataType.FILE_REFERENCE
@@ -301,9 +317,12 @@ class HttpApi:
             log.warning("storing a payload failed: %s", e)
             raise EndpointError(503, Code.UPLOAD_FAILED, f"storing the payload failed: {e}", retry_after=5) from e
 
-    async def _multipart(self, request: web.BaseRequest, route: Route, params: list[tuple[str, str]]) -> list[Outgoing]:
-        """Each file part becomes a staged part (`run=false`, with its `fileName`), then one trigger (unless the
-        request itself is an `/upload`). Form fields without a file name become endpoint parameters."""
+    async def _multipart(
+        self, request: web.BaseRequest, route: Route, params: list[tuple[str, str]]
+    ) -> tuple[list[Outgoing], Outgoing | None]:
+        """Each file part becomes a staged part (`run=false`, with its `fileName`); the trigger (`run=true`) is
+        returned apart, None if the request itself is an `/upload`, so that it can be published only after every
+        part was stored (`_publish_upload`). Form fields without a file name become endpoint parameters."""
         offload = self._offloads(route.path)
         limit = self.max_upload_bytes if offload else self.max_body_bytes
         hint = "" if offload else self._hint(route.path)
@@ -349,19 +368,18 @@ class HttpApi:
                     traceparent=traceparent,
                 )
             )
-        if route.run:
-            msgs.append(
-                build_message(
-                    route,
-                    b"",
-                    run=True,
-                    content_type=None,
-                    endpoint_params=endpoint_params,
-                    data_type=contract.MessageDataType.EMBEDDED,
-                    traceparent=traceparent,
-                )
-            )
-        return msgs
+        if not route.run:
+            return msgs, None
+        trigger = build_message(
+            route,
+            b"",
+            run=True,
+            content_type=None,
+            endpoint_params=endpoint_params,
+            data_type=contract.MessageDataType.EMBEDDED,
+            traceparent=traceparent,
+        )
+        return msgs, trigger
 
     # ---- other routes ----
 
