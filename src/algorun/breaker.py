@@ -59,9 +59,23 @@ class CircuitBreaker:
             return True
         return False
 
+    def admitting(self, now: float) -> bool:
+        """Would `allow` let a request through now? Unlike `allow` this changes nothing, so readiness can ask.
+
+        An open breaker whose timeout has passed counts as admitting: it goes half-open on the next request, and a
+        pod reported unready would never get that request (its Service sends it nothing), so it would stay open.
+        Half-open, it admits only while a probe slot is free: with every slot taken, requests get 503 until those
+        probes are answered."""
+        if self.state is State.CLOSED:
+            return True
+        if self.state is State.OPEN:
+            return now - self.opened_at >= self.timeout
+        return self._probes < self.requests
+
     def release(self) -> None:
-        """A probe that `allow` let through was never sent (its sender was cancelled): let another take its place,
-        or the breaker would wait half-open for a result that never comes."""
+        """A probe that `allow` let through got no answer about the downstream's health (its sender was cancelled,
+        or the request was refused for reasons of its own, e.g. too large): let another take its place, or the
+        breaker would wait half-open for a result that never comes."""
         if self.state is State.HALF_OPEN and self._probes > 0:
             self._probes -= 1
 

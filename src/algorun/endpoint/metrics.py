@@ -81,6 +81,11 @@ class EndpointMetrics:
         )
         self.wal_messages = Gauge("endpoint_wal_messages", "Messages in the WAL (not yet in Kafka)", registry=r)
         self.wal_bytes = Gauge("endpoint_wal_bytes", "Bytes in the write-ahead log (not yet in Kafka)", registry=r)
+        self.wal_dead_letters = Gauge(
+            "endpoint_wal_dead_letters",
+            "Messages the broker refused for good, kept in the write-ahead log's dead_letter table",
+            registry=r,
+        )
         self.rejected = Counter(
             "endpoint_rejected", "Requests refused before publishing (overload, limits)", ["reason"], registry=r
         )

@@ -14,6 +14,10 @@ Ordering: each accepted message gets a sequence number; the WAL is forwarded in 
 never passes a message that is still on its way to Kafka directly (if that one fails, it is logged under its
 own sequence number and forwarded first). The forwarder sends the key and headers it stored (the original
 replayed payloads only). The forwarder is also the broker probe: once the WAL is empty, direct sending resumes.
+
+Refusals for good (too large, unknown topic, not authorised) are answers, not outages: they never count as breaker
+failures. A message too large for the producer is refused with 413 before it is logged; a logged record the
+broker refuses for good is moved to the log's dead-letter table, so it cannot block the records behind it.
 """
 
 from __future__ import annotations
@@ -27,9 +31,10 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from algorun.api.enums import WalMode
-from algorun.breaker import STATE_VALUE, CircuitBreaker
-from algorun.bus.errors import BusError, MessageTooLarge
+from algorun.breaker import STATE_VALUE, CircuitBreaker, State
+from algorun.bus.errors import AuthenticationFailed, BusError, MessageTooLarge, NotAuthorized, UnknownTopic
 from algorun.bus.interface import Producer
+from algorun.bus.types import Headers
 from algorun.endpoint import errors
 from algorun.endpoint.errors import Code, EndpointError
 from algorun.endpoint.metrics import EndpointMetrics
@@ -42,6 +47,35 @@ FORWARD_BATCH = 500
 BACKOFF_START_S = 0.2
 BACKOFF_MAX_S = 5.0
 FORWARDER_STOP_S = 15.0
+
+KAFKA_MESSAGE_MAX_BYTES = 1_000_000
+"""librdkafka's default `message.max.bytes`: the largest record the producer accepts."""
+RECORD_FRAMING_BYTES = 36
+"""What librdkafka adds to a record's key, value and headers before comparing it with `message.max.bytes`: the
+worst-case framing of a v2 record (RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD: length, attributes, timestamp and offset
+deltas, key and value lengths, header count, each as its longest varint)."""
+TOO_LARGE_HINT = " (the producer's message.max.bytes, counting the key, the headers and the record framing)"
+PERMANENT_REFUSALS = (MessageTooLarge, UnknownTopic, NotAuthorized)
+"""Refusals that sending the same record again cannot change. Not `AuthenticationFailed`: that is about the
+producer's identity, not the record, and a credentials rotation (SIGHUP) fixes it for every record at once."""
+BROKER_ANSWERS = (UnknownTopic, NotAuthorized, AuthenticationFailed)
+"""Refusals only the broker itself gives, so they prove it is reachable (the breaker counts them as successes).
+Not `MessageTooLarge`: librdkafka refuses an oversized record at produce time without asking the broker."""
+
+
+def kafka_record_size(key: bytes | None, value: bytes, headers: Headers) -> int:
+    """The size librdkafka compares with `message.max.bytes` when a record is produced: value, key, each header's
+    name and value with their varint lengths, and the record framing (checked against librdkafka in the tests)."""
+    size = RECORD_FRAMING_BYTES + len(value) + len(key or b"")
+    for name, data in headers:
+        name_len = len(name.encode())
+        size += _varint_size(name_len) + name_len + _varint_size(len(data)) + len(data)
+    return size
+
+
+def _varint_size(n: int) -> int:
+    """Bytes of the non-negative `n` as a zig-zag varint (how Kafka records encode lengths)."""
+    return max(1, ((2 * n).bit_length() + 6) // 7)
 
 
 class Accepted(NamedTuple):
@@ -92,7 +126,10 @@ class Publisher:
         metrics: EndpointMetrics,
         resend_rate: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        max_message_bytes: int = KAFKA_MESSAGE_MAX_BYTES,
     ) -> None:
+        """`max_message_bytes`: the producer's effective `message.max.bytes`; larger messages get 413 before they
+        reach the log (the direct path gets the same 413 from librdkafka itself)."""
         self.producer = producer
         self.wal = wal
         self.policy = policy
@@ -106,7 +143,10 @@ class Publisher:
         self.diverting = False
         self.in_flight = 0
         self.in_flight_bytes = 0
+        self.max_message_bytes = max_message_bytes
         self.last_forward_error: str | None = None
+        self.forward_failure: str | None = None
+        """Set while the forwarder cannot work the log itself (a read or delete failed): readiness reports it."""
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()  # something finished: lets close() wait without polling
         self._forwarder: asyncio.Task[None] | None = None
@@ -117,6 +157,7 @@ class Publisher:
         metrics.in_flight = lambda: self.in_flight  # read at scrape time, not set per message
         # Read at scrape time too: the breaker also changes state on a probe's success and on going half-open.
         metrics.breaker_state.set_function(lambda: STATE_VALUE[self.breaker.state])
+        metrics.wal_dead_letters.set_function(lambda: self.wal.dead_count if self.wal is not None else 0)
 
     # ---- lifecycle ----
 
@@ -150,17 +191,29 @@ class Publisher:
                     await self._progress.wait()
         self._stopping.set()
         self._wake.set()
-        if self._forwarder is not None:
-            try:
-                async with asyncio.timeout(FORWARDER_STOP_S):
-                    await asyncio.shield(self._forwarder)
-            except TimeoutError:
-                # Stuck in a produce or a log read: cancel it; the log keeps whatever was not acknowledged.
-                self._forwarder.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._forwarder
+        await self._stop_forwarder()
         if self.wal is not None:
-            await self.wal.close()
+            try:
+                await self.wal.close()
+            except LogError as e:  # what it held is on disk already; the producer must still be closed after us
+                log.error("closing the write-ahead log failed: %s", e)
+
+    async def _stop_forwarder(self) -> None:
+        """Wait for the forwarder to return, cancelling it if stuck. Never raises: the caller still has to close the
+        log, and the service the producer (a forwarder's error re-raised here used to skip both)."""
+        task = self._forwarder
+        if task is None:
+            return
+        try:
+            async with asyncio.timeout(FORWARDER_STOP_S):
+                await asyncio.shield(task)
+        except TimeoutError:
+            # Stuck in a produce or a log read: cancel it; the log keeps whatever was not acknowledged.
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        except Exception:
+            log.exception("the write-ahead log forwarder had failed")
 
     # ---- publishing ----
 
@@ -187,15 +240,18 @@ class Publisher:
         self.in_flight_bytes += size
         self._seq += 1
         seq = self._seq
+        probe = False  # took one of a half-open breaker's probe slots: must settle it whatever happens
         try:
             mode = self.policy.mode_for(msg.topic) if self.wal is not None else WalMode.DISABLE
             if mode is WalMode.ALWAYS or (mode is WalMode.FALLBACK and self.diverting):
                 return await self._to_log(seq, msg, size)
-            if mode is WalMode.DISABLE and not self.breaker.allow(self.clock()):
-                raise errors.broker_unavailable(
-                    f"circuit breaker open after {self.breaker.consecutive_failures} failed deliveries",
-                    self.breaker.retry_after(self.clock()),
-                )
+            if mode is WalMode.DISABLE:
+                if not self.breaker.allow(self.clock()):
+                    raise errors.broker_unavailable(
+                        f"circuit breaker open after {self.breaker.consecutive_failures} failed deliveries",
+                        self.breaker.retry_after(self.clock()),
+                    )
+                probe = self.breaker.state is State.HALF_OPEN
             if self._swapped is not None:
                 await self._swapped.wait()  # after everything the old producer sent: keeps per-key order
             fallback = mode is WalMode.FALLBACK
@@ -205,7 +261,7 @@ class Publisher:
                 delivery = await self.producer.produce(msg.topic, msg.value, key=msg.key, headers=msg.headers)
             except BusError as e:
                 # Still listed in `_direct` while it goes to the log: the forwarder must not pass it meanwhile.
-                return await self._undelivered(e, seq, msg, size, fallback)
+                return await self._undelivered(e, seq, msg, size, fallback, probe)
             finally:
                 if fallback:
                     del self._direct[seq]
@@ -213,6 +269,10 @@ class Publisher:
             self.breaker.success()
             self.metrics.acknowledged(msg.topic)
             return Accepted(delivery.topic, delivery.partition, delivery.offset, "broker")
+        except asyncio.CancelledError:
+            if probe:  # the client went away: no answer will settle this probe, so another may take its slot
+                self.breaker.release()
+            raise
         finally:
             self.in_flight -= 1
             self.in_flight_bytes -= size
@@ -228,14 +288,17 @@ class Publisher:
                 raise r
         return [r for r in results if isinstance(r, Accepted)]
 
-    async def _undelivered(self, e: BusError, seq: int, msg: Outgoing, size: int, fallback: bool) -> Accepted:
+    async def _undelivered(
+        self, e: BusError, seq: int, msg: Outgoing, size: int, fallback: bool, probe: bool
+    ) -> Accepted:
         """A failed delivery: 413 or 503 to the client, or (`fallback`) the message goes to the log instead."""
         self.metrics.broker_errors.labels(msg.topic, type(e).__name__).inc()
-        if isinstance(e, MessageTooLarge):
-            raise EndpointError(
-                413, Code.TOO_LARGE, f"the broker refused the message as too large ({len(msg.value)} bytes)"
-            ) from e
         if not e.retriable:
+            self._refused(e, probe)
+            if isinstance(e, MessageTooLarge):
+                raise EndpointError(
+                    413, Code.TOO_LARGE, f"the broker refused the message as too large ({len(msg.value)} bytes)"
+                ) from e
             raise EndpointError(
                 503, Code.REJECTED_BY_BROKER, f"the broker refused the message: {e}", retry_after=30
             ) from e
@@ -246,14 +309,33 @@ class Publisher:
         self.diverting = True
         return await self._to_log(seq, msg, size)
 
+    def _refused(self, e: BusError, probe: bool) -> None:
+        """Settle the breaker for a refusal for good: an answer, never a failure. One only the broker gives shows it
+        is up (a success); one librdkafka may give by itself (too large) shows nothing, so a probe gives its slot
+        back. Before, such a probe was never settled: a half-open breaker waited for it forever, refusing every
+        later request with 503 while /ready said ready."""
+        if isinstance(e, BROKER_ANSWERS):
+            self.breaker.success()
+        elif probe:
+            self.breaker.release()
+
+    def _refuse_oversized(self, msg: Outgoing) -> None:
+        """413 for a message the producer will never send: logged, it would be answered 202 and then stay first in
+        the log for good. The direct path gets the same 413 from librdkafka at produce time."""
+        size = kafka_record_size(msg.key, msg.value, msg.headers)
+        if size > self.max_message_bytes:
+            self.metrics.rejected.labels("too_large").inc()
+            raise errors.too_large(size, self.max_message_bytes, TOO_LARGE_HINT)
+
     async def _to_log(self, seq: int, msg: Outgoing, size: int) -> Accepted:
         assert self.wal is not None
+        self._refuse_oversized(msg)
         if self.wal.full(size):
             self.metrics.rejected.labels("log_full").inc()
             raise EndpointError(
                 503,
                 Code.LOG_FULL,
-                f"the write-ahead log is full ({self.wal.bytes} bytes waiting for the broker); retry later",
+                f"the write-ahead log is full ({self.wal.describe_fill()}); retry later",
                 retry_after=self.breaker.retry_after(self.clock()),
             )
         try:
@@ -277,29 +359,72 @@ class Publisher:
         """Forward only what precedes the oldest message still on its way to Kafka directly."""
         return next(iter(self._direct), None)
 
+    def forwarding_problem(self) -> str | None:
+        """Why the log cannot be forwarded now (None: it can, or there is no log), for readiness: an endpoint whose
+        log takes messages that nothing hands on must not look ready. A broker outage is not such a problem:
+        riding it out is what the log is for."""
+        task = self._forwarder
+        if self.wal is None or task is None:
+            return None
+        if task.done() and not self._stopping.is_set():
+            return "the write-ahead log forwarder has stopped"
+        if self.forward_failure is not None:
+            return f"the write-ahead log cannot be forwarded ({self.forward_failure})"
+        return None
+
     async def _forward_loop(self) -> None:
-        assert self.wal is not None
-        wal = self.wal
+        """Forward the log until `close()`. Nothing else ends it: a failed read or delete (disk full, I/O error) or
+        an unexpected error is logged, shown by `forwarding_problem` and retried after a back-off. Before, one such
+        error ended the task for good while the endpoint went on answering 202 from the log."""
         backoff = BACKOFF_START_S
         while not self._stopping.is_set():
             self._wake.clear()
-            batch = await wal.read(0, self._below(), FORWARD_BATCH) if wal.count else []
-            if not batch:
-                if self.diverting and wal.count == 0 and wal.appending == 0:
-                    self.diverting = False
-                    log.info("write-ahead log is empty; sending to the broker directly again")
-                await self._idle(1.0)
-                continue
-            failed = await self._forward(batch)
-            if failed:
-                self.breaker.trip(self.clock())
-                with contextlib.suppress(TimeoutError):  # back off; only stopping cuts it short
-                    async with asyncio.timeout(backoff):
-                        await self._stopping.wait()
-                backoff = min(backoff * 2, BACKOFF_MAX_S)
+            try:
+                progressed = await self._forward_step()
+            except Exception as e:
+                progressed = False
+                self._forwarder_failed(e, backoff)
             else:
-                self.breaker.recovered()
+                self.forward_failure = None
+            if progressed:
                 backoff = BACKOFF_START_S
+            else:
+                await self._back_off(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    async def _forward_step(self) -> bool:
+        """Forward one batch, or wait for records. False: deliveries failed (the broker is down), so back off."""
+        wal = self.wal
+        assert wal is not None
+        batch = await wal.read(0, self._below(), FORWARD_BATCH) if wal.count else []
+        if not batch:
+            if self.diverting and wal.count == 0 and wal.appending == 0:
+                self.diverting = False
+                log.info("write-ahead log is empty; sending to the broker directly again")
+            await self._idle(1.0)
+            return True
+        acknowledged, failed = await self._forward(batch)
+        if failed:
+            self.breaker.trip(self.clock())
+            return False
+        if acknowledged:  # records refused for good say nothing about the broker being up
+            self.breaker.recovered()
+        return True
+
+    def _forwarder_failed(self, e: Exception, backoff: float) -> None:
+        """Record and log an error of the log itself (or a bug); the loop retries after `backoff` seconds."""
+        self.forward_failure = self.last_forward_error = f"{type(e).__name__}: {e}"
+        if isinstance(e, LogError):
+            log.error("forwarding the write-ahead log failed; retrying in %.1f s: %s", backoff, e)
+        else:
+            log.exception("forwarding the write-ahead log failed unexpectedly; retrying in %.1f s", backoff)
+        self._progress.set()  # close() stops waiting for a log that cannot drain now
+
+    async def _back_off(self, seconds: float) -> None:
+        """Wait `seconds`; only stopping cuts it short (new records must not make a failing forwarder spin)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
 
     async def _idle(self, seconds: float) -> None:
         """Wait until woken (new log records, a direct send finished, stop) or `seconds` passed."""
@@ -323,20 +448,30 @@ class Publisher:
                 gate.set()
             return old
 
-    async def _forward(self, batch: list[Record]) -> int:
-        """Send `batch` to Kafka in order with its key and headers; delete what was acknowledged."""
+    async def _forward(self, batch: list[Record]) -> tuple[int, int]:
+        """Send `batch` to Kafka in order with its key and headers; delete what was acknowledged and move what was
+        refused for good to the dead-letter table. Returns (acknowledged, failed and to be sent again)."""
         assert self.wal is not None
         if self._swapped is not None:
             await self._swapped.wait()
         started = time.monotonic()
         futures = [self.producer.produce(r.topic, r.value, key=r.key, headers=r.headers) for r in batch]
         results = await asyncio.gather(*futures, return_exceptions=True)
-        done = [r for r, res in zip(batch, results, strict=True) if not isinstance(res, BaseException)]
-        errs = [res for res in results if isinstance(res, BaseException)]
+        done: list[Record] = []
+        refused: list[tuple[Record, BusError]] = []
+        errs: list[BaseException] = []
+        for r, res in zip(batch, results, strict=True):
+            if not isinstance(res, BaseException):
+                done.append(r)
+            elif isinstance(res, PERMANENT_REFUSALS):
+                refused.append((r, res))
+            else:
+                errs.append(res)
         for r in done:
             self.metrics.wal_forwarded.labels(r.topic).inc()
             self.metrics.acknowledged(r.topic)
         await self.wal.delete(done)
+        await self._dead_letter(refused)
         self._update_wal_gauges()
         self._progress.set()
         if errs:
@@ -348,4 +483,26 @@ class Publisher:
         if self.resend_rate and done:
             # Pace replay to `rate_limit` messages per second (the original's producer.resend.rate_limit).
             await asyncio.sleep(max(0.0, len(done) / self.resend_rate - (time.monotonic() - started)))
-        return len(errs)
+        return len(done), len(errs)
+
+    async def _dead_letter(self, refused: list[tuple[Record, BusError]]) -> None:
+        """Move records the broker refused for good out of the queue: first in the log, they blocked the records
+        behind them and tripped the breaker forever. Kept in the dead-letter table rather than deleted: each was
+        answered 202, so the operator decides whether to fix the cause and replay them, or drop them."""
+        if not refused:
+            return
+        assert self.wal is not None
+        await self.wal.dead_letter([(r, str(e)) for r, e in refused], int(time.time() * 1000))
+        for r, e in refused:
+            self.metrics.broker_errors.labels(r.topic, type(e).__name__).inc()
+        topics = ", ".join(sorted({r.topic for r, _ in refused}))
+        log.error(
+            "the broker refused %d logged messages for good (topics %s; sequence numbers %d-%d); moved them to the "
+            "dead_letter table of %s: %s",
+            len(refused),
+            topics,
+            refused[0][0].seq,
+            refused[-1][0].seq,
+            self.wal.path,
+            refused[0][1],
+        )

@@ -6,7 +6,9 @@ publisher drains, the producer flushes; what is still in the log stays on disk f
 
 Readiness (`/ready`, on the HTTP and the monitoring port) is 200 only when a request would be stored: the broker
 answered a metadata request and every path's topic exists (with a write-ahead log, an unreachable broker is
-fine: the log takes the data), the circuit breaker is not open without a log, and the log is not full.
+fine: the log takes the data); without a log, the circuit breaker would let a request through (not open within
+its timeout, not half-open with every probe under way); with a log, it is not full and its forwarder can read
+and delete records.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from algorun.endpoint.claimcheck import PayloadStore
 from algorun.endpoint.grpc_api import GrpcApi
 from algorun.endpoint.http_app import HttpApi
 from algorun.endpoint.metrics import EndpointMetrics
-from algorun.endpoint.publisher import Publisher
+from algorun.endpoint.publisher import KAFKA_MESSAGE_MAX_BYTES, Publisher
 from algorun.endpoint.settings import EndpointSettings
 from algorun.endpoint.tls import RELOAD_CHECK_S, ServingCertificate
 from algorun.endpoint.wal import WriteAheadLog
@@ -39,6 +41,11 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_S = 5.0
 PROBE_TIMEOUT_S = 5.0
 PROBE_INTERVAL_S = 1.0
+BREAKER_NOT_READY = {
+    State.OPEN: "the broker is not acknowledging messages (circuit breaker open) and there is no write-ahead log",
+    State.HALF_OPEN: "the broker is being tested (circuit breaker half-open, every probe still waiting for its "
+    "answer) and there is no write-ahead log",
+}
 
 
 ENDPOINT_PRODUCER_DEFAULTS: dict[str, str | int | float | bool] = {"linger.ms": 3}
@@ -49,6 +56,20 @@ each client; with 256 closed-loop connections (benchmarks/endpoint.py) 5 ms left
 acknowledgements at 90% of a core and ~18k requests/s, 3 ms reached 19-21k at full core in the same runs.
 Lower (0-2 ms) sends more, smaller batches and costs more CPU per message than it saves in waiting."""
 
+ENDPOINT_PRODUCER_GUARANTEES: dict[str, str | int | float | bool] = {"acks": "all", "enable.idempotence": True}
+"""Set over everything else: a 202 from the broker promises the message is on every in-sync replica, once and in
+order (docs/endpoint.md). `acks=1` or no idempotence would let a 202 be lost with a leader, or duplicated."""
+GUARANTEE_VALUES: dict[str, frozenset[str]] = {
+    "acks": frozenset({"all", "-1"}),
+    "request.required.acks": frozenset({"all", "-1"}),  # librdkafka's alias of acks: removed, acks is set instead
+    "enable.idempotence": frozenset({"true", "1"}),
+}
+"""The spellings of the guaranteed values; any other value of these settings is overridden, with a warning."""
+PROPAGATION = "topic.metadata.propagation.max.ms"
+"""Kept at most half the ack timeout: librdkafka waits that long before it believes a topic does not exist, and
+with the bus's 10 s against a shorter ack timeout a missing topic was reported as a delivery timeout (retriable:
+retried from the log forever, and an outage for the breaker) instead of `UnknownTopic`."""
+
 
 def endpoint_kafka_settings(
     kafka: KafkaSettings, settings: EndpointSettings, params: Mapping[str, str] | None = None
@@ -56,7 +77,7 @@ def endpoint_kafka_settings(
     """Producer settings for the endpoint: `ENDPOINT_PRODUCER_DEFAULTS`, then the pipeline's
     `endpoint.kafka.params` (librdkafka tuning), then the security settings from the environment, then the ack
     timeout: a delivery that takes longer counts as failed, so clients are answered (202 from the log, or 503)
-    within a bounded time."""
+    within a bounded time. Last, `ENDPOINT_PRODUCER_GUARANTEES`: tuning must not weaken what a 202 promises."""
     timeout_ms = max(1000, int(settings.ack_timeout_s * 1000))
     producer = {
         **ENDPOINT_PRODUCER_DEFAULTS,
@@ -65,7 +86,30 @@ def endpoint_kafka_settings(
         "message.timeout.ms": timeout_ms,
         "request.timeout.ms": min(30_000, timeout_ms),
     }
+    producer[PROPAGATION] = min(int(producer.get(PROPAGATION, timeout_ms)), timeout_ms // 2)
+    weakened = [
+        f"{name}={producer[name]}"
+        for name, spellings in GUARANTEE_VALUES.items()
+        if name in producer and str(producer[name]).strip().lower() not in spellings
+    ]
+    if weakened:
+        log.warning(
+            "endpoint producer: ignoring %s: the endpoint always uses acks=all and enable.idempotence=true (a 202 "
+            "means stored on every in-sync replica, once)",
+            ", ".join(weakened),
+        )
+    for name in GUARANTEE_VALUES:
+        producer.pop(name, None)
+    producer.update(ENDPOINT_PRODUCER_GUARANTEES)
     return kafka.model_copy(update={"producer_config": producer, "client_id": "algorun-endpoint"})
+
+
+def _message_max_bytes(bus: Bus) -> int:
+    """The producer's `message.max.bytes` (a Kafka bus's setting, else librdkafka's default): what the publisher
+    refuses with 413 before it takes a message into the write-ahead log that Kafka would never accept."""
+    settings = getattr(bus, "settings", None)
+    configured = settings.producer_config.get("message.max.bytes") if isinstance(settings, KafkaSettings) else None
+    return int(configured) if configured is not None else KAFKA_MESSAGE_MAX_BYTES
 
 
 class EndpointService:
@@ -123,6 +167,7 @@ class EndpointService:
             limits=s.limits,
             metrics=self.metrics,
             resend_rate=s.resend_rate,
+            max_message_bytes=_message_max_bytes(self.bus),
         )
         await self.publisher.start()
         self.readiness.add("broker", self._broker_ready)
@@ -261,13 +306,15 @@ class EndpointService:
         return self.durable_bus or (self.publisher is not None and self.publisher.wal is not None)
 
     def _broker_ready(self) -> str | None:
+        """Without a log, ready only if a request would be sent: not while the breaker refuses, open or half-open
+        with every probe slot taken (it used to check OPEN only, and a breaker stuck half-open looked ready)."""
         p = self.publisher
         if self._has_log():
             return None
         if not self.broker_seen:
             return "the broker has not answered yet (and there is no write-ahead log to take data meanwhile)"
-        if p is not None and p.breaker.state is State.OPEN:
-            return "the broker is not acknowledging messages (circuit breaker open) and there is no write-ahead log"
+        if p is not None and not p.breaker.admitting(p.clock()):
+            return BREAKER_NOT_READY[p.breaker.state]
         return None
 
     def _topics_ready(self) -> str | None:
@@ -276,10 +323,14 @@ class EndpointService:
         return None
 
     def _wal_ready(self) -> str | None:
+        """Not ready while the log is full, or while what it takes cannot be forwarded (its file fails, or the
+        forwarder stopped): a 202 from a log that nothing empties is a promise the endpoint cannot keep."""
         p = self.publisher
-        if p is not None and p.wal is not None and p.wal.full():
-            return f"the write-ahead log is full ({p.wal.bytes} bytes waiting for the broker)"
-        return None
+        if p is None or p.wal is None:
+            return None
+        if p.wal.full():
+            return f"the write-ahead log is full ({p.wal.describe_fill()})"
+        return p.forwarding_problem()
 
     @property
     def producer(self) -> Producer | None:

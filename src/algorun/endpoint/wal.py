@@ -10,6 +10,12 @@ collisions lost data), stored neither key nor headers (a staged part became a st
 replayed in CRC order, and dropped the 101st write of each batch. Why not the local bus log: it keeps what was
 read until a retention limit, and a retention limit could delete messages not yet forwarded during a long outage.
 
+Records Kafka refuses for good (too large, unknown topic, not authorised) would otherwise stay first in the log
+and be retried forever: the forwarder moves them to a second table, `dead_letter` (same columns plus `error` and
+`failed_ms`), in the same file. They are kept, not deleted: each was answered 202, so it is the operator's to
+inspect, replay or drop (see docs/endpoint.md). Their bytes count toward the size limit, so they cannot fill the
+disk unnoticed either.
+
 Writes are group-committed on one worker thread (`synchronous=FULL`: the commit is fsynced before the client is
 answered); readers and the deleter use the same thread, so the connection is never shared between threads.
 """
@@ -31,6 +37,11 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS wal(
     seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, key BLOB, value BLOB NOT NULL, headers BLOB NOT NULL,
     size INTEGER NOT NULL, ts_ms INTEGER NOT NULL)
+"""
+DEAD_LETTER_SCHEMA = """
+CREATE TABLE IF NOT EXISTS dead_letter(
+    seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, key BLOB, value BLOB NOT NULL, headers BLOB NOT NULL,
+    size INTEGER NOT NULL, ts_ms INTEGER NOT NULL, error TEXT NOT NULL, failed_ms INTEGER NOT NULL)
 """
 MAX_WRITE_BATCH = 2000
 T = TypeVar("T")
@@ -91,10 +102,17 @@ class _Db:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute(SCHEMA)
+        self.db.execute(DEAD_LETTER_SCHEMA)
 
     def stats(self) -> tuple[int, int, int]:
         count, size, top = self.db.execute(
             "SELECT COUNT(*), COALESCE(SUM(size),0), COALESCE(MAX(seq),0) FROM wal"
+        ).fetchone()
+        return int(count), int(size), int(top)
+
+    def dead_stats(self) -> tuple[int, int, int]:
+        count, size, top = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(size),0), COALESCE(MAX(seq),0) FROM dead_letter"
         ).fetchone()
         return int(count), int(size), int(top)
 
@@ -127,6 +145,22 @@ class _Db:
                 self.db.execute("ROLLBACK")
             raise
 
+    def dead_letter(self, rows: list[tuple[str, int, int]]) -> None:
+        """Move `(error, failed_ms, seq)` rows from the queue to the dead-letter table, in one transaction."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO dead_letter(seq, topic, key, value, headers, size, ts_ms, error, failed_ms)"
+                " SELECT seq, topic, key, value, headers, size, ts_ms, ?, ? FROM wal WHERE seq = ?",
+                rows,
+            )
+            self.db.executemany("DELETE FROM wal WHERE seq = ?", [(seq,) for _, _, seq in rows])
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+
     def close(self) -> None:
         self.db.close()
 
@@ -134,7 +168,8 @@ class _Db:
 class WriteAheadLog:
     """Async facade: `append` resolves once the record is committed to disk; `read`/`delete` for the forwarder.
 
-    `count` and `bytes` track the backlog (for the size limit and the depth metric) without scanning the table.
+    `count` and `bytes` track the backlog (for the size limit and the depth metric) without scanning the table;
+    `dead_count` and `dead_bytes` the records moved to the dead-letter table.
     """
 
     def __init__(self, path: str | Path, *, max_bytes: int | None = None) -> None:
@@ -146,6 +181,8 @@ class WriteAheadLog:
         self._writer: asyncio.Task[None] | None = None
         self.count = 0
         self.bytes = 0
+        self.dead_count = 0
+        self.dead_bytes = 0
         self.last_seq = 0
         self.appending = 0
         """Records handed to `append` whose commit has not finished (they may not be readable yet)."""
@@ -165,9 +202,18 @@ class WriteAheadLog:
         except sqlite3.Error as e:
             raise LogError(f"cannot open the write-ahead log {self.path}: {e}") from e
         self.count, self.bytes, self.last_seq = await self._run(self._db.stats)
+        # Numbering goes on after the dead letters too: a reused number would replace one of them.
+        self.dead_count, self.dead_bytes, dead_top = await self._run(self._db.dead_stats)
+        self.last_seq = max(self.last_seq, dead_top)
 
     def full(self, incoming: int = 0) -> bool:
-        return self.max_bytes is not None and self.bytes + incoming > self.max_bytes
+        """Would `incoming` more bytes pass the size limit? Dead letters count: they are on the same disk."""
+        return self.max_bytes is not None and self.bytes + self.dead_bytes + incoming > self.max_bytes
+
+    def describe_fill(self) -> str:
+        """What fills the log, for error messages and readiness."""
+        dead = f", {self.dead_bytes} in {self.dead_count} dead letters" if self.dead_count else ""
+        return f"{self.bytes} bytes waiting for the broker{dead}"
 
     def append(
         self, seq: int, topic: str, key: bytes | None, value: bytes, headers: Headers, ts_ms: int
@@ -220,10 +266,25 @@ class WriteAheadLog:
         self.count -= len(records)
         self.bytes -= sum(r.size for r in records)
 
+    async def dead_letter(self, refused: Sequence[tuple[Record, str]], failed_ms: int) -> None:
+        """Move `(record, error)` pairs out of the queue into the dead-letter table (they stop blocking it)."""
+        assert self._db is not None
+        if not refused:
+            return
+        await self._run(self._db.dead_letter, [(error, failed_ms, r.seq) for r, error in refused])
+        moved = sum(r.size for r, _ in refused)
+        self.count -= len(refused)
+        self.bytes -= moved
+        self.dead_count += len(refused)
+        self.dead_bytes += moved
+
     async def close(self) -> None:
-        while self._writer is not None:
-            await asyncio.shield(self._writer)
-        if self._db is not None:
-            await self._run(self._db.close)
-            self._db = None
-        self._pool.shutdown(wait=False)
+        """Wait for pending writes, then close the file; the worker thread is released even if closing fails."""
+        try:
+            while self._writer is not None:
+                await asyncio.shield(self._writer)
+            if self._db is not None:
+                db, self._db = self._db, None
+                await self._run(db.close)
+        finally:
+            self._pool.shutdown(wait=False)
