@@ -60,3 +60,15 @@ def test_a_missing_topic_is_reported_before_the_delivery_times_out() -> None:
     assert endpoint_kafka_settings(KAFKA, settings).producer_config["topic.metadata.propagation.max.ms"] == 1000
     shorter = {"topic.metadata.propagation.max.ms": "500"}
     assert endpoint_kafka_settings(KAFKA, settings, shorter).producer_config["topic.metadata.propagation.max.ms"] == 500
+
+
+def test_the_publishers_size_limit_is_the_producers_own() -> None:
+    """A user who raised message.max.bytes must not get 413 below it in the write-ahead log's modes."""
+    from types import SimpleNamespace
+
+    from algorun.endpoint.service import _message_max_bytes
+
+    raised = KafkaSettings(bootstrap_servers="k:9092", producer_config={"message.max.bytes": "2000000"})
+    assert _message_max_bytes(SimpleNamespace(settings=raised)) == 2_000_000  # type: ignore[arg-type]
+    assert _message_max_bytes(SimpleNamespace(settings=KafkaSettings(bootstrap_servers="k:9092"))) == 1_000_000  # type: ignore[arg-type]
+    assert _message_max_bytes(SimpleNamespace()) == 1_000_000  # type: ignore[arg-type]  # the local log
