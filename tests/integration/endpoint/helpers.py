@@ -7,8 +7,10 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import grpc
 
 from algorun.api.configs import EndpointConfig, EndpointPathConfig, Identity
 from algorun.api.enums import MessageDataType, WalMode
@@ -163,3 +165,15 @@ async def healthy(http: aiohttp.ClientSession, port: int) -> bool:
             return resp.status == 200
     except aiohttp.ClientError:
         return False
+
+
+async def acks_until_failure(call: Any) -> tuple[list[int], grpc.aio.AioRpcError]:
+    """The stream offsets a gRPC `Run` stream acknowledged, in order, and the error it then ended with (fails the
+    test if it ended without one)."""
+    acks: list[int] = []
+    try:
+        async for answer in call:
+            acks.append(answer.streamOffset)
+    except grpc.aio.AioRpcError as e:
+        return acks, e
+    raise AssertionError(f"the stream ended without an error after acks {acks}")

@@ -14,6 +14,7 @@ from algorun.endpoint.pb import pipeline_endpoint_pb2 as pb
 from tests.integration.endpoint.helpers import (
     NAME,
     OWNER,
+    acks_until_failure,
     create_topic,
     make_config,
     read_topic,
@@ -49,15 +50,8 @@ async def test_the_stream_names_the_earliest_unstored_offset_not_a_later_refusal
     ):
         run = channel.stream_stream("/PipelineEndpoint/Run", pb.RunRequest.SerializeToString, pb.RunResponse.FromString)
         call = run(iter([_req(1, "in", "g-1"), _req(2, "gone", "g-2"), _req(3, "nope", "g-3")]))
-        acks: list[int] = []
-
-        async def answers() -> None:
-            async for answer in call:
-                acks.append(answer.streamOffset)
-
-        with pytest.raises(grpc.aio.AioRpcError) as failed:
-            await answers()
+        acks, failed = await acks_until_failure(call)
     assert acks == [1]
-    assert failed.value.code() == grpc.StatusCode.UNAVAILABLE, failed.value.details()
-    assert (failed.value.details() or "").startswith("streamOffset 2:"), failed.value.details()
+    assert failed.code() == grpc.StatusCode.UNAVAILABLE, failed.details()
+    assert (failed.details() or "").startswith("streamOffset 2:"), failed.details()
     assert [m.key for m in await read_topic(bootstrap, topic, 1)] == [b"g-1"]

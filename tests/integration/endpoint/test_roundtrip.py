@@ -13,6 +13,7 @@ from algorun.endpoint.pb import pipeline_endpoint_pb2 as pb
 from tests.integration.endpoint.helpers import (
     NAME,
     OWNER,
+    acks_until_failure,
     create_topic,
     header,
     make_config,
@@ -145,17 +146,10 @@ async def test_grpc_run_acknowledges_each_offset_after_the_broker_and_refuses_un
         assert acks == [2, 3, 4, 5]
 
         call = run(iter([req(10, trace="ok"), req(11, path="missing"), req(12)]))
-        got: list[int] = []
-
-        async def answers() -> None:
-            async for r in call:
-                got.append(r.streamOffset)
-
-        with pytest.raises(grpc.aio.AioRpcError) as failed:
-            await answers()
+        got, failed = await acks_until_failure(call)
         assert got == [10]
-        assert failed.value.code() == grpc.StatusCode.NOT_FOUND
-        assert "streamOffset 11" in (failed.value.details() or "")
+        assert failed.code() == grpc.StatusCode.NOT_FOUND
+        assert "streamOffset 11" in (failed.details() or "")
         assert topic in (await list_topics(pb.Empty())).topics
     msgs = await read_topic(bootstrap, topic, 6)
     by_key = {m.key: m for m in msgs}

@@ -33,6 +33,8 @@ class FakeProducer(Producer):
         self.sent: list[tuple[str, bytes, bytes | None, Headers | None]] = []
         self.held: list[asyncio.Future[Delivery]] = []
         self.failure: Exception = BrokerUnreachable("broker down")
+        self.poison_refusal: Exception | None = None
+        """When set: every value starting with b"poison" is refused with it at once (as librdkafka refuses size)."""
 
     def produce(
         self,
@@ -44,7 +46,9 @@ class FakeProducer(Producer):
         partition: int | None = None,
     ) -> asyncio.Future[Delivery]:
         fut: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
-        if self.hold:
+        if self.poison_refusal is not None and value.startswith(b"poison"):
+            fut.set_exception(self.poison_refusal)
+        elif self.hold:
             self.held.append(fut)
         elif self.up:
             self.sent.append((topic, value, key, headers))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import KafkaException
@@ -17,7 +18,7 @@ from confluent_kafka import Producer as KafkaClient
 from algorun.api.enums import WalMode
 from algorun.breaker import CircuitBreaker, State
 from algorun.bus.errors import BusError, MessageTooLarge, NotAuthorized, UnknownTopic
-from algorun.bus.types import Delivery, Headers
+from algorun.bus.types import Headers
 from algorun.endpoint.errors import Code, EndpointError
 from algorun.endpoint.metrics import EndpointMetrics
 from algorun.endpoint.publisher import Accepted, Limits, Publisher, WalPolicy, kafka_record_size
@@ -27,27 +28,38 @@ from tests.support.waiting import wait_until
 from tests.unit.endpoint.test_publisher import FakeProducer, _msg
 
 
-class RefusingProducer(FakeProducer):
-    """Refuses every value that starts with b"poison" with `refusal`, at once (as librdkafka does for size)."""
+def _logging_publisher(
+    producer: FakeProducer, wal: WriteAheadLog, *, metrics: EndpointMetrics, **options: Any
+) -> Publisher:
+    """A publisher that logs every message first (`always`), then forwards it."""
+    return Publisher(
+        producer,
+        wal=wal,
+        policy=WalPolicy(mode=WalMode.ALWAYS),
+        breaker=CircuitBreaker(),
+        limits=Limits(),
+        metrics=metrics,
+        **options,
+    )
 
-    def __init__(self, refusal: BusError) -> None:
-        super().__init__()
-        self.refusal = refusal
 
-    def produce(
-        self,
-        topic: str,
-        value: bytes,
-        *,
-        key: bytes | None = None,
-        headers: Headers | None = None,
-        partition: int | None = None,
-    ) -> asyncio.Future[Delivery]:
-        if not value.startswith(b"poison"):
-            return super().produce(topic, value, key=key, headers=headers, partition=partition)
-        fut: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
-        fut.set_exception(self.refusal)
-        return fut
+def refusing(refusal: BusError) -> FakeProducer:
+    producer = FakeProducer()
+    producer.poison_refusal = refusal
+    return producer
+
+
+def _breaker_publisher(producer: FakeProducer, requests: int, now: list[float]) -> Publisher:
+    """A publisher without a log whose breaker opens at the first failure and half-opens 10 s later."""
+    return Publisher(
+        producer,
+        wal=None,
+        policy=WalPolicy(mode=WalMode.DISABLE),
+        breaker=CircuitBreaker(fails=1, timeout=10, requests=requests),
+        limits=Limits(),
+        metrics=EndpointMetrics(),
+        clock=lambda: now[0],
+    )
 
 
 def _poison(i: int = 0) -> Outgoing:
@@ -78,17 +90,9 @@ REFUSALS = [
 async def test_a_probe_refused_for_good_does_not_wedge_a_half_open_breaker(refusal: BusError, status: str) -> None:
     """Without a log: after an outage the breaker lets `cb.requests` probes through; one refused for good used to
     hold its slot forever, and every request after the other probes got 503."""
-    producer = RefusingProducer(refusal)
+    producer = refusing(refusal)
     now = [0.0]
-    p = Publisher(
-        producer,
-        wal=None,
-        policy=WalPolicy(mode=WalMode.DISABLE),
-        breaker=CircuitBreaker(fails=1, timeout=10, requests=3),
-        limits=Limits(),
-        metrics=EndpointMetrics(),
-        clock=lambda: now[0],
-    )
+    p = _breaker_publisher(producer, 3, now)
     await p.start()
     producer.up = False
     assert await _stored(p, [_msg(0)]) == ["503"]  # the outage opens the breaker
@@ -103,15 +107,7 @@ async def test_a_cancelled_probe_gives_its_slot_to_the_next_request() -> None:
     """A client that goes away while its probe waits for the broker must not take the slot with it."""
     producer = FakeProducer()
     now = [0.0]
-    p = Publisher(
-        producer,
-        wal=None,
-        policy=WalPolicy(mode=WalMode.DISABLE),
-        breaker=CircuitBreaker(fails=1, timeout=10, requests=1),
-        limits=Limits(),
-        metrics=EndpointMetrics(),
-        clock=lambda: now[0],
-    )
+    p = _breaker_publisher(producer, 1, now)
     await p.start()
     producer.up = False
     assert await _stored(p, [_msg(0)]) == ["503"]
@@ -133,14 +129,8 @@ async def test_always_mode_refuses_a_message_too_large_for_the_producer_before_l
     headers = [("traceID", b"x" * 32), ("run", b"true")]
     fits = Outgoing("t", b"k", b"", headers, "k")
     limit = kafka_record_size(fits.key, b"v" * 100, fits.headers)
-    p = Publisher(
-        producer,
-        wal=WriteAheadLog(tmp_path / "wal.db"),
-        policy=WalPolicy(mode=WalMode.ALWAYS),
-        breaker=CircuitBreaker(),
-        limits=Limits(),
-        metrics=EndpointMetrics(),
-        max_message_bytes=limit,
+    p = _logging_publisher(
+        producer, WriteAheadLog(tmp_path / "wal.db"), metrics=EndpointMetrics(), max_message_bytes=limit
     )
     await p.start()
     with pytest.raises(EndpointError) as err:
@@ -190,7 +180,7 @@ async def test_a_logged_record_refused_for_good_is_set_aside_and_the_rest_is_for
 ) -> None:
     """It used to stay first in the log for good, tripping the breaker at every try; now it goes to the log's
     dead-letter table (kept across restarts, counted by a metric) and the records behind it go on."""
-    producer = RefusingProducer(refusal)
+    producer = refusing(refusal)
     metrics = EndpointMetrics()
     p = Publisher(
         producer,
@@ -210,14 +200,7 @@ async def test_a_logged_record_refused_for_good_is_set_aside_and_the_rest_is_for
     assert metrics.registry.get_sample_value("endpoint_wal_dead_letters") == 1
     await p.close()
     # Kept across a restart, and a later refusal adds to them (its sequence number is not reused).
-    q = Publisher(
-        producer,
-        wal=WriteAheadLog(tmp_path / "wal.db"),
-        policy=WalPolicy(mode=WalMode.ALWAYS),
-        breaker=CircuitBreaker(),
-        limits=Limits(),
-        metrics=EndpointMetrics(),
-    )
+    q = _logging_publisher(producer, WriteAheadLog(tmp_path / "wal.db"), metrics=EndpointMetrics())
     await q.start()
     assert q.wal is not None and q.wal.dead_count == 1
     assert await _stored(q, [_msg(3), _poison(1)]) == ["log"] * 2  # numbered 1 and 2 if numbering restarted
@@ -231,16 +214,9 @@ async def test_a_logged_record_refused_for_good_is_set_aside_and_the_rest_is_for
 
 async def test_dead_letters_count_toward_the_size_limit(tmp_path: Path) -> None:
     """They are on the same disk: a log full of them refuses with 503 instead of growing past `wal.size`."""
-    producer = RefusingProducer(MessageTooLarge("too large"))
+    producer = refusing(MessageTooLarge("too large"))
     poison = _poison()  # 8 bytes (value and key)
-    p = Publisher(
-        producer,
-        wal=WriteAheadLog(tmp_path / "wal.db", max_bytes=20),
-        policy=WalPolicy(mode=WalMode.ALWAYS),
-        breaker=CircuitBreaker(),
-        limits=Limits(),
-        metrics=EndpointMetrics(),
-    )
+    p = _logging_publisher(producer, WriteAheadLog(tmp_path / "wal.db", max_bytes=20), metrics=EndpointMetrics())
     await p.start()
     wal = p.wal
     assert wal is not None
