@@ -218,6 +218,12 @@ def _h(name: str, value: str) -> tuple[str, bytes]:
     return (name, value.encode())
 
 
+def value_omitted(headers: Iterable[tuple[str, bytes]], value: bytes) -> Headers:
+    """The headers of a dead letter written without `value` (it was over the broker's size limit with its error
+    headers): `ERROR_VALUE_OMITTED` says how large it was; the error headers still say where the input is."""
+    return replace(headers, {ERROR_VALUE_OMITTED: str(len(value))})
+
+
 def replace(headers: Iterable[tuple[str, bytes]], values: Mapping[str, str | None]) -> Headers:
     """Headers with `values` set (replacing every earlier occurrence) and None-valued names removed."""
     out = [(k, v) for k, v in headers if k not in values]

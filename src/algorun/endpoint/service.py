@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 
 import grpc
 from aiohttp import web
@@ -193,7 +194,7 @@ class EndpointService:
         if s.tls:
             self.certificate = ServingCertificate(s.tls)
             self._certificate_watch = asyncio.get_running_loop().create_task(
-                self._watch_certificate(self.certificate), name="certificate-watch"
+                self._keep_checking("the certificate files", self.certificate.reload_http), name="certificate-watch"
             )
         self._http = web.ServerRunner(http.server(), handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S)
         await self._http.setup()
@@ -226,7 +227,10 @@ class EndpointService:
         self._grpc.add_generic_rpc_handlers((api.handler(),))
         if s.credentials_dir is not None:
             self._credentials_watch = asyncio.get_running_loop().create_task(
-                self._watch_credentials(s.credentials_dir, (http, api)), name="credentials-watch"
+                self._keep_checking(
+                    "the credentials", partial(self._reload_credentials, s.credentials_dir, (http, api))
+                ),
+                name="credentials-watch",
             )
         address = f"{s.grpc.host}:{s.grpc.port}"
         if self.certificate:
@@ -245,45 +249,39 @@ class EndpointService:
         )
 
     @staticmethod
-    async def _watch_certificate(certificate: ServingCertificate) -> None:
-        """HTTPS's side of certificate renewal (gRPC checks the files itself before each handshake). On the loop's
-        own thread: OpenSSL does not allow changing a context while another thread makes connections from it."""
+    async def _keep_checking(what: str, check: Callable[[], object]) -> None:
+        """Run `check` every `RELOAD_CHECK_S`, on the loop's own thread (OpenSSL does not allow changing a context
+        while another thread makes connections from it). An error is logged and the next round tries again: a
+        change missed now is picked up at the next one."""
         while True:
             await asyncio.sleep(RELOAD_CHECK_S)
             try:
-                certificate.reload_http()
-            except Exception:  # keep watching: a renewal missed now is picked up at the next change
-                log.exception("checking the certificate files failed")
+                check()
+            except Exception:
+                log.exception("checking %s failed", what)
 
     @staticmethod
-    async def _watch_credentials(directory: CredentialsDirectory, apis: tuple[HttpApi, GrpcApi]) -> None:
+    def _reload_credentials(directory: CredentialsDirectory, apis: tuple[HttpApi, GrpcApi]) -> None:
         """Rotated tokens and keys take effect without a restart. Files that hold no credential any more are
         refused (the current ones stay): a Secret emptied by mistake must not open the endpoint."""
-        while True:
-            await asyncio.sleep(RELOAD_CHECK_S)
-            try:
-                if not directory.changed():
-                    continue
-                credentials = await asyncio.to_thread(directory.read)
-            except OSError as e:
-                log.error(
-                    "credentials in %s changed but cannot be read; keeping the current ones: %s", directory.path, e
-                )
-                continue
-            except Exception:  # keep watching: a rotation missed now is picked up at the next change
-                log.exception("checking the credentials in %s failed", directory.path)
-                continue
-            if not credentials.enabled:
-                log.error("credentials in %s changed to none; keeping the current ones", directory.path)
-                continue
-            for api in apis:
-                api.credentials = credentials
-            log.info(
-                "credentials reloaded from %s: %d bearer tokens, %d API keys",
-                directory.path,
-                len(credentials.bearer_tokens),
-                len(credentials.api_keys),
-            )
+        if not directory.changed():
+            return
+        try:
+            credentials = directory.read()
+        except OSError as e:
+            log.error("credentials in %s changed but cannot be read; keeping the current ones: %s", directory.path, e)
+            return
+        if not credentials.enabled:
+            log.error("credentials in %s changed to none; keeping the current ones", directory.path)
+            return
+        for api in apis:
+            api.credentials = credentials
+        log.info(
+            "credentials reloaded from %s: %d bearer tokens, %d API keys",
+            directory.path,
+            len(credentials.bearer_tokens),
+            len(credentials.api_keys),
+        )
 
     async def _probe_broker(self) -> None:
         """Ask the broker for its topics until it answers and every path's topic exists (then stop asking)."""

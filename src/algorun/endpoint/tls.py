@@ -16,12 +16,15 @@ until the files change again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import ssl
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import grpc
 
@@ -44,8 +47,34 @@ def _stamp(paths: tuple[str, ...]) -> _Stamp:
     return tuple(out)
 
 
+class _Pair(NamedTuple):
+    """What the files held at one moment: read once, then checked and loaded from these bytes only, so a second
+    change of the mounted files in between cannot mix an old key with a new certificate."""
+
+    key: bytes
+    cert: bytes
+    client_ca: bytes | None
+
+    @classmethod
+    def read(cls, tls: TlsFiles) -> _Pair:
+        ca = Path(tls.client_ca).read_bytes() if tls.client_ca else None
+        return cls(Path(tls.key).read_bytes(), Path(tls.cert).read_bytes(), ca)
+
+
+@contextlib.contextmanager
+def _checked_pem(pair: _Pair) -> Iterator[Path]:
+    """The pair as one private PEM file (OpenSSL loads keys from files), once a scratch context accepted it:
+    a key that does not match its certificate raises `ssl.SSLError` here, before anything live changes."""
+    with tempfile.TemporaryDirectory(prefix="algorun-tls-") as private:
+        pem = Path(private) / "pair.pem"
+        pem.touch(mode=0o600)
+        pem.write_bytes(pair.key + b"\n" + pair.cert)
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(pem)
+        yield pem
+
+
 class ServingCertificate:
-    """The certificate files of both listeners and what was last loaded from them."""
+    """The certificate files of both listeners and what each last loaded from them."""
 
     def __init__(self, tls: TlsFiles) -> None:
         self.tls = tls
@@ -53,44 +82,36 @@ class ServingCertificate:
         self._lock = threading.Lock()  # gRPC's fetcher runs on gRPC's threads
         self._http_stamp = _stamp(self._paths)
         self._grpc_stamp = self._http_stamp
-        self.ssl_context = self._new_context()
+        self.ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.ssl_context.load_cert_chain(tls.cert, tls.key)
+        if tls.client_ca:
+            self.ssl_context.load_verify_locations(tls.client_ca)
+            self.ssl_context.verify_mode = ssl.CERT_REQUIRED
         self.reloads = 0
         self.rejected = 0  # changed files the HTTPS listener could not load
 
-    # ---- HTTPS ----
+    def _changed_pair(self, last: _Stamp) -> tuple[_Stamp, _Pair | None]:
+        """The files' stamp now, and what they hold if it differs from `last` (None when unchanged). Raises
+        OSError when they cannot be read."""
+        stamp = _stamp(self._paths)
+        return stamp, (None if stamp == last else _Pair.read(self.tls))
 
-    def _new_context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(self.tls.cert, self.tls.key)
-        if self.tls.client_ca:
-            ctx.load_verify_locations(self.tls.client_ca)
-            ctx.verify_mode = ssl.CERT_REQUIRED
-        return ctx
+    # ---- HTTPS ----
 
     def reload_http(self) -> bool:
         """Load changed files into the live context (on the event loop's thread: no handshake runs meanwhile).
-        True when it did.
-
-        The pair is first copied to a private file and loaded into a scratch context from there; the live context
-        then loads the same copy, so a second change of the mounted files in between cannot leave it half
-        loaded (a new certificate with no key would fail every handshake)."""
+        True when it did. The live context loads the checked copy, so it is never left half loaded (a new
+        certificate with no key would fail every handshake)."""
         try:
-            stamp = _stamp(self._paths)
-            if stamp == self._http_stamp:
+            self._http_stamp, pair = self._changed_pair(self._http_stamp)
+            if pair is None:
                 return False
-            self._http_stamp = stamp
-            chain = Path(self.tls.key).read_bytes() + b"\n" + Path(self.tls.cert).read_bytes()
-            client_ca = Path(self.tls.client_ca).read_bytes() if self.tls.client_ca else None
-            with tempfile.TemporaryDirectory(prefix="algorun-tls-") as private:
-                pair = Path(private) / "pair.pem"
-                pair.touch(mode=0o600)
-                pair.write_bytes(chain)
-                ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(pair)  # fails here, or nowhere
-                self.ssl_context.load_cert_chain(pair)
-            if client_ca is not None:
-                self.ssl_context.load_verify_locations(cadata=client_ca.decode("ascii", "replace"))
+            with _checked_pem(pair) as pem:
+                self.ssl_context.load_cert_chain(pem)
+            if pair.client_ca is not None:
+                self.ssl_context.load_verify_locations(cadata=pair.client_ca.decode("ascii", "replace"))
         except (OSError, ssl.SSLError, ValueError) as e:
-            log.warning("certificate files changed but do not load, keeping the current certificate: %s", e)
+            _keep_current(e)
             self.rejected += 1
             return False
         self.reloads += 1
@@ -99,29 +120,32 @@ class ServingCertificate:
 
     # ---- gRPC ----
 
-    def _grpc_config(self) -> grpc.ServerCertificateConfiguration:
-        return grpc.ssl_server_certificate_configuration(
-            [(Path(self.tls.key).read_bytes(), Path(self.tls.cert).read_bytes())],
-            root_certificates=Path(self.tls.client_ca).read_bytes() if self.tls.client_ca else None,
-        )
+    @staticmethod
+    def _grpc_config(pair: _Pair) -> grpc.ServerCertificateConfiguration:
+        return grpc.ssl_server_certificate_configuration([(pair.key, pair.cert)], root_certificates=pair.client_ca)
 
     def _grpc_fetch(self) -> grpc.ServerCertificateConfiguration | None:
         """gRPC's question before a handshake: None keeps the current configuration."""
         with self._lock:
             try:
-                stamp = _stamp(self._paths)
-                if stamp == self._grpc_stamp:
+                self._grpc_stamp, pair = self._changed_pair(self._grpc_stamp)
+                if pair is None:
                     return None
-                self._grpc_stamp = stamp
-                ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(self.tls.cert, self.tls.key)
-                config = self._grpc_config()
-            except (OSError, ssl.SSLError) as e:
-                log.warning("certificate files changed but do not load, keeping the current certificate: %s", e)
+                with _checked_pem(pair):
+                    pass
+            except (OSError, ssl.SSLError, ValueError) as e:
+                _keep_current(e)
                 return None
             log.info("gRPC: loaded the changed certificate files %s", self.tls.cert)
-            return config
+            return self._grpc_config(pair)
 
     def grpc_credentials(self) -> grpc.ServerCredentials:
         return grpc.dynamic_ssl_server_credentials(
-            self._grpc_config(), self._grpc_fetch, require_client_authentication=bool(self.tls.client_ca)
+            self._grpc_config(_Pair.read(self.tls)),
+            self._grpc_fetch,
+            require_client_authentication=bool(self.tls.client_ca),
         )
+
+
+def _keep_current(error: Exception) -> None:
+    log.warning("certificate files changed but do not load, keeping the current certificate: %s", error)

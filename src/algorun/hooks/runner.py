@@ -32,7 +32,7 @@ from algorun.breaker import STATE_VALUE, State
 from algorun.bus import contract
 from algorun.bus.errors import BusError, MessageTooLarge
 from algorun.bus.interface import Bus, Consumer, Producer
-from algorun.bus.types import Headers, Message, TopicPartition
+from algorun.bus.types import Message, TopicPartition
 from algorun.hooks.circuit import Circuit
 from algorun.hooks.delivery import Attempt, Delivery, Outcome, Webhook
 from algorun.hooks.message import request_headers, trace_id
@@ -182,7 +182,7 @@ class HookRunner:
     async def _dead_letter(self, target: HookTarget, msg: Message, outcome: Outcome) -> None:
         """Produce to the dead-letter topic until the broker acknowledges: the message is never lost, and its
         offset is not committed before. Transient errors are retried with backoff; a dead letter over the broker's
-        size limit never will fit, so it is written once more without its value (see `_without_value`) rather than
+        size limit never will fit, so it is written once more without its value (`contract.value_omitted`) rather than
         stalling its partition's commits forever."""
         assert self._producer is not None
         headers = contract.dead_letter(
@@ -213,7 +213,7 @@ class HookRunner:
                         e,
                     )
                     return
-                value, headers = self._without_value(value, headers)
+                value, headers = b"", contract.value_omitted(headers, value)
                 log.error(
                     "the dead letter of %s@%d for %s (%d bytes) is over the broker's size limit: written without "
                     "its value (%s)",
@@ -227,13 +227,6 @@ class HookRunner:
                 log.error("dead-lettering %s@%d for %s failed, retrying: %s", msg.tp, msg.offset, target.id, e)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, DEAD_LETTER_RETRY_MAX_S)
-
-    @staticmethod
-    def _without_value(value: bytes, headers: Headers) -> tuple[bytes, Headers]:
-        """The dead letter to write when it is too large: its input fitted but the error headers pushed it over.
-        The value is dropped and its size recorded (`errorValueOmitted`), as the runner does; the error headers
-        still say where the input is (errorTopic/errorPartition/errorOffset) while its topic retains it."""
-        return b"", contract.replace(headers, {contract.ERROR_VALUE_OMITTED: str(len(value))})
 
     # ---- consuming ----
 

@@ -1122,8 +1122,7 @@ class Runner:
                 log.error(
                     "a dead letter of %d bytes is over the broker's limit: written without its value", len(w.value)
                 )
-                omitted = [*w.headers, (contract.ERROR_VALUE_OMITTED, str(len(w.value)).encode())]
-                out.append(w._replace(value=b"", headers=omitted))
+                out.append(w._replace(value=b"", headers=contract.value_omitted(w.headers, w.value)))
                 continue
             reason = f"output {w.output!r} of {len(w.value)} bytes is over the broker's message size limit ({error})"
             if self._offload_above is not None and w.status == "ok":
