@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from pathlib import Path
@@ -10,6 +11,15 @@ from typing import Any
 
 
 def upper(data: bytes) -> bytes:
+    return data.upper()
+
+
+def logged_upper(data: bytes) -> bytes:
+    """`upper` that logs each payload (the runner should tag the line with the message's traceID); fails on
+    payloads starting with b"fail" after logging."""
+    logging.getLogger("tests.algos.logged").info("handling %s", data.decode())
+    if data.startswith(b"fail"):
+        raise ValueError("told to fail")
     return data.upper()
 
 

@@ -264,7 +264,16 @@ _OUTPUT_SET = (TRACE_ID, RUN, CONTENT_TYPE, FILE_NAME, MESSAGE_DATA_TYPE, TRACEP
 # Headers every output carries with the same value: built once (headers are immutable tuples), not per message.
 _RUN_TRUE = (RUN, b"true")
 _DATA_TYPE_HEADERS = {t: (MESSAGE_DATA_TYPE, v) for t, v in _DATA_TYPE_VALUES.items()}
-_NOT_INHERITED = PER_HOP_HEADERS | frozenset(_OUTPUT_SET)
+NOT_INHERITED = PER_HOP_HEADERS | frozenset(_OUTPUT_SET)
+"""Names an output never inherits from its input: the per-hop ones and those `output` sets itself."""
+_EMBEDDED_HEADER = _DATA_TYPE_HEADERS[MessageDataType.EMBEDDED]
+
+
+def usual_output(trace: bytes, content_type: bytes, traceparent: bytes) -> Headers:
+    """`output`'s headers for the usual message: embedded, with a content type, no file name, nothing inherited
+    (no input header outside `NOT_INHERITED`). The runner's per-message path calls this directly with what it
+    already has: `trace` (the traceID, encoded), the content type (encoded, ASCII) and the child traceparent."""
+    return [(TRACE_ID, trace), _RUN_TRUE, (CONTENT_TYPE, content_type), _EMBEDDED_HEADER, (TRACEPARENT, traceparent)]
 
 
 def output(
@@ -290,7 +299,7 @@ def output(
     encoded, when the caller has it (the runner reads it from the input's header).
     """
     out: Headers
-    if by_name is not None and by_name.keys() <= _NOT_INHERITED:
+    if by_name is not None and by_name.keys() <= NOT_INHERITED:
         out = []
         parent = by_name.get(TRACEPARENT)
         inherited_type = by_name.get(CONTENT_TYPE)
@@ -306,14 +315,8 @@ def output(
         ct = inherited_type if inherited_type.isascii() else inherited_type.decode("utf-8", "replace").encode()
     else:
         ct = None
-    if ct is not None and file_name is None and not out:  # the usual output: one list display, no appends
-        return [
-            (TRACE_ID, trace),
-            _RUN_TRUE,
-            (CONTENT_TYPE, ct),
-            _DATA_TYPE_HEADERS[data_type],
-            (TRACEPARENT, traceparent),
-        ]
+    if ct is not None and file_name is None and not out and data_type is MessageDataType.EMBEDDED:
+        return usual_output(trace, ct, traceparent)
     out.append((TRACE_ID, trace))
     out.append(_RUN_TRUE)
     if ct is not None:
@@ -331,7 +334,7 @@ def _inherited(input_headers: Iterable[tuple[str, bytes]]) -> tuple[Headers, byt
     parent: bytes | None = None
     inherited_type: bytes | None = None
     for k, v in input_headers:
-        if k in _NOT_INHERITED:
+        if k in NOT_INHERITED:
             if k == TRACEPARENT:
                 parent = v
             elif k == CONTENT_TYPE:

@@ -38,7 +38,7 @@ from algorun.bus import contract
 from algorun.bus.batch import Failures
 from algorun.bus.errors import BusError, MessageTooLarge
 from algorun.bus.interface import Bus, Consumer, Producer
-from algorun.bus.types import Delivery, Headers, Message, TopicPartition
+from algorun.bus.types import Delivery, Headers, Message, OutRecord, TopicPartition
 from algorun.runner import retry as retry_routing
 from algorun.runner.config import RunnerOptions
 from algorun.runner.delivery import OffsetTracker, lane_key
@@ -50,6 +50,7 @@ from algorun.runner.routing import Inbound, dead_letter_headers, read_inbound, r
 from algorun.runner.staging import Staged, Staging
 from algorun.telemetry import Readiness
 from algorun.telemetry.logs import TRACE_ID as trace_var
+from algorun.telemetry.logs import TraceSlot
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,8 @@ _GO_TRUE = frozenset({b"1", b"t", b"T", b"TRUE", b"true", b"True"})  # contract.
 _FILE_REFERENCE = contract.MessageDataType.FILE_REFERENCE.value.encode()
 _EMBEDDED = contract.MessageDataType.EMBEDDED
 _MESSAGE_DATA_TYPE, _RUN, _TRACE_ID = contract.MESSAGE_DATA_TYPE, contract.RUN, contract.TRACE_ID
+_CONTENT_TYPE, _TRACEPARENT = contract.CONTENT_TYPE, contract.TRACEPARENT
+_NOT_INHERITED = contract.NOT_INHERITED
 _monotonic = time.monotonic
 
 
@@ -136,32 +139,33 @@ class _Unacked:
     """Writes of one or more runs, handed to the producer in one `produce_many` and waiting for its outcomes.
 
     One batch per dispatched fetch on the inline path (every run the batch finished inline), else one per run:
-    the producer settles a batch with one future instead of one per write. `runs` holds each run's messages,
-    start time and how many of `writes` (consecutive, in run order) are its own."""
+    the producer settles a batch with one future instead of one per write. `records` is what the producer got, in
+    run order, in two segments:
+    - the *usual* runs first (`usual`, `usual_started`): one message each, its one write to the runner's first
+      output, nothing else to remember (the inline path appends them without building a `_Write`);
+    - then the other runs: `runs` holds each run's messages, start time and how many of `writes` (consecutive, in
+      run order, one per record after the usual ones) are its own. Once one is added, later runs go here too, so
+      the records stay in run order."""
 
-    __slots__ = ("firsts", "firsts_bytes", "future", "others", "runs", "writes")
+    __slots__ = ("future", "records", "runs", "usual", "usual_bytes", "usual_started", "writes")
 
     def __init__(self) -> None:
+        self.records: list[OutRecord] = []
+        self.usual: list[Message] = []
+        self.usual_started: list[float] = []
+        self.usual_bytes = 0
         self.runs: list[tuple[list[Message], float, int]] = []
         self.writes: list[_Write] = []
         self.future: asyncio.Future[Failures] | None = None
-        # For the metrics once every write is acknowledged: writes added by `add_one` (all to the runner's first
-        # output) are only counted here, the others are kept to be counted one by one.
-        self.firsts = 0
-        self.firsts_bytes = 0
-        self.others: list[_Write] = []
 
     def add(self, messages: list[Message], started: float, writes: list[_Write]) -> None:
         self.runs.append((messages, started, len(writes)))
         self.writes.extend(writes)
-        self.others.extend(writes)
+        self.records.extend(_records(writes))
 
-    def add_one(self, message: Message, started: float, write: _Write) -> None:
-        """`add` of a run of one message with one write to the runner's first output (the inline path's usual run)."""
-        self.runs.append(([message], started, 1))
-        self.writes.append(write)
-        self.firsts += 1
-        self.firsts_bytes += write.data_size
+
+def _records(writes: list[_Write]) -> list[OutRecord]:
+    return [(w.topic, w.value, w.key, w.headers, None) for w in writes]
 
 
 class Runner:
@@ -227,6 +231,9 @@ class Runner:
         self._payload_run: Callable[[bytes], bytes | list[Output]] | None = None  # the same, payload only
         first = config.outputs[0] if config.outputs else None
         self._first_output = first if first is not None and first.topic is not None else None
+        self._first_content_type = (  # what `contract.output` encodes per message for the usual one, once
+            first.content_type.encode() if first is not None and first.content_type is not None else None
+        )
 
     # ---- readiness ----
 
@@ -482,46 +489,55 @@ class Runner:
 
     def _dispatch(self, messages: list[Message]) -> None:
         """Hand a fetched batch to the lanes, in read order. A message whose lane is idle runs inline when the
-        executor allows it; the others (and whatever the inline path declines) queue in their lane's task."""
+        executor allows it; the others (and whatever the inline path declines) queue in their lane's task.
+
+        While no lane exists (the steady state of a fast algo), the batch runs inline in one loop until a message
+        is not for that path; only the rest goes message by message."""
         inline = self._inline is not None
-        by_key = self.options.key_concurrency
         self.tracker.add_all(messages)  # all of them first: one that is not finished holds the commit back
         self._busy(len(messages))
         batch = self._collecting = _Unacked() if inline and not self._eos else None
         try:
-            self._dispatch_each(messages, inline, by_key)
+            start, stopped, carried = 0, -1, None
+            if inline and not self._lanes:
+                start, carried = self._run_inline(messages, 0, batch)
+                stopped = start
+            if start < len(messages):
+                self._dispatch_each(messages, start, stopped, carried)
         finally:
             self._collecting = None
             if inline:
                 self._flush_inline_counts()
-            if batch is not None and batch.runs:
+            if batch is not None and batch.records:
                 self._submit(batch)  # before any lane task runs: a lane's later writes follow these
         self._start_lanes()
 
-    def _dispatch_each(self, messages: list[Message], inline: bool, by_key: bool) -> None:
-        """`_dispatch`'s loop, apart so that the batch of inline writes is submitted even if it stops half-way."""
+    def _dispatch_each(self, messages: list[Message], start: int, stopped: int, carried: _Carried | None) -> None:
+        """`_dispatch`'s loop from `messages[start]`, message by message. `stopped`: the index where the inline loop
+        stopped (-1 if it did not run), with `carried` (see `_run_inline`): that message queues in its lane
+        without a second try."""
         lanes = self._lanes
         retry_topics = self._retry_topics
+        inline = self._inline is not None
+        by_key = self.options.key_concurrency
         tp = TopicPartition("", -1)
-        for m in messages:
+        for index in range(start, len(messages)):
+            m = messages[index]
             if m.partition != tp.partition or m.topic != tp.topic:
                 tp = TopicPartition(m.topic, m.partition)  # a batch comes in runs of one partition
             key = lane_key(tp, m.key, by_key and m.topic not in retry_topics) if by_key else tp
             lane = lanes.get(key) if lanes else None
-            carried: _Carried | None = None
-            if lane is None and inline:
-                try:
-                    outcome = self._run_inline(m)
-                except Exception:
-                    self._internal_error(m)
+            if index == stopped:
+                queued_with = carried
+            elif lane is None and inline:
+                done, queued_with = self._run_inline([m], 0, self._collecting)
+                if done:
                     continue
-                if outcome is True:
-                    continue
-                if outcome is not False:
-                    carried = outcome
+            else:
+                queued_with = None
             if lane is None:
                 lane = lanes[key] = _Lane()
-            lane.queue.append(_Queued(m, tp, carried))
+            lane.queue.append(_Queued(m, tp, queued_with))
             self._queued[tp] = self._queued.get(tp, 0) + 1
             if lane.task is None and not lane.ready:
                 lane.ready = True
@@ -594,12 +610,10 @@ class Runner:
                     continue
                 try:
                     if carried is None and inline:
-                        outcome = self._run_inline(m)
+                        done, carried = self._run_inline([m], 0, None)
                         self._flush_inline_counts()
-                        if outcome is True:
+                        if done:
                             continue
-                        if outcome is not False:
-                            carried = outcome
                     await self._handle(m, carried)
                 except asyncio.CancelledError:
                     raise
@@ -614,71 +628,133 @@ class Runner:
                 del self._lanes[key]
             self._start_lanes()
 
-    def _run_inline(self, m: Message) -> bool | _Carried:
+    def _run_inline(self, messages: list[Message], start: int, batch: _Unacked | None) -> tuple[int, _Carried | None]:
         """The short path for the common message: a first attempt, run=true, embedded, nothing staged for its
-        trace. Runs the algo through the executor's sync runner and adds the writes to the dispatch's batch.
+        trace. Runs `messages[start:]` in order through the executor's sync runner, in one loop (a fetched batch
+        costs no call per message but the algo's), until a message is not for this path.
 
-        True: done. False: not for this path, nothing was done (the lane's general path takes it). An
-        AlgoFailure: the algo ran and failed; the general path continues from there (retries, dead letter)
-        without running it again. `_Ran`: the algo ran and an output is to be claim-checked; the general path
-        writes its outputs. Its input is counted here in every case (`_flush_inline_counts`).
+        Returns the index of that message (`len(messages)` when every one ran) and what it carries: None (not for
+        this path, nothing was done: the lane's general path takes it), an AlgoFailure (the algo ran and failed;
+        the general path continues from there, retries or dead letter, without running it again), or `_Ran`
+        (the algo ran and an output is to be claim-checked; the general path writes its outputs). Inputs are
+        counted here in every case (`_flush_inline_counts`). A bug (an unexpected exception) is logged for its
+        message, which is skipped (`_internal_error`: never committed), and the loop goes on with the next.
+
+        Writes: with `batch` (a dispatch outside a transaction) they join it in run order, the usual run (one
+        output, to the first declared one, nothing inherited) as a bare record (`_Unacked`); without, each run
+        is `_finish`ed on its own.
         """
-        source = self._sources.get(m.topic)
-        if source is None or source.file_reference:
-            return False  # retry topics are not sources: their copies always take the general path
-        hd = dict(m.headers)  # bytes values, the last of a repeated name winning (Kafka's rule)
-        get = hd.get
-        if get(_MESSAGE_DATA_TYPE) == _FILE_REFERENCE:
-            return False
-        run = get(_RUN)
-        if run is not None and run not in _GO_TRUE:
-            return False
-        trace = get(_TRACE_ID)
-        if trace:
-            trace_id = trace.decode("utf-8", "replace")
-            if not trace.isascii():  # maybe not UTF-8: the key and header are the decoded id, encoded
-                trace = trace_id.encode()
-        else:
-            trace_id = contract.new_trace_id()
-            trace = trace_id.encode()
-        staging = self.staging
-        if staging.count and staging.has((source.input.name, trace_id)):
-            return False
-        value = m.value
-        source.read += 1
-        source.read_bytes += len(value)
-        payload_run = self._payload_run
-        token = trace_var.set(trace_id)
-        started = _monotonic()
+        slot = TraceSlot()  # log lines of each run carry its traceID
+        token = trace_var.set(slot)
         try:
-            if payload_run is not None:
-                result = payload_run(value)
-            else:
-                run_sync = self._inline
-                assert run_sync is not None
-                result = run_sync(self._inline_request(m, source, trace_id, hd))
-        except AlgoFailure as e:
-            return e
+            return self._inline_loop(messages, start, batch, slot)
         finally:
-            self._algo_seconds.append(_monotonic() - started)  # observed with the batch (`_flush_inline_counts`)
+            slot.trace_id = None
             trace_var.reset(token)
-        source.ok += 1
-        if type(result) is bytes:  # the payload runner's one output, for the first declared output
-            cfg = self._first_output
-            if len(result) > self._inline_limit and cfg is not None:
-                return _Ran([Output(cfg.name, result)])
-            batch = self._collecting
-            if cfg is not None and batch is not None:  # `_finish`, for this usual case
-                batch.add_one(m, started, self._first_write(m, hd, trace_id, trace, cfg, result))
-                return True
-            writes = [] if cfg is None else [self._first_write(m, hd, trace_id, trace, cfg, result)]
-        else:
-            outputs: list[Output] = result  # type: ignore[assignment]  # the sync runner's outputs
-            if self._offload_above is not None and any(len(o.payload()) > self._offload_above for o in outputs):
-                return _Ran(outputs)
-            writes = self._embedded_writes(m, trace_id, outputs, hd)
-        self._finish([m], started, writes)
-        return True
+
+    def _inline_loop(
+        self, messages: list[Message], start: int, batch: _Unacked | None, slot: TraceSlot
+    ) -> tuple[int, _Carried | None]:
+        """`_run_inline`'s loop. Per message, only what the message needs: this is the runner's hottest code."""
+        sources, staging, secs = self._sources, self.staging, self._algo_seconds
+        payload_run, run_sync = self._payload_run, self._inline
+        cfg, limit, first_ct = self._first_output, self._inline_limit, self._first_content_type
+        first_topic = cfg.topic if cfg is not None and cfg.topic is not None else ""
+        usual = batch if batch is not None and not batch.runs else None  # where usual runs go, while they may
+        i, n = start, len(messages)
+        while i < n:
+            m = messages[i]
+            slot.trace_id = None  # until this message's is known (an error logged meanwhile has none)
+            try:
+                source = sources.get(m.topic)
+                if source is None or source.file_reference:
+                    return i, None  # retry topics are not sources: their copies always take the general path
+                # The usual layout (what `contract.first_hop` and `contract.usual_output` write) is read in place;
+                # any other through a dict. Hashing five fresh header names per message cost more than this check.
+                h = m.headers
+                hd: dict[str, bytes] | None = None
+                trace: bytes | None
+                run: bytes | None
+                inherited_ct: bytes | None
+                data_type: bytes | None
+                parent: bytes | None
+                if (
+                    len(h) == 5
+                    and h[0][0] == _TRACE_ID
+                    and h[1][0] == _RUN
+                    and h[2][0] == _CONTENT_TYPE
+                    and h[3][0] == _MESSAGE_DATA_TYPE
+                    and h[4][0] == _TRACEPARENT
+                ):
+                    trace, run, inherited_ct, data_type, parent = h[0][1], h[1][1], h[2][1], h[3][1], h[4][1]
+                else:
+                    hd = dict(h)  # bytes values, the last of a repeated name winning (Kafka's rule)
+                    get = hd.get
+                    trace, run, inherited_ct = get(_TRACE_ID), get(_RUN), get(_CONTENT_TYPE)
+                    data_type, parent = get(_MESSAGE_DATA_TYPE), get(_TRACEPARENT)
+                if data_type == _FILE_REFERENCE:
+                    return i, None
+                if run is not None and run not in _GO_TRUE:
+                    return i, None
+                if trace:
+                    trace_id = trace.decode("utf-8", "replace")
+                    if not trace.isascii():  # maybe not UTF-8: the key and header are the decoded id, encoded
+                        trace = trace_id.encode()
+                else:
+                    trace_id = contract.new_trace_id()
+                    trace = trace_id.encode()
+                if staging.count and staging.has((source.input.name, trace_id)):
+                    return i, None
+                value = m.value
+                source.read += 1
+                source.read_bytes += len(value)
+                slot.trace_id = trace_id
+                started = _monotonic()
+                try:
+                    if payload_run is not None:
+                        result = payload_run(value)
+                    else:
+                        assert run_sync is not None
+                        result = run_sync(self._inline_request(m, source, trace_id, dict(h) if hd is None else hd))
+                except AlgoFailure as e:
+                    return i, e
+                finally:
+                    secs.append(_monotonic() - started)  # observed with the batch (`_flush_inline_counts`)
+                source.ok += 1
+                if type(result) is not bytes:  # the sync runner's outputs
+                    outputs: list[Output] = result  # type: ignore[assignment]
+                    if self._offload_above is not None and any(len(o.payload()) > limit for o in outputs):
+                        return i, _Ran(outputs)
+                    writes = self._embedded_writes(m, trace_id, outputs, dict(h) if hd is None else hd)
+                elif cfg is None:  # the payload runner's one output: for the first declared output, if piped
+                    writes = []
+                elif len(result) > limit:
+                    return i, _Ran([Output(cfg.name, result)])
+                else:
+                    ct = first_ct if first_ct is not None else inherited_ct
+                    if (
+                        usual is not None
+                        and ct is not None
+                        and ct.isascii()
+                        and (hd is None or hd.keys() <= _NOT_INHERITED)
+                    ):
+                        # `contract.output` of this usual message: nothing inherited, the content type as is
+                        traceparent = contract.child_traceparent_raw(trace_id, parent, trace)
+                        headers = contract.usual_output(trace, ct, traceparent)
+                        usual.records.append((first_topic, result, trace, headers, None))
+                        usual.usual.append(m)
+                        usual.usual_started.append(started)
+                        usual.usual_bytes += len(result)
+                        i += 1
+                        continue
+                    writes = [self._first_write(m, dict(h) if hd is None else hd, trace_id, trace, cfg, result)]
+                self._finish([m], started, writes)
+                if usual is not None and usual.runs:
+                    usual = None  # a run of another kind joined the batch: the later ones follow it
+            except Exception:
+                self._internal_error(m)
+            i += 1
+        return i, None
 
     def _inline_request(self, m: Message, source: _Source, trace_id: str, hd: dict[str, bytes]) -> Request:
         """The Request of an inline run, for executors that want more than the payload."""
@@ -986,21 +1062,19 @@ class Runner:
 
     def _submit(self, batch: _Unacked) -> None:
         """Enqueue a batch's writes now, in order, with one `produce_many`; the sweep settles it."""
-        batch.future = self._produce_many(batch.writes)
+        batch.future = self._produce_many(batch.records)
         self._unacked.append(batch)
         if not self._sweep_armed:
             self._sweep()
 
-    def _produce_many(self, writes: list[_Write]) -> asyncio.Future[Failures]:
+    def _produce_many(self, records: list[OutRecord]) -> asyncio.Future[Failures]:
         producer = self._producer
         assert producer is not None
         try:
-            return asyncio.ensure_future(
-                producer.produce_many([(w.topic, w.value, w.key, w.headers, None) for w in writes])
-            )
+            return asyncio.ensure_future(producer.produce_many(records))
         except BusError as e:  # e.g. closed: every write failed (and is written again, or waits for shutdown)
             fut: asyncio.Future[Failures] = asyncio.get_running_loop().create_future()
-            fut.set_result(dict.fromkeys(range(len(writes)), e))
+            fut.set_result(dict.fromkeys(range(len(records)), e))
             return fut
 
     def _sweep(self, _: object = None) -> None:
@@ -1026,28 +1100,42 @@ class Runner:
         writes are written again (`_rewrite`) and only then is it done."""
         fut = batch.future
         assert fut is not None
-        writes = batch.writes
         failures: Failures
         if fut.cancelled() or fut.exception() is not None:
             error = BusError(f"produce failed: {'cancelled' if fut.cancelled() else fut.exception()}")
-            failures = dict.fromkeys(range(len(writes)), error)
+            failures = dict.fromkeys(range(len(batch.records)), error)
         else:
             failures = fut.result()
         if not failures:  # all acknowledged
-            if batch.firsts:
-                cfg = self._first_output
-                assert cfg is not None and cfg.topic is not None
-                self.metrics.ack(cfg.topic, batch.firsts)
-                self.metrics.output_bytes(cfg.name, "ok", batch.firsts_bytes, batch.firsts_bytes)
-            self._count_acks(batch.others)
+            if batch.usual:
+                self._done_usual(batch.usual, batch.usual_started, batch.usual_bytes)
+            self._count_acks(batch.writes)
             self._done_runs(batch.runs)
             return
         metrics = self.metrics
-        i = 0
+        usual = len(batch.usual)
+        if usual:
+            acked: list[Message] = []
+            acked_started: list[float] = []
+            acked_bytes = 0
+            for j, (m, started) in enumerate(zip(batch.usual, batch.usual_started, strict=True)):
+                refused = failures.get(j)
+                record = batch.records[j]
+                if refused is None:
+                    acked.append(m)
+                    acked_started.append(started)
+                    acked_bytes += len(record[1])
+                    continue
+                metrics.produce_error(record[0], type(refused).__name__)
+                self._spawn(self._rewrite([(self._usual_write(record), refused)], [m], started))
+            if acked:
+                self._done_usual(acked, acked_started, acked_bytes)
+        writes = batch.writes
+        i = usual
         for messages, started, n in batch.runs:
             failed: list[tuple[_Write, BusError]] | None = None
             for j in range(i, i + n):
-                w = writes[j]
+                w = writes[j - usual]
                 refused = failures.get(j)
                 if refused is not None:
                     metrics.produce_error(w.topic, type(refused).__name__)
@@ -1061,6 +1149,24 @@ class Runner:
                 self._spawn(self._rewrite(failed, messages, started))
             else:
                 self._done(messages, started)
+
+    def _usual_write(self, record: OutRecord) -> _Write:
+        """The `_Write` of a usual run's record (`_Unacked`), to write it again."""
+        cfg = self._first_output
+        assert cfg is not None
+        topic, value, key, headers, _ = record
+        return _Write(topic, value, key or b"", headers or [], cfg.name, len(value), "ok")
+
+    def _done_usual(self, messages: list[Message], started: list[float], data_bytes: int) -> None:
+        """Usual runs (`_Unacked`) acknowledged: counted in the metrics, and done (`_done_runs`, one message each)."""
+        cfg = self._first_output
+        assert cfg is not None and cfg.topic is not None
+        metrics = self.metrics
+        metrics.ack(cfg.topic, len(messages))
+        metrics.output_bytes(cfg.name, "ok", data_bytes, data_bytes)
+        metrics.run_duration.observe_since(_monotonic(), started)  # started in run order: increasing
+        self.tracker.done_all(messages)
+        self._busy(-len(messages))
 
     def _count_acks(self, writes: list[_Write]) -> None:
         """Acknowledged writes into the metrics, grouped (a batch's writes mostly share topic and output)."""
@@ -1090,7 +1196,7 @@ class Runner:
             await asyncio.sleep(delay)
             failures: Failures
             try:
-                failures = await self._produce_many(pending)
+                failures = await self._produce_many(_records(pending))
             except Exception as e:  # whatever the batch failed with, every write of it is tried again
                 failures = dict.fromkeys(range(len(pending)), BusError(str(e)))
             still: list[tuple[_Write, BusError]] = []

@@ -12,14 +12,28 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-TRACE_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("algorun_trace_id", default=None)
-"""The traceID every log line of this context carries. `trace_context` sets it for a block; a per-message hot
-path may `set`/`reset` it directly (no generator)."""
+
+class TraceSlot:
+    """A traceID for messages handled one after another, each to the end, on one thread: the runner's inline loop
+    sets `TRACE_ID` to a slot once and stores each message's id in it, an attribute store where a `set`/`reset`
+    pair per message cost a sixth of that loop. The loop empties the slot when it ends, so something that kept
+    the context beyond it (a task an algo started) logs no traceID rather than another message's."""
+
+    __slots__ = ("trace_id",)
+
+    def __init__(self) -> None:
+        self.trace_id: str | None = None
+
+
+TRACE_ID: contextvars.ContextVar[str | TraceSlot | None] = contextvars.ContextVar("algorun_trace_id", default=None)
+"""The traceID every log line of this context carries (`current_trace_id`). `trace_context` sets it for a block;
+a per-message hot path may `set`/`reset` it directly (no generator), or hold a `TraceSlot` in it."""
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
 def current_trace_id() -> str | None:
-    return TRACE_ID.get()
+    trace = TRACE_ID.get()
+    return trace.trace_id if isinstance(trace, TraceSlot) else trace
 
 
 @contextlib.contextmanager
@@ -45,7 +59,7 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
             **self.static,
         }
-        trace = TRACE_ID.get()
+        trace = current_trace_id()
         if trace:
             entry["traceID"] = trace
         for key, value in record.__dict__.items():

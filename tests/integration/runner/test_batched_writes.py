@@ -74,3 +74,36 @@ async def test_a_refused_write_in_a_batch_is_written_again_and_the_rest_finish(l
     lag = await local_bus.lag(n["group"], [n["input"]])
     assert sum(x.lag for x in lag.values()) == 0  # everything committed once the re-write was acknowledged
     await nothing_more(local_bus, n["output"], total, wait=0.3)
+
+
+async def test_refused_writes_of_usual_and_other_runs_in_one_batch(local_bus: Bus) -> None:
+    """A batch whose runs are of both kinds: the usual ones (nothing inherited) go first as bare records, the
+    rest (here: inputs with a custom header, which their outputs inherit) after them. A refused write in either
+    part is written again, once, and the right run waits for it."""
+    n = names("batchmix")
+    config = runner_config(n, entrypoint="tests.algos.pyalgos:upper")
+    await create_topics(local_bus, config)
+    await send(local_bus, n["input"], [f"a{i:02d}".encode() for i in range(40)], partition=0)
+    tag = [("x-tenant", b"blue")]
+    await send(local_bus, n["input"], [f"b{i:02d}".encode() for i in range(40)], extra=tag, partition=0)
+    await send(local_bus, n["input"], [f"c{i:02d}".encode() for i in range(40)], partition=0)
+    refused = {b"A05", b"B07", b"C09"}
+
+    async def on_call(values: list[bytes]) -> None:
+        return None
+
+    calls = refuse_once(local_bus, set(refused), on_call)
+    async with running(config, local_bus) as runner:
+        out = await collect(local_bus, n["output"], 120)
+        await until(lambda: runner.tracker.in_flight == 0, 10, "every run finished")
+    counts = Counter(m.value for m in out)
+    assert set(counts) == {f"{g}{i:02d}".upper().encode() for g in "abc" for i in range(40)}
+    assert all(c == 1 for c in counts.values())
+    assert any(b"A00" in c and b"B00" in c for c in calls)  # both kinds of run went out in one batch
+    for value in refused:
+        assert [c for c in calls if value in c][-1] == [value]  # only the refused write went again
+    tenants = {m.value[:1]: m.header("x-tenant") for m in out}
+    assert tenants == {b"A": None, b"B": b"blue", b"C": None}  # the tagged inputs' outputs inherited the header
+    lag = await local_bus.lag(n["group"], [n["input"]])
+    assert sum(x.lag for x in lag.values()) == 0
+    await nothing_more(local_bus, n["output"], 120, wait=0.3)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
 from algorun.bus import Bus, contract
 from algorun.runner.replay import replay
+from algorun.telemetry.logs import current_trace_id
 from tests.algos.configs import names, runner_config
 from tests.integration.runner.harness import collect, create_topics, header, nothing_more, options, running, send
 from tests.support.waiting import wait_until
@@ -234,3 +236,42 @@ async def test_the_output_key_and_trace_id_follow_any_input_trace_id(local_bus: 
     new = out[b"D"]
     assert new.key and header(new, contract.TRACE_ID) == new.key.decode()
     assert len({m.key for m in out.values()}) == len(traces)
+
+
+class _TraceOfEachLine(logging.Handler):
+    """Records (message, the traceID its log line would carry) for every line."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[tuple[str, str | None]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append((record.getMessage(), current_trace_id()))
+
+
+async def test_log_lines_of_an_algo_and_of_its_failures_carry_the_message_trace_id(local_bus: Bus) -> None:
+    """Runs of a fetched batch take the inline loop, one after another: each log line the algo writes, and the
+    runner's own line about a failed run, carry that message's traceID; lines after the loop carry none."""
+    n = names()
+    config = runner_config(n, entrypoint="tests.algos.pyalgos:logged_upper", retry_enabled=False)
+    await create_topics(local_bus, config)
+    values = [b"a0", b"a1", b"fail2", b"a3", b"a4"]
+    await send(local_bus, n["input"], values, trace=lambda i: f"{i:032x}", partition=0)
+    lines = _TraceOfEachLine()
+    root = logging.getLogger()
+    root.addHandler(lines)
+    previous = root.level
+    root.setLevel(logging.INFO)
+    try:
+        async with running(config, local_bus):
+            await collect(local_bus, n["output"], 4)
+            await collect(local_bus, n["dlq"], 1)
+            logging.getLogger("tests").info("after the runs")
+    finally:
+        root.removeHandler(lines)
+        root.setLevel(previous)
+    handled = {text.removeprefix("handling "): trace for text, trace in lines.lines if text.startswith("handling ")}
+    assert handled == {v.decode(): f"{i:032x}" for i, v in enumerate(values)}
+    failed = [trace for text, trace in lines.lines if text.startswith("run failed")]
+    assert failed == [f"{2:032x}"]
+    assert ("after the runs", None) in lines.lines
