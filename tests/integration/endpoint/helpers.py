@@ -18,6 +18,7 @@ from algorun.api.pipeline import CircuitBreaker, Producer, WriteAheadLog
 from algorun.bus import KafkaSettings, open_bus
 from algorun.bus.types import Message, TopicSpec
 from algorun.endpoint.claimcheck import PayloadStore
+from algorun.endpoint.pb import pipeline_endpoint_pb2 as pb
 from algorun.endpoint.service import EndpointService, endpoint_kafka_settings
 from algorun.endpoint.settings import build_settings
 from tests.support.procs import ManagedProcess
@@ -177,3 +178,19 @@ async def acks_until_failure(call: Any) -> tuple[list[int], grpc.aio.AioRpcError
     except grpc.aio.AioRpcError as e:
         return acks, e
     raise AssertionError(f"the stream ended without an error after acks {acks}")
+
+
+def run_request(
+    offset: int, path: str = "in", trace: str = "", body: bytes = b"{}", parameters: dict[str, str] | None = None
+) -> pb.RunRequest:
+    """One message of a gRPC stream to this module's endpoint (`OWNER`/`NAME`), JSON, at `offset`."""
+    return pb.RunRequest(
+        deploymentOwner=OWNER,
+        deploymentName=NAME,
+        endpointPath=path,
+        traceID=trace,
+        contentType="application/json",
+        message=body,
+        parameters=parameters or {},
+        streamOffset=offset,
+    )

@@ -12,28 +12,15 @@ import pytest
 from algorun.api.configs import EndpointPathConfig
 from algorun.endpoint.pb import pipeline_endpoint_pb2 as pb
 from tests.integration.endpoint.helpers import (
-    NAME,
-    OWNER,
     acks_until_failure,
     create_topic,
     make_config,
     read_topic,
+    run_request,
     running_endpoint,
 )
 
 pytestmark = pytest.mark.integration
-
-
-def _req(offset: int, path: str, trace: str) -> pb.RunRequest:
-    return pb.RunRequest(
-        deploymentOwner=OWNER,
-        deploymentName=NAME,
-        endpointPath=path,
-        traceID=trace,
-        contentType="application/json",
-        message=b"{}",
-        streamOffset=offset,
-    )
 
 
 async def test_the_stream_names_the_earliest_unstored_offset_not_a_later_refusal(bootstrap: str) -> None:
@@ -49,7 +36,7 @@ async def test_the_stream_names_the_earliest_unstored_offset_not_a_later_refusal
         grpc.aio.insecure_channel(f"127.0.0.1:{ep.grpc_port}") as channel,
     ):
         run = channel.stream_stream("/PipelineEndpoint/Run", pb.RunRequest.SerializeToString, pb.RunResponse.FromString)
-        call = run(iter([_req(1, "in", "g-1"), _req(2, "gone", "g-2"), _req(3, "nope", "g-3")]))
+        call = run(iter([run_request(1, "in", "g-1"), run_request(2, "gone", "g-2"), run_request(3, "nope", "g-3")]))
         acks, failed = await acks_until_failure(call)
     assert acks == [1]
     assert failed.code() == grpc.StatusCode.UNAVAILABLE, failed.details()

@@ -18,6 +18,7 @@ from tests.integration.endpoint.helpers import (
     header,
     make_config,
     read_topic,
+    run_request,
     running_endpoint,
 )
 
@@ -129,16 +130,7 @@ async def test_grpc_run_acknowledges_each_offset_after_the_broker_and_refuses_un
         )
 
         def req(offset: int, path: str = "in", trace: str = "", body: bytes = b"{}") -> pb.RunRequest:
-            return pb.RunRequest(
-                deploymentOwner=OWNER,
-                deploymentName=NAME,
-                endpointPath=path,
-                traceID=trace,
-                contentType="application/json",
-                message=body,
-                parameters={"k": "v"},
-                streamOffset=offset,
-            )
+            return run_request(offset, path, trace, body, parameters={"k": "v"})
 
         acks = [r.streamOffset async for r in upload(iter([req(1, trace="g1", body=b"[1]")]))]
         assert acks == [1]
