@@ -38,9 +38,10 @@ testbin: $(VENV)/.dev-stamp
 	$(PY) -m tests.support.testbin build
 
 # Each benchmark runs as a module from the repository root (benchmarks/operator.py must not shadow the
-# standard library's `operator`, which a script's own directory on sys.path would do).
+# standard library's `operator`, which a script's own directory on sys.path would do). Modules named _* are
+# the benchmarks' shared helpers, not benchmarks.
 bench: $(VENV)/.dev-stamp testbin
-	@for b in benchmarks/*.py; do m=$$(basename $$b .py); echo "== $$m"; $(PY) -m benchmarks.$$m || exit 1; done
+	@for b in benchmarks/[!_]*.py; do m=$$(basename $$b .py); echo "== $$m"; $(PY) -m benchmarks.$$m || exit 1; done
 
 lint: $(VENV)/.dev-stamp
 	$(VENV)/bin/ruff check src tests benchmarks tools images examples

@@ -1,9 +1,9 @@
 """Data-plane throughput: algorun's bus versus raw confluent-kafka on the same broker, in the same run.
 
 Prints one JSON object: messages/s for produce (until every message is acknowledged) and consume (until every
-message is read and its offset committed) of 1 KB messages on 1 and 4 partitions, the ratio algorun/raw, and the
-local backend's figures in one process. Starts a throwaway test-bed broker (tests.support.kafka) unless
-BENCH_KAFKA=host:port is set.
+message is read and its offset committed) of 1 KB messages on 1 and 4 partitions, the ratio algorun/raw (and the
+same ratio of the CPU this process spent per message), and the local backend's figures in one process. Starts a
+throwaway test-bed broker (tests.support.kafka) unless BENCH_KAFKA=host:port is set.
 
 What is compared, so that the ratio means something:
 - Both sides use the same librdkafka settings (the bus's PRODUCER_DEFAULTS / CONSUMER_DEFAULTS) and the same
@@ -24,6 +24,8 @@ What is compared, so that the ratio means something:
   sides run in this one process, so the raw loops run with the same collector settings.
 - Rounds are interleaved and each figure is the best of its rounds: the broker shares this machine, so noise
   only ever slows a run down. Median ratios are printed too.
+- Which producer (and which consumer) goes first rotates from round to round (`benchmarks/_rounds.py` says
+  why), and the default round count (6) is a multiple of the three places.
 
     .venv/bin/python benchmarks/bus.py            # or: make bench
 """
@@ -45,8 +47,10 @@ import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
+from collections.abc import Awaitable, Callable  # noqa: E402
+from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import Any, NamedTuple  # noqa: E402
 
 import uvloop  # noqa: E402
 from confluent_kafka import Consumer, Producer  # noqa: E402
@@ -55,16 +59,35 @@ from confluent_kafka import TopicPartition as _TP  # noqa: E402
 from algorun.bus import Bus, TopicSpec, open_bus  # noqa: E402
 from algorun.bus.kafka.consumer import CONSUMER_DEFAULTS  # noqa: E402
 from algorun.bus.kafka.producer import PRODUCER_DEFAULTS  # noqa: E402
+from benchmarks._rounds import rotated  # noqa: E402
 
 N = int(os.environ.get("BENCH_MESSAGES", "100000"))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "6"))
 BATCH = 500
 VALUE = os.urandom(1024)
 HEADERS = [("traceID", uuid.uuid4().hex.encode()), ("messageDataType", b"Embedded")]
 KEYS = [str(i).encode() for i in range(N)]
 
 
-def raw_produce(bootstrap: str, topic: str) -> float:
+class Window:
+    """A run's timed part: its wall time gives the rate; this process's CPU time in it (all threads, the client's
+    librdkafka threads included) gives the CPU per message. CPU is steadier than the rate when the broker shares
+    the cores, so its ratio is shown beside the rate's."""
+
+    def __init__(self) -> None:
+        self.wall = time.perf_counter()
+        self.cpu = time.process_time()
+
+    def close(self) -> Run:
+        return Run(N / (time.perf_counter() - self.wall), (time.process_time() - self.cpu) / N * 1e6)
+
+
+class Run(NamedTuple):
+    msgs_per_s: float
+    cpu_us_per_msg: float
+
+
+def raw_produce(bootstrap: str, topic: str) -> Run:
     p = Producer({"bootstrap.servers": bootstrap, **PRODUCER_DEFAULTS})
     acked = 0
 
@@ -76,7 +99,7 @@ def raw_produce(bootstrap: str, topic: str) -> float:
     p.produce(topic, b"warm-up", on_delivery=on_delivery)
     p.flush()
     acked = 0
-    start = time.perf_counter()
+    window = Window()
     for i in range(N):
         while True:
             try:
@@ -87,12 +110,12 @@ def raw_produce(bootstrap: str, topic: str) -> float:
         if i % 1000 == 0:
             p.poll(0)
     p.flush()
-    elapsed = time.perf_counter() - start
+    run = window.close()
     assert acked == N, acked
-    return N / elapsed
+    return run
 
 
-def raw_consume(bootstrap: str, topic: str, full: bool = True) -> float:
+def raw_consume(bootstrap: str, topic: str, full: bool = True) -> Run:
     conf: dict[str, Any] = {
         "bootstrap.servers": bootstrap,
         "group.id": f"raw-{uuid.uuid4().hex}",
@@ -103,13 +126,13 @@ def raw_consume(bootstrap: str, topic: str, full: bool = True) -> float:
     c.subscribe([topic])
     total = N + 1  # the producer's warm-up message
     got = 0
-    start = None
+    window = None
     next_offsets: dict[tuple[str, int], int] = {}
     while got < total:
         # librdkafka waits for the full count (or the timeout): never ask for more than is left.
         batch = c.consume(min(BATCH, total - got), 1.0)
-        if batch and start is None:
-            start = time.perf_counter()
+        if batch and window is None:
+            window = Window()
         for m in batch:
             if m.error() is None:
                 if full:
@@ -122,20 +145,20 @@ def raw_consume(bootstrap: str, topic: str, full: bool = True) -> float:
                 got += 1
     if full:
         c.commit(offsets=[_TP(t, p, o) for (t, p), o in next_offsets.items()], asynchronous=False)
-    assert start is not None
-    elapsed = time.perf_counter() - start
+    assert window is not None
+    run = window.close()
     c.close()
-    return N / elapsed
+    return run
 
 
-def raw_consume_value_only(bootstrap: str, topic: str) -> float:
+def raw_consume_value_only(bootstrap: str, topic: str) -> Run:
     return raw_consume(bootstrap, topic, full=False)
 
 
-async def bus_produce(bus: Bus, topic: str) -> float:
+async def bus_produce(bus: Bus, topic: str) -> Run:
     async with bus.producer() as p:
         await p.send(topic, b"warm-up")
-        start = time.perf_counter()
+        window = Window()
         futures = []
         for i in range(N):
             futures.append(p.produce(topic, VALUE, key=KEYS[i], headers=HEADERS))
@@ -143,47 +166,53 @@ async def bus_produce(bus: Bus, topic: str) -> float:
                 await asyncio.sleep(0)  # let deliveries resolve, as a real producer loop would
         for fut in futures:  # each acknowledgement awaited (and checked) in produce order
             await fut
-        elapsed = time.perf_counter() - start
-    return N / elapsed
+        return window.close()
 
 
-async def bus_produce_many(bus: Bus, topic: str) -> float:
+async def bus_produce_many(bus: Bus, topic: str) -> Run:
     async with bus.producer() as p:
         await p.send(topic, b"warm-up")
-        start = time.perf_counter()
+        window = Window()
         batches = []
         for i in range(0, N, BATCH):
             batches.append(p.produce_many([(topic, VALUE, k, HEADERS, None) for k in KEYS[i : i + BATCH]]))
             await asyncio.sleep(0)
         outcomes = await asyncio.gather(*batches)
-        elapsed = time.perf_counter() - start
+        run = window.close()
     assert not any(outcomes), outcomes  # each batch's failures: none
-    return N / elapsed
+    return run
 
 
-async def bus_consume(bus: Bus, topic: str) -> float:
+async def bus_consume(bus: Bus, topic: str) -> Run:
     async with bus.consumer(f"bench-{uuid.uuid4().hex}", [topic]) as c:
         total = N + 1
         got = 0
-        start = None
+        window = None
         while got < total:
             batch = await c.getmany(max_messages=min(BATCH, total - got), max_wait=1.0)
-            if batch and start is None:
-                start = time.perf_counter()
+            if batch and window is None:
+                window = Window()
             c.store(batch)
             got += len(batch)
         await c.commit()
-        assert start is not None
-        elapsed = time.perf_counter() - start
-    return N / elapsed
+        assert window is not None
+        return window.close()
 
 
-def _summary(raw: list[float], ours: list[float]) -> dict[str, Any]:
+def _summary(raw: list[Run], ours: list[Run]) -> dict[str, Any]:
+    """Rates: the best of the rounds, and the median of the per-round ratios. CPU: the medians."""
+    raw_rate, our_rate = max(r.msgs_per_s for r in raw), max(o.msgs_per_s for o in ours)
+    per_round = [o.msgs_per_s / r.msgs_per_s for o, r in zip(ours, raw, strict=True)]
+    raw_cpu = statistics.median(r.cpu_us_per_msg for r in raw)
+    our_cpu = statistics.median(o.cpu_us_per_msg for o in ours)
     return {
-        "raw_msgs_per_s": round(max(raw)),
-        "algorun_msgs_per_s": round(max(ours)),
-        "ratio": round(max(ours) / max(raw), 3),
-        "median_ratio": round(statistics.median(o / r for o, r in zip(ours, raw, strict=True)), 3),
+        "raw_msgs_per_s": round(raw_rate),
+        "algorun_msgs_per_s": round(our_rate),
+        "ratio": round(our_rate / raw_rate, 3),
+        "median_ratio": round(statistics.median(per_round), 3),
+        "raw_cpu_us_per_msg": round(raw_cpu, 2),
+        "algorun_cpu_us_per_msg": round(our_cpu, 2),
+        "ratio_by_cpu": round(raw_cpu / our_cpu, 3),
     }
 
 
@@ -191,22 +220,29 @@ async def kafka_suite(bootstrap: str) -> dict[str, Any]:
     bus = open_bus(f"kafka://{bootstrap}")
     out: dict[str, Any] = {}
     for partitions in (1, 4):
-        runs: dict[str, list[float]] = {k: [] for k in ("raw_p", "bus_p", "bus_pm", "raw_c", "raw_cv", "bus_c")}
-        for _ in range(ROUNDS):
+        runs: dict[str, list[Run]] = {k: [] for k in ("raw_p", "bus_p", "bus_pm", "raw_c", "raw_cv", "bus_c")}
+        for round_index in range(ROUNDS):
             names = [f"bench-{kind}-{uuid.uuid4().hex[:8]}" for kind in ("raw", "bus", "many")]
             raw_topic, our_topic, many_topic = names
             await bus.create_topics([TopicSpec(n, partitions) for n in names])
-            runs["raw_p"].append(await asyncio.to_thread(raw_produce, bootstrap, raw_topic))
-            runs["bus_p"].append(await bus_produce(bus, our_topic))
-            runs["bus_pm"].append(await bus_produce_many(bus, many_topic))
+            producers: list[tuple[str, Callable[[], Awaitable[Run]]]] = [
+                ("raw_p", partial(asyncio.to_thread, raw_produce, bootstrap, raw_topic)),
+                ("bus_p", partial(bus_produce, bus, our_topic)),
+                ("bus_pm", partial(bus_produce_many, bus, many_topic)),
+            ]
             # Every consumer reads the same topic (the raw producer's), so they see the same batches.
-            runs["raw_c"].append(await asyncio.to_thread(raw_consume, bootstrap, raw_topic))
-            runs["bus_c"].append(await bus_consume(bus, raw_topic))
-            runs["raw_cv"].append(await asyncio.to_thread(raw_consume_value_only, bootstrap, raw_topic))
+            consumers: list[tuple[str, Callable[[], Awaitable[Run]]]] = [
+                ("raw_c", partial(asyncio.to_thread, raw_consume, bootstrap, raw_topic)),
+                ("bus_c", partial(bus_consume, bus, raw_topic)),
+                ("raw_cv", partial(asyncio.to_thread, raw_consume_value_only, bootstrap, raw_topic)),
+            ]
+            for key, run in rotated(producers, round_index) + rotated(consumers, round_index):
+                runs[key].append(await run())
             await bus.delete_topics(names)
         consume = _summary(runs["raw_c"], runs["bus_c"])
-        consume["raw_value_only_msgs_per_s"] = round(max(runs["raw_cv"]))
-        consume["ratio_to_value_only"] = round(max(runs["bus_c"]) / max(runs["raw_cv"]), 3)
+        value_only = max(r.msgs_per_s for r in runs["raw_cv"])
+        consume["raw_value_only_msgs_per_s"] = round(value_only)
+        consume["ratio_to_value_only"] = round(max(r.msgs_per_s for r in runs["bus_c"]) / value_only, 3)
         out[f"{partitions}_partition"] = {
             "produce": _summary(runs["raw_p"], runs["bus_p"]),
             "produce_many": _summary(runs["raw_p"], runs["bus_pm"]),
@@ -224,9 +260,9 @@ async def local_suite() -> dict[str, Any]:
             topic, many = f"bench-{partitions}", f"bench-many-{partitions}"
             await bus.create_topics([TopicSpec(topic, partitions), TopicSpec(many, partitions)])
             out[f"{partitions}_partition"] = {
-                "produce_msgs_per_s": round(await bus_produce(bus, topic)),
-                "produce_many_msgs_per_s": round(await bus_produce_many(bus, many)),
-                "consume_msgs_per_s": round(await bus_consume(bus, topic)),
+                "produce_msgs_per_s": round((await bus_produce(bus, topic)).msgs_per_s),
+                "produce_many_msgs_per_s": round((await bus_produce_many(bus, many)).msgs_per_s),
+                "consume_msgs_per_s": round((await bus_consume(bus, topic)).msgs_per_s),
             }
         await bus.close()
     return out

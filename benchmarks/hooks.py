@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,10 @@ from algorun.bus import Bus, TopicSpec, contract, open_bus
 from algorun.hooks.metrics import HookMetrics
 from algorun.hooks.runner import HookRunner
 from algorun.hooks.settings import build_settings
+from benchmarks._rounds import rotated
 
 N = int(os.environ.get("BENCH_MESSAGES", "20000"))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "4"))  # even: raw and hook each go first in half the rounds
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "64"))
 VALUE = os.urandom(512).hex().encode()  # 1 KB, printable like most webhook bodies
 SECRET = "bench-secret"
@@ -167,10 +169,12 @@ async def suite(bus_url: str, url: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     try:
         for partitions in (1, 4):
-            raw = hook = 0.0
-            for _ in range(ROUNDS):  # interleaved, best of: the machine is shared, single runs are noisy
-                raw = max(raw, await raw_posts(url))
-                hook = max(hook, await hook_delivery(bus, url, partitions))
+            best = {"raw": 0.0, "hook": 0.0}
+            sides = [("raw", partial(raw_posts, url)), ("hook", partial(hook_delivery, bus, url, partitions))]
+            for round_index in range(ROUNDS):  # interleaved, best of: the machine is shared, single runs are noisy
+                for side, run in rotated(sides, round_index):  # which goes first alternates (benchmarks/_rounds.py)
+                    best[side] = max(best[side], await run())
+            raw, hook = best["raw"], best["hook"]
             out[f"{partitions}_partition"] = {
                 "raw_aiohttp_posts_per_s": round(raw),
                 "hook_deliveries_per_s": round(hook),

@@ -11,7 +11,7 @@ topic's end offset. Each case runs in its own process (as a runner is deployed),
 message (all its threads, from opening the bus to the end). CPU per message is steadier than throughput when the
 broker shares the cores; `python_over_raw_by_cpu` is the ratio on equal CPU. The target stays the throughput ratio.
 raw, bus passthrough and python run in `BENCH_ROUNDS` interleaved rounds (best of each, plus the median of the
-per-round python/raw ratios).
+per-round python/raw ratios); which runs first rotates from round to round (`benchmarks/_rounds.py`).
 Starts a throwaway test-bed broker unless BENCH_KAFKA=host:port is set.
 
     .venv/bin/python -m benchmarks.runner            # or: make bench
@@ -52,6 +52,7 @@ from algorun.bus.kafka.producer import PRODUCER_DEFAULTS  # noqa: E402
 from algorun.runner.config import RunnerOptions  # noqa: E402
 from algorun.runner.executors import create  # noqa: E402
 from algorun.runner.service import Runner  # noqa: E402
+from benchmarks._rounds import rotated  # noqa: E402
 from tests.algos.configs import names, runner_config  # noqa: E402
 
 N = int(os.environ.get("BENCH_MESSAGES", "200000"))  # ~2 s at raw speed: 50,000 gave a window too short to trust
@@ -269,6 +270,7 @@ LOOP_CASES = ("raw_confluent_kafka", "bus_passthrough")
 CASES = ("raw_confluent_kafka", "bus_passthrough", "python", "http", "exec_streaming", "exec_per_message")
 ROUND_CASES = ("raw_confluent_kafka", "bus_passthrough", "python")
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+"""A multiple of the three cases compared: each takes each place in a round's order once (`benchmarks/_rounds.py`)."""
 
 
 async def suite(bootstrap: str, cases: list[str]) -> dict[str, Any]:
@@ -281,8 +283,8 @@ async def suite(bootstrap: str, cases: list[str]) -> dict[str, Any]:
         # The cases compared as a ratio run in interleaved rounds (the broker shares this machine, so noise only
         # slows a run down): each figure is the best of its rounds, and the median of the per-round ratios is shown.
         compared = [c for c in cases if c in ROUND_CASES]
-        for _ in range(ROUNDS):
-            for case in compared:
+        for round_index in range(ROUNDS):
+            for case in rotated(compared, round_index):
                 result = await run_case(bootstrap, bus, case, N)
                 rounds.setdefault(case, []).append(result["messages_per_s"])
                 cpu.setdefault(case, []).append(result["cpu_us_per_message"])

@@ -387,6 +387,19 @@ async def test_a_paused_partition_that_was_revoked_is_read_again_when_it_comes_b
     assert sorted(m.value for m in got) == sorted(f"m{i}".encode() for i in range(10))
 
 
+async def test_in_flight_counts_the_messages_not_yet_acknowledged(bus: Bus, new_name: Names) -> None:
+    """Callers bound their backlog by `in_flight`: it counts a message from `produce` until its acknowledgement."""
+    topic = await make_topic(bus, new_name)
+    async with bus.producer() as p:
+        assert p.in_flight == 0
+        futures = [p.produce(topic, str(i).encode()) for i in range(50)]
+        batch = p.produce_many([(topic, b"batch", None, None, None)] * 10)
+        assert p.in_flight == 60
+        await asyncio.gather(*futures, batch)
+        await p.flush()
+        assert p.in_flight == 0
+
+
 async def test_a_cancelled_acknowledgement_does_not_disturb_the_others(bus: Bus, new_name: Names) -> None:
     """A caller that stops waiting (cancels its future) does not lose the message, and the delivery report
     that arrives for it later neither raises nor settles another message's future."""
@@ -405,9 +418,10 @@ async def test_a_cancelled_acknowledgement_does_not_disturb_the_others(bus: Bus,
 
 
 async def test_acknowledgements_settle_on_the_event_loop_while_close_drains(bus: Bus, new_name: Names) -> None:
-    """`close` drains in a worker thread, and the client serves delivery reports there too: futures must still be
-    settled on the loop's thread. With the loop in debug mode, a future settled from another thread schedules its
-    callbacks from there, which asyncio refuses with a RuntimeError (and the drain would fail with it)."""
+    """`close` drains while the client keeps serving delivery reports: futures must be settled on the loop's
+    thread. (An earlier `close` drained with the client's blocking flush on a worker thread, which served them
+    there.) With the loop in debug mode, a future settled from another thread schedules its callbacks from there,
+    which the loop refuses with a RuntimeError (and the drain would fail with it)."""
     topic = await make_topic(bus, new_name)
     loop = asyncio.get_running_loop()
     loop.set_debug(True)

@@ -1,12 +1,14 @@
-"""The Kafka producer's batch paths that the conformance suite does not reach: a batch larger than librdkafka's
-queue (the overflow, where each message's callback knows its index), and a message refused by `produce` itself
-in the middle of a batch (its failure is attributed exactly; the messages around it are stored), or inside a
-transaction (raised at once, before the commit)."""
+"""The Kafka producer's paths that the conformance suite does not reach: a batch larger than librdkafka's queue
+(the overflow, where each message's callback knows its index); a message refused by `produce` itself in the
+middle of a batch (its failure is attributed exactly; the messages around it are stored), or inside a transaction
+(raised at once, before the commit); delivery reports that librdkafka serves on the worker thread of a blocking
+transaction call."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -107,3 +109,29 @@ async def test_a_batch_with_a_refused_write_inside_a_transaction_cannot_commit(
             got = await consume_n(c, 1)
             await assert_nothing_more(c, wait=0.5)
     assert [m.value for m in got] == [b"next"]
+
+
+async def test_delivery_reports_served_during_a_commit_are_settled_on_the_event_loop(
+    request: pytest.FixtureRequest, new_name: Names
+) -> None:
+    """`commit_transaction` blocks on a worker thread, and librdkafka serves the transaction's delivery reports
+    there: the producer hands them to the loop's thread. With the loop in debug mode, a delivery settled on the
+    worker would schedule its callbacks from there, which the loop refuses with a RuntimeError (and the commit
+    would fail with it)."""
+    async with kafka_topic(request, new_name("txn-threads"), 1, {}) as (bus, topic):
+        loop = asyncio.get_running_loop()
+        loop.set_debug(True)
+        settled_on: set[int] = set()
+        try:
+            async with bus.producer(transactional_id=new_name("txn")) as p:
+                await p.begin_transaction()
+                returned = [p.produce(topic, str(i).encode()) for i in range(2000)]
+                # The deliveries themselves: what `produce` returned settles with the commit, on the loop anyway.
+                for delivery, _ in p._txn or []:  # type: ignore[attr-defined]
+                    delivery.add_done_callback(lambda _: settled_on.add(threading.get_ident()))
+                await p.commit_transaction()  # at once: most reports are served while it flushes
+                offsets = [d.offset for d in await asyncio.gather(*returned)]
+        finally:
+            loop.set_debug(False)
+    assert settled_on == {threading.get_ident()}
+    assert offsets == sorted(offsets) and len(set(offsets)) == 2000
