@@ -334,23 +334,16 @@ class KafkaProducer(Producer):
         if self._txn is not None:
             result = self._loop.create_future()
             self._txn.append((fut, result))
+        if self._overflow or not self._enqueue(args, callback):
+            self._overflow.append((args, callback))
+        elif self._txn is not None and fut.done():  # refused at once (no report is served before a poll)
+            self._txn.pop()
+            refused = fut.exception()  # retrieved: raised instead
+            assert refused is not None
+            raise refused
         self._since_poll += 1
-        if self._overflow:
-            self._overflow.append((args, callback))
-            return result
-        topic, value, key, headers, partition = args
-        hs: Any = headers
-        try:
-            self._produce(topic, value, key, -1 if partition is None else partition, callback, None, 0, hs)
-        except BufferError:
-            self._overflow.append((args, callback))
-        except (KafkaException, TypeError, ValueError) as e:
-            error = translate(e, f"produce to {topic} on {self._where}")
-            fut(error, None)
-            if self._txn is not None:
-                self._txn.pop()
-                fut.exception()  # retrieved: raised here instead
-                raise error from e
+        if self._since_poll >= POLL_EVERY:
+            self._serve()
         return result
 
     def produce_many(self, messages: Sequence[OutRecord]) -> Awaitable[Failures]:
