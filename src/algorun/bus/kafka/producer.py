@@ -179,6 +179,9 @@ class KafkaProducer(Producer):
 
     @property
     def in_flight(self) -> int:
+        """Messages not yet settled: librdkafka's queue (which also counts a client event, such as an error
+        report, until the next poll serves it: at most `POLL_INTERVAL_S` while anything is in flight), the
+        overflow, and reports served off the loop and not yet settled."""
         return len(self._p) + len(self._overflow) + len(self._reports)
 
     # ---- librdkafka callbacks: the loop thread (our polls), or an executor thread (transactions) ----
