@@ -2,7 +2,7 @@
 (the overflow, where each message's callback knows its index); a message refused by `produce` itself in the
 middle of a batch (its failure is attributed exactly; the messages around it are stored), or inside a transaction
 (raised at once, before the commit); delivery reports that librdkafka serves on the worker thread of a blocking
-transaction call."""
+transaction call; `close` when the broker never answers (what is left fails, nothing stays pending)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from algorun.bus import Bus, MessageTooLarge, TopicSpec, TransactionError, open_bus
+import algorun.bus.kafka.producer as kafka_producer
+from algorun.bus import Bus, KafkaSettings, MessageTooLarge, ProduceFailed, TopicSpec, TransactionError, open_bus
 from tests.integration.bus.conftest import kafka_settings
 from tests.integration.bus.helpers import assert_nothing_more, consume_n
+from tests.support.procs import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -135,3 +137,28 @@ async def test_delivery_reports_served_during_a_commit_are_settled_on_the_event_
             loop.set_debug(False)
     assert settled_on == {threading.get_ident()}
     assert offsets == sorted(offsets) and len(set(offsets)) == 2000
+
+
+async def test_close_fails_every_message_an_unreachable_broker_never_acknowledged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`close` gives up draining after its timeout; then every message still waiting fails with `ProduceFailed`,
+    both those inside librdkafka (purged) and those queued behind it in the overflow. Before, the ones inside
+    librdkafka kept futures that never settled: a caller awaiting one waited forever on a closed producer."""
+    monkeypatch.setattr(kafka_producer, "DRAIN_TIMEOUT_S", 0.5)
+    settings = KafkaSettings(
+        bootstrap_servers=f"127.0.0.1:{free_port()}", producer_config={"queue.buffering.max.messages": 10}
+    )
+    bus = open_bus(settings)
+    try:
+        p = bus.producer()
+        singles = [p.produce("nowhere", str(i).encode()) for i in range(25)]  # 10 in librdkafka, 15 overflow
+        batch = p.produce_many([("nowhere", b"b%d" % i, None, None, None) for i in range(5)])
+        await asyncio.wait_for(p.close(), 30)
+        outcomes = await asyncio.wait_for(asyncio.gather(*singles, return_exceptions=True), 5)
+        failures = await asyncio.wait_for(batch, 5)
+    finally:
+        await bus.close()
+    assert all(isinstance(o, ProduceFailed) and "closed before the broker acknowledged" in str(o) for o in outcomes)
+    assert sorted(failures) == list(range(5))
+    assert all(isinstance(e, ProduceFailed) for e in failures.values())

@@ -59,6 +59,9 @@ PRODUCER_DEFAULTS: dict[str, str | int | float | bool] = {
 }
 TXN_TIMEOUT_S = 60.0
 DRAIN_TIMEOUT_S = 60.0
+"""How long `close` waits for acknowledgements before it fails what is left."""
+PURGE_WAIT_S = 5.0
+"""How long `close` then waits for librdkafka to report the purged messages."""
 POLL_EVERY = 1000
 """Serve delivery reports after this many `produce` calls: a busy loop never waits for the timer."""
 POLL_INTERVAL_S = 0.001
@@ -501,26 +504,38 @@ class KafkaProducer(Producer):
         """Drain: deliver (or fail) everything produced, then stop serving delivery reports.
 
         The drain waits on the loop while the timer serves reports: a blocking `flush` on an executor thread
-        would serve them there, and a plain producer's reports must only run on the loop (`_FromAnyThread`)."""
+        would serve them there, and a plain producer's reports must only run on the loop (`_FromAnyThread`).
+        What is still unacknowledged after `DRAIN_TIMEOUT_S` (an unreachable broker) is purged from librdkafka
+        and fails with `ProduceFailed`: every future settles, so no caller waits forever on a closed producer.
+        """
         if self._closed:
             return
         if self._txn is not None:
             await self.abort_transaction()
-        try:
-            async with asyncio.timeout(DRAIN_TIMEOUT_S):
-                await self._idle.wait()
-        except TimeoutError:
-            pass
+        err = ProduceFailed(f"{self._where}: producer closed before the broker acknowledged", retriable=True)
+        if not await self._drained(DRAIN_TIMEOUT_S):
+            self._purged = err
+            overflow, self._overflow = self._overflow, deque()  # first: the purged queue must not be refilled
+            for _, callback in overflow:
+                callback(err, None)
+            self._p.purge(in_queue=True, in_flight=True)
+            if not await self._drained(PURGE_WAIT_S):  # the purge's reports are served by the timer
+                log.warning("%s: %d messages still unreported after the purge", self._where, self.in_flight)
         self._closed = True
         self._replan()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         self._serve()
-        err = ProduceFailed(f"{self._where}: producer closed before the broker acknowledged", retriable=True)
-        overflow, self._overflow = self._overflow, deque()
-        for _, callback in overflow:
-            callback(err, None)
+
+    async def _drained(self, timeout_s: float) -> bool:
+        """Wait until nothing is in flight; False if that took longer than `timeout_s`."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
 
 
 def _fail(pairs: list[tuple[asyncio.Future[Delivery], asyncio.Future[Delivery]]], err: BusError) -> None:
