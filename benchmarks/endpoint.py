@@ -46,6 +46,7 @@ import uvloop  # noqa: E402
 from algorun.api.configs import EndpointConfig, EndpointPathConfig, Identity  # noqa: E402
 from algorun.bus import TopicSpec, open_bus  # noqa: E402
 from algorun.endpoint.pb import pipeline_endpoint_pb2 as pb  # noqa: E402
+from benchmarks._broker import kafka_bootstrap  # noqa: E402
 from tests.support.procs import free_ports  # noqa: E402
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
@@ -348,21 +349,9 @@ def main() -> None:
         "server_cpu": SERVER_CPU,
         "client_cpu": CLIENT_CPU,
     }
-    bootstrap = os.environ.get("BENCH_KAFKA")
-    broker = None
-    workdir = Path(tempfile.mkdtemp(prefix="algorun-bench-endpoint-"))
-    if not bootstrap:
-        from tests.support import testbin
-        from tests.support.kafka import start_kafka
-
-        broker = start_kafka(testbin.root() / "kafka" / "libs", workdir / "kafka")
-        bootstrap = broker.bootstrap("PLAINTEXT")
-    os.sched_setaffinity(0, {CLIENT_CPU})  # after the broker started: it keeps every CPU
-    try:
-        result.update(uvloop.run(suite(bootstrap, workdir)))
-    finally:
-        if broker is not None:
-            broker.stop()
+    with tempfile.TemporaryDirectory(prefix="algorun-bench-endpoint-") as d, kafka_bootstrap(Path(d)) as bootstrap:
+        os.sched_setaffinity(0, {CLIENT_CPU})  # after the broker started: it keeps every CPU
+        result.update(uvloop.run(suite(bootstrap, Path(d))))
     print(json.dumps(result, indent=2))
 
 

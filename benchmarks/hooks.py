@@ -21,7 +21,6 @@ import tempfile
 import time
 import uuid
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -32,6 +31,7 @@ from algorun.bus import Bus, TopicSpec, contract, open_bus
 from algorun.hooks.metrics import HookMetrics
 from algorun.hooks.runner import HookRunner
 from algorun.hooks.settings import build_settings
+from benchmarks._broker import kafka_bootstrap
 from benchmarks._rounds import rotated
 
 N = int(os.environ.get("BENCH_MESSAGES", "20000"))
@@ -199,24 +199,12 @@ def main() -> None:
         "cores": os.cpu_count(),
     }
     receiver, url = start_receiver()
-    broker = None
     try:
-        bootstrap = os.environ.get("BENCH_KAFKA")
-        if not bootstrap:
-            from tests.support import testbin
-            from tests.support.kafka import start_kafka
-
-            broker = start_kafka(testbin.root() / "kafka" / "libs", Path(tempfile.mkdtemp(prefix="algorun-bench-")))
-            bootstrap = broker.bootstrap("PLAINTEXT")
-        result["kafka"] = uvloop.run(suite(f"kafka://{bootstrap}", url))
-        if broker is not None:
-            broker.stop()
-            broker = None
+        with kafka_bootstrap() as bootstrap:
+            result["kafka"] = uvloop.run(suite(f"kafka://{bootstrap}", url))
         with tempfile.TemporaryDirectory() as d:
             result["local"] = uvloop.run(suite(f"local://{d}/bench.db", url))
     finally:
-        if broker is not None:
-            broker.stop()
         receiver.terminate()
         receiver.wait(10)
     print(json.dumps(result, indent=2))

@@ -24,6 +24,7 @@ from typing import Any
 
 from algorun.api import load_pipeline
 from algorun.bus import Bus, KafkaSettings, OutMessage, contract, open_bus
+from benchmarks._broker import kafka_bootstrap
 
 N = int(os.environ.get("BENCH_MESSAGES", "20000"))
 VALUE = b"v" * 1024
@@ -145,20 +146,9 @@ def measure(label: str, kafka: str | None) -> dict[str, Any]:
 
 def main() -> None:
     result: dict[str, Any] = {"messages": N, "value_bytes": len(VALUE), "stages": 3, "cores": os.cpu_count()}
-    bootstrap = os.environ.get("BENCH_KAFKA")
-    broker = None
-    if not bootstrap:
-        from tests.support import testbin
-        from tests.support.kafka import start_kafka
-
-        broker = start_kafka(testbin.root() / "kafka" / "libs", Path(tempfile.mkdtemp(prefix="algorun-bench-kafka-")))
-        bootstrap = broker.bootstrap("PLAINTEXT")
-    try:
+    with kafka_bootstrap() as bootstrap:
         result["local"] = measure("local", None)
         result["kafka"] = measure("kafka", bootstrap)
-    finally:
-        if broker is not None:
-            broker.stop()
     result["local_over_kafka"] = round(result["local"]["msgs_per_s"] / result["kafka"]["msgs_per_s"], 2)
     print(json.dumps(result, indent=2))
 

@@ -31,7 +31,6 @@ import json  # noqa: E402
 import os  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
 from collections import deque  # noqa: E402
@@ -52,6 +51,7 @@ from algorun.bus.kafka.producer import PRODUCER_DEFAULTS  # noqa: E402
 from algorun.runner.config import RunnerOptions  # noqa: E402
 from algorun.runner.executors import create  # noqa: E402
 from algorun.runner.service import Runner  # noqa: E402
+from benchmarks._broker import kafka_bootstrap  # noqa: E402
 from benchmarks._rounds import rotated  # noqa: E402
 from tests.algos.configs import names, runner_config  # noqa: E402
 
@@ -345,19 +345,8 @@ def main() -> None:
         return
     cases = [c for c in os.environ.get("BENCH_CASES", ",".join(CASES)).split(",") if c]
     result: dict[str, Any] = {"value_bytes": len(VALUE), "partitions": PARTITIONS, "cores": os.cpu_count()}
-    bootstrap = os.environ.get("BENCH_KAFKA")
-    broker = None
-    if not bootstrap:
-        from tests.support import testbin
-        from tests.support.kafka import start_kafka
-
-        broker = start_kafka(testbin.root() / "kafka" / "libs", Path(tempfile.mkdtemp(prefix="algorun-bench-kafka-")))
-        bootstrap = broker.bootstrap("PLAINTEXT")
-    try:
+    with kafka_bootstrap() as bootstrap:
         result["runner"] = run_loop(suite(bootstrap, cases))
-    finally:
-        if broker is not None:
-            broker.stop()
     print(json.dumps(result, indent=2))
 
 
