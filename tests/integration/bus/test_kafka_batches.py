@@ -2,14 +2,17 @@
 (the overflow, where each message's callback knows its index); a message refused by `produce` itself in the
 middle of a batch (its failure is attributed exactly; the messages around it are stored), or inside a transaction
 (raised at once, before the commit); delivery reports that librdkafka serves on the worker thread of a blocking
-transaction call; `close` when the broker never answers (what is left fails, nothing stays pending)."""
+transaction call; `close` when the broker never answers (what is left fails, nothing stays pending), and the
+client's threads released by `close` itself."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import threading
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +21,7 @@ from algorun.bus import Bus, KafkaSettings, MessageTooLarge, ProduceFailed, Topi
 from tests.integration.bus.conftest import kafka_settings
 from tests.integration.bus.helpers import assert_nothing_more, consume_n
 from tests.support.procs import free_port
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -162,3 +166,31 @@ async def test_close_fails_every_message_an_unreachable_broker_never_acknowledge
     assert all(isinstance(o, ProduceFailed) and "closed before the broker acknowledged" in str(o) for o in outcomes)
     assert sorted(failures) == list(range(5))
     assert all(isinstance(e, ProduceFailed) for e in failures.values())
+
+
+def _librdkafka_threads() -> int:
+    """Threads of this process that librdkafka started (it names them `rdk:...`)."""
+    count = 0
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            count += (task / "comm").read_text().startswith("rdk:")
+    return count
+
+
+async def test_close_releases_the_clients_threads_and_connections(
+    request: pytest.FixtureRequest, new_name: Names
+) -> None:
+    """A closed producer's librdkafka client (its threads, its broker connections) is released by `close`, not
+    left to the cyclic collector, which `tune_gc` makes rare: a component that replaces its producer must not
+    pile up clients. The collector is off here, as a long interval between its passes would leave it."""
+    gc.disable()
+    try:
+        async with kafka_topic(request, new_name("close"), 1, {}) as (bus, topic):
+            before = _librdkafka_threads()
+            p = bus.producer()
+            await p.send(topic, b"x")
+            assert _librdkafka_threads() > before
+            await p.close()
+            await wait_until(lambda: _librdkafka_threads() <= before, 10, "the closed producer's threads to end")
+    finally:
+        gc.enable()

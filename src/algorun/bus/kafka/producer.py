@@ -438,6 +438,8 @@ class KafkaProducer(Producer):
         self._settle()
 
     async def begin_transaction(self) -> None:
+        if self._closed:
+            raise BusClosed(f"{self._where}: producer is closed")
         if self.transactional_id is None:
             raise TransactionError(f"{self._where}: producer was created without a transactional_id")
         if self._txn is not None:
@@ -507,26 +509,34 @@ class KafkaProducer(Producer):
         would serve them there, and a plain producer's reports must only run on the loop (`_FromAnyThread`).
         What is still unacknowledged after `DRAIN_TIMEOUT_S` (an unreachable broker) is purged from librdkafka
         and fails with `ProduceFailed`: every future settles, so no caller waits forever on a closed producer.
+        Then the librdkafka client is closed.
         """
         if self._closed:
             return
         if self._txn is not None:
             await self.abort_transaction()
         err = ProduceFailed(f"{self._where}: producer closed before the broker acknowledged", retriable=True)
-        if not await self._drained(DRAIN_TIMEOUT_S):
+        settled = await self._drained(DRAIN_TIMEOUT_S)
+        if not settled:
             self._purged = err
             overflow, self._overflow = self._overflow, deque()  # first: the purged queue must not be refilled
             for _, callback in overflow:
                 callback(err, None)
             self._p.purge(in_queue=True, in_flight=True)
-            if not await self._drained(PURGE_WAIT_S):  # the purge's reports are served by the timer
-                log.warning("%s: %d messages still unreported after the purge", self._where, self.in_flight)
+            settled = await self._drained(PURGE_WAIT_S)  # the purge's reports are served by the timer
         self._closed = True
         self._replan()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         self._serve()
+        if settled:
+            # Release librdkafka's threads and connections now: the client is otherwise freed only by a pass of
+            # the cyclic collector (this object and its future type refer to each other), which `tune_gc` makes
+            # rare. Nothing is left for the client's closing flush to serve, so no report runs on that thread.
+            await self._loop.run_in_executor(None, self._p.close)
+        else:
+            log.warning("%s: %d messages still unreported after the purge", self._where, self.in_flight)
 
     async def _drained(self, timeout_s: float) -> bool:
         """Wait until nothing is in flight; False if that took longer than `timeout_s`."""
