@@ -231,9 +231,9 @@ def _summary(raw: list[Run], ours: list[Run]) -> dict[str, Any]:
 async def kafka_suite(bootstrap: str) -> dict[str, Any]:
     bus = open_bus(f"kafka://{bootstrap}")
     out: dict[str, Any] = {}
-    for partitions in (1, 4):
+    for index, partitions in enumerate((1, 4)):
         runs: dict[str, list[Run]] = {k: [] for k in ("raw_p", "bus_p", "bus_pm", "raw_c", "raw_cv", "bus_c")}
-        warm_up = WARM_UP_ROUNDS if partitions == 1 else 0
+        warm_up = WARM_UP_ROUNDS if index == 0 else 0
         for round_index in range(-warm_up, ROUNDS):
             names = [f"bench-{kind}-{uuid.uuid4().hex[:8]}" for kind in ("raw", "bus", "many")]
             raw_topic, our_topic, many_topic = names

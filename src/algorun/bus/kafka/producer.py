@@ -235,12 +235,18 @@ class KafkaProducer(Producer):
         """Serve delivery reports now (without blocking), then settle what they resolved."""
         self._since_poll = 0
         self._p.poll(0)
-        if self._rejected is not None or self._fatal is not None:
-            self._purged = self._fatal or self._rejected
+        reason = self._fatal or self._rejected
+        if reason is not None:
             self._rejected = None
-            self._p.purge(in_queue=True, in_flight=False)
+            self._purge(reason, in_flight=False)
             self._p.poll(0)
         self._settle()
+
+    def _purge(self, reason: BusError, *, in_flight: bool) -> None:
+        """Fail the messages librdkafka holds (queued; and sent but unacknowledged, with `in_flight`) with `reason`:
+        their reports come at the next poll, with purge errors that `_failure` turns into `reason`."""
+        self._purged = reason
+        self._p.purge(in_queue=True, in_flight=in_flight)
 
     def _settle(self) -> None:
         """Settle reports served by other threads, refill librdkafka from the overflow, note idleness (and disarm
@@ -518,11 +524,10 @@ class KafkaProducer(Producer):
         err = ProduceFailed(f"{self._where}: producer closed before the broker acknowledged", retriable=True)
         settled = await self._drained(DRAIN_TIMEOUT_S)
         if not settled:
-            self._purged = err
             overflow, self._overflow = self._overflow, deque()  # first: the purged queue must not be refilled
             for _, callback in overflow:
                 callback(err, None)
-            self._p.purge(in_queue=True, in_flight=True)
+            self._purge(err, in_flight=True)
             settled = await self._drained(PURGE_WAIT_S)  # the purge's reports are served by the timer
         self._closed = True
         self._replan()
