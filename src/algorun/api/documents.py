@@ -47,9 +47,11 @@ class Report:
         return [i.resource for i in self.items if isinstance(i.resource, PipelineDeployment)]
 
     def catalog(self) -> Catalog:
+        """The Algo and DataConnector documents among the checked ones, as the resolver of their references."""
         return Catalog(
             algos=[i.resource for i in self.items if isinstance(i.resource, Algo)],
             connectors=[i.resource for i in self.items if isinstance(i.resource, DataConnector)],
+            documents=True,
         )
 
 
@@ -86,13 +88,12 @@ def parse_resource(document: Document) -> Checked:
 def check_documents(documents: Sequence[Document], resolver: Resolver | None = None) -> Report:
     """Type every document, then validate each pipeline against the templates found among them.
 
-    References resolve against `resolver` when given, else against the Algo/DataConnector documents present;
-    with neither, references are left unresolved (and not reported).
+    References resolve against `resolver` when given, else against the Algo/DataConnector documents present: a
+    reference none of them matches is an error at the reference's path, saying how to give the template.
     """
     report = Report([parse_resource(d) for d in documents])
-    catalog = report.catalog()
-    if resolver is None and (catalog.algos or catalog.connectors):
-        resolver = catalog
+    if resolver is None:
+        resolver = report.catalog()
     for item in report.items:
         if isinstance(item.resource, PipelineDeployment):
             found = validate_spec(item.resource.spec, resolver)
@@ -136,6 +137,4 @@ def load_pipeline(paths: Iterable[str | Path], resolver: Resolver | None = None)
         found = f"{len(pipelines)} PipelineDeployments" if pipelines else "no PipelineDeployment"
         raise SpecError([Problem("", f"expected exactly one PipelineDeployment among the files, found {found}")])
     pipeline = pipelines[0]
-    catalog = report.catalog()
-    effective = resolver or (catalog if (catalog.algos or catalog.connectors) else None)
-    return pipeline, build_topology(pipeline.spec, effective)
+    return pipeline, build_topology(pipeline.spec, resolver or report.catalog())

@@ -46,10 +46,24 @@ class Catalog:
     """A Resolver over templates given as objects (local files, or a list read from the API server).
 
     The match is the one the original made (name and/or labels), made deterministic: the first by name.
+    `documents` says the templates are the YAML documents a user gave on the command line: a reference that
+    matches none of them is then reported as missing from those documents, with how to give it.
     """
 
     algos: list[Algo] = field(default_factory=list)
     connectors: list[DataConnector] = field(default_factory=list)
+    documents: bool = False
+
+    def missing(self, kind: str, ref: CustomResourceRef) -> str:
+        """The problem reported at a reference to a `kind` template that matches none of this catalog's."""
+        if not self.documents:
+            return f"no {kind} matches {describe_ref(ref)}"
+        example = "algo.yaml" if kind == "Algo" else "connector.yaml"
+        what = "algo" if kind == "Algo" else "connector"
+        return (
+            f"no {kind} with {describe_ref(ref)} among the given documents; give its YAML file too "
+            f"(for example: pipeline.yaml {example}), or the {what} inline as spec"
+        )
 
     def algo(self, ref: CustomResourceRef) -> AlgoSpec | None:
         found = sorted((a for a in self.algos if _matches(a.name, a.labels, ref)), key=lambda a: a.name)
@@ -245,14 +259,22 @@ def build_topology(
 
 def _resolve_algo(i: int, dep: AlgoDeployment, resolver: Resolver | None, problems: Problems) -> AlgoSpec | None:
     lookup = resolver.algo if resolver is not None else None
-    return _resolve(["spec", "algos", i], dep.spec, dep.algo_ref, lookup, _ALGO_REF, problems)
+    return _resolve(["spec", "algos", i], dep.spec, dep.algo_ref, lookup, _ALGO_REF, _explainer(resolver), problems)
 
 
 def _resolve_connector(
     i: int, dep: DataConnectorDeployment, resolver: Resolver | None, problems: Problems
 ) -> DataConnectorSpec | None:
     lookup = resolver.data_connector if resolver is not None else None
-    return _resolve(["spec", "dataConnectors", i], dep.spec, dep.data_connector_ref, lookup, _CONNECTOR_REF, problems)
+    path: list[PathPart] = ["spec", "dataConnectors", i]
+    return _resolve(path, dep.spec, dep.data_connector_ref, lookup, _CONNECTOR_REF, _explainer(resolver), problems)
+
+
+def _explainer(resolver: Resolver | None) -> Callable[[str, CustomResourceRef], str]:
+    """How an unmatched reference is worded: by the catalog that knows where its templates came from."""
+    if isinstance(resolver, Catalog):
+        return resolver.missing
+    return lambda kind, ref: f"no {kind} matches {describe_ref(ref)}"
 
 
 @dataclass(frozen=True)
@@ -277,6 +299,7 @@ def _resolve(
     ref: CustomResourceRef | None,
     lookup: Callable[[CustomResourceRef], _Spec | None] | None,
     how: _RefKind,
+    explain: Callable[[str, CustomResourceRef], str],
     problems: Problems,
 ) -> _Spec | None:
     """A deployment entry's spec: the inline one, else the template its reference names. Giving both, or neither,
@@ -294,7 +317,7 @@ def _resolve(
         return None
     found = lookup(ref)
     if found is None:
-        problems.add([*path, how.field], f"no {how.kind} matches {describe_ref(ref)}")
+        problems.add([*path, how.field], explain(how.kind, ref))
     return found
 
 

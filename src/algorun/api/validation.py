@@ -314,7 +314,11 @@ def _check_topics(topology: Topology, problems: Problems) -> None:
 
 
 def _check_hooks(topology: Topology, problems: Problems) -> None:
+    """Webhooks are well-formed and each one's input is fed. An input piped only from a source that has no topic
+    (an unresolved reference, an unknown component, a sink) is not judged: that pipe's source is reported where
+    it is wrong, and saying "no pipe feeds" it would be false."""
     fed = set(topology.hook_inputs())
+    undecided = {pipe.dest_input_name for _, pipe, topic in topology.pipes_into(EVENT_HOOK_NAME) if topic is None}
     for j, hook in enumerate(topology.spec.event_hook.web_hooks):
         path: list[PathPart] = ["spec", "eventHook", "webHooks", j]
         url = urlparse(hook.web_hook_url)
@@ -327,7 +331,7 @@ def _check_hooks(topology: Topology, problems: Problems) -> None:
                 parse_http_headers(hook.http_headers)
             except ValueError as exc:
                 problems.add([*path, "httpHeaders"], str(exc))
-        if hook.pipeline_hook_input_name not in fed:
+        if hook.pipeline_hook_input_name not in fed | undecided:
             known = quoted(x for x in sorted(fed)) or "none"
             problems.add(
                 [*path, "pipelineHookInputName"],

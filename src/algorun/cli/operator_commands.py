@@ -82,12 +82,6 @@ def render(
     except ValidationError as exc:
         console_.print_error(err, str(exc), prefix="invalid operator settings: ")
         raise typer.Exit(2) from exc
-    unresolved = [n.path for n in topology.algos if n.spec is None]
-    unresolved += [n.path for n in topology.connectors if n.spec is None]
-    if unresolved:
-        for path in unresolved:
-            console_.print_error(err, f"{path}: the reference is not resolved; pass the Algo/DataConnector file too")
-        raise typer.Exit(1)
     sys.stdout.write(render_offline(pipeline, topology, settings, namespace))
 
 

@@ -75,14 +75,12 @@ def describe(
     if not report.ok:
         console_.print_problems(console_.err(), report.problems)
         raise typer.Exit(1)
-    catalog = report.catalog()
-    resolver = catalog if (catalog.algos or catalog.connectors) else None
     pipelines = report.pipelines()
     if not pipelines:
         console_.err().print("[red]no PipelineDeployment among the files[/red]")
         raise typer.Exit(1)
     for pipeline in pipelines:
-        console.print(render_pipeline(pipeline, resolver))
+        console.print(render_pipeline(pipeline, report.catalog()))
 
 
 def crds(

@@ -80,3 +80,30 @@ def test_crds_prints_three_crds(tmp_path: Path) -> None:
     assert names == ["algos.algo.run", "dataconnectors.algo.run", "pipelinedeployments.algo.run"]
     result = runner.invoke(app, ["crds", "--output-dir", str(tmp_path)])
     assert result.exit_code == 0 and len(list(tmp_path.glob("*.yaml"))) == 3
+
+
+SAMPLE_ALGO_REF_MISSING = (
+    '27:7: spec.algos[0].algoRef: no Algo with name "my-test-text-transform-http" among the given documents; '
+    "give its YAML file too (for example: pipeline.yaml algo.yaml), or the algo inline as spec"
+)
+
+
+@pytest.mark.parametrize("command", ["validate", "render", "describe"])
+def test_an_algo_ref_without_its_algo_is_reported_at_the_reference(command: str) -> None:
+    """The original sample's pipeline alone: the one problem is its algoRef, at its line and column, saying how to
+    give the Algo; nothing is said about the hook input the unresolved algo feeds."""
+    pipeline = EXAMPLES / "original-sample" / "pipeline.yaml"
+    result = runner.invoke(app, [command, str(pipeline)])
+    assert result.exit_code == 1
+    lines = " ".join(result.output.split())
+    assert f"{pipeline}:{SAMPLE_ALGO_REF_MISSING}" in lines, result.output
+    assert "no pipe feeds" not in lines and "not resolved" not in lines
+
+
+def test_validate_json_gives_the_algo_ref_position() -> None:
+    pipeline = EXAMPLES / "original-sample" / "pipeline.yaml"
+    result = runner.invoke(app, ["validate", "--output", "json", str(pipeline)])
+    assert result.exit_code == 1
+    (problem,) = json.loads(result.stdout)["problems"]
+    position = f"{problem['line']}:{problem['column']}: {problem['path']}: {problem['message']}"
+    assert (problem["file"], position) == (str(pipeline), SAMPLE_ALGO_REF_MISSING)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from algorun.api import check_text, load_pipeline
+from algorun.api import SpecError, check_files, check_text, load_pipeline
 from algorun.api.topology import build_topology
 from algorun.local.plan import Kind, PlanError, build_plan
 
@@ -84,9 +84,11 @@ def test_data_connectors_need_kafka_and_connect() -> None:
 
 
 def test_unresolved_algo_ref_names_what_to_pass() -> None:
-    _, topology = load_pipeline([EXAMPLES / "original-sample" / "pipeline.yaml"])
+    with pytest.raises(SpecError, match=r"spec.algos\[0\].algoRef: .* give its YAML file too"):
+        load_pipeline([EXAMPLES / "original-sample" / "pipeline.yaml"])
+    spec = check_files([EXAMPLES / "original-sample" / "pipeline.yaml"]).pipelines()[0].spec
     with pytest.raises(PlanError, match="pass the Algo's YAML file after the pipeline"):
-        plan_for(topology)
+        plan_for(build_topology(spec))
 
 
 def test_http_algo_without_entrypoint_asks_for_algo_option() -> None:

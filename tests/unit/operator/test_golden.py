@@ -57,3 +57,4 @@ def test_render_command_prints_manifests_and_refuses_unresolved_references() -> 
     assert {"Deployment", "KafkaTopic", "Mapping"} <= kinds
     missing = CliRunner().invoke(app, ["render", str(sample / "pipeline.yaml")])
     assert missing.exit_code == 1
+    assert f"{sample / 'pipeline.yaml'}:27:7: spec.algos[0].algoRef: no Algo" in missing.output
