@@ -97,13 +97,10 @@ class KafkaBroker:
     untrusted_client_cert: Path
     untrusted_client_key: Path
     untrusted_ca_file: Path
+    host: str = "127.0.0.1"
     process: ManagedProcess | None = None
     start_seconds: float = 0.0
     _topic_seq: int = 0
-
-    @property
-    def host(self) -> str:
-        return "127.0.0.1"
 
     def bootstrap(self, listener: str = "PLAINTEXT") -> str:
         return f"{self.host}:{self.ports[listener]}"
@@ -223,10 +220,10 @@ def _server_properties(broker: KafkaBroker, controller_port: int, server_pem: Pa
     return "".join(f"{k}={v}\n" for k, v in props.items())
 
 
-def _port_open(port: int) -> bool:
+def _port_open(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", port)) == 0
+        return s.connect_ex((host, port)) == 0
 
 
 def _listener_ready(broker: KafkaBroker, listener: str, timeout: float, proc: ManagedProcess) -> None:
@@ -237,7 +234,7 @@ def _listener_ready(broker: KafkaBroker, listener: str, timeout: float, proc: Ma
     """
     from confluent_kafka.admin import AdminClient
 
-    wait_for(lambda: _port_open(broker.ports[listener]), timeout=timeout, what=f"{listener} port", proc=proc)
+    wait_for(lambda: _port_open(broker.host, broker.ports[listener]), timeout=timeout, what=f"{listener} port", proc=proc)
     admin = AdminClient(broker.client_config(listener, log_level=0))
     wait_for(
         lambda: bool(admin.list_topics(timeout=2).brokers),
@@ -266,10 +263,11 @@ def _create_scram_user(broker: KafkaBroker) -> None:
         fut.result(30)
 
 
-def start_kafka(libs: Path, workdir: Path, *, timeout: float = 90.0) -> KafkaBroker:
+def start_kafka(libs: Path, workdir: Path, *, timeout: float = 90.0, host: str = "127.0.0.1") -> KafkaBroker:
     """Generate certificates and config, format storage, start the broker, create the SCRAM user.
 
-    Returns once a client can use every listener. Raises procs.StartError with the log tail otherwise.
+    Every listener is on `host` (127.0.0.1, or an address a cluster's pods reach). Returns once a client can
+    use every listener. Raises procs.StartError with the log tail otherwise.
     """
     started = time.monotonic()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -277,7 +275,7 @@ def start_kafka(libs: Path, workdir: Path, *, timeout: float = 90.0) -> KafkaBro
     ca = CertificateAuthority("algorun-testbed-kafka-ca")
     ca_file = ca.write_ca(tls / "ca.crt")
     server_pem = ca.issue(
-        "localhost", dns_names=("localhost",), ip_addresses=("127.0.0.1",), server=True, client=True
+        "localhost", dns_names=("localhost",), ip_addresses=tuple(dict.fromkeys(("127.0.0.1", host))), server=True, client=True
     ).write_combined(tls / "server.pem")
     client_cert, client_key = ca.issue("algorun-testbed-client", client=True).write(tls, "client")
     rogue = CertificateAuthority("algorun-testbed-untrusted-ca")
@@ -295,6 +293,7 @@ def start_kafka(libs: Path, workdir: Path, *, timeout: float = 90.0) -> KafkaBro
         untrusted_client_cert=untrusted_cert,
         untrusted_client_key=untrusted_key,
         untrusted_ca_file=untrusted_ca_file,
+        host=host,
     )
     config = workdir / "server.properties"
     config.write_text(_server_properties(broker, controller_port, server_pem))

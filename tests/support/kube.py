@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from lightkube import AsyncClient, Client
 
 SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"
+KUBERNETES_SERVICE_IP = "10.96.0.1"  # the first address of the range: the `kubernetes` Service's ClusterIP
 
 
 class CrdInstallError(RuntimeError):
@@ -51,6 +52,8 @@ class KubeAPI:
     client_key: Path
     etcd: ManagedProcess
     apiserver: ManagedProcess
+    ca: CertificateAuthority
+    service_account_key: Path
     start_seconds: float = 0.0
     crds_installed: list[str] = field(default_factory=list)
 
@@ -197,8 +200,22 @@ def _etcd_healthy(url: str) -> bool:
         return False
 
 
-def start_kube(etcd_bin: Path, apiserver_bin: Path, workdir: Path, *, timeout: float = 90.0) -> KubeAPI:
-    """Start etcd and kube-apiserver on free ports; return once /readyz is ok and `default` exists."""
+def start_kube(
+    etcd_bin: Path,
+    apiserver_bin: Path,
+    workdir: Path,
+    *,
+    timeout: float = 90.0,
+    address: str = "127.0.0.1",
+    with_node: bool = False,
+) -> KubeAPI:
+    """Start etcd and kube-apiserver on free ports; return once /readyz is ok and `default` exists.
+
+    The API server listens on `address`. Alone (envtest style) it admits pods without ServiceAccount tokens
+    and publishes no endpoints for the `kubernetes` Service. `with_node` readies it for a cluster with a node
+    (tests.support.cluster): Node and RBAC authorization, ServiceAccount admission, a client certificate for
+    reaching the kubelet by its host name, and `address` published as the `kubernetes` Service's endpoint,
+    so pods reach the API server through its ClusterIP."""
     started = time.monotonic()
     workdir.mkdir(parents=True, exist_ok=True)
     pki = workdir / "pki"
@@ -207,7 +224,7 @@ def start_kube(etcd_bin: Path, apiserver_bin: Path, workdir: Path, *, timeout: f
     serving_crt, serving_key = ca.issue(
         "kube-apiserver",
         dns_names=("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"),
-        ip_addresses=("127.0.0.1", "10.96.0.1"),
+        ip_addresses=tuple(dict.fromkeys(("127.0.0.1", address, KUBERNETES_SERVICE_IP))),
         server=True,
     ).write(pki, "serving")
     admin = ca.issue("algorun-testbed-admin", organizations=("system:masters",), client=True)
@@ -232,7 +249,25 @@ def start_kube(etcd_bin: Path, apiserver_bin: Path, workdir: Path, *, timeout: f
         ],
         workdir / "etcd.log",
     )
-    server = f"https://127.0.0.1:{secure_port}"
+    server = f"https://{address}:{secure_port}"
+    if with_node:
+        kubelet_client = ca.issue("kube-apiserver-kubelet-client", organizations=("system:masters",), client=True)
+        kubelet_crt, kubelet_key = kubelet_client.write(pki, "kubelet-client")
+        mode_args = [
+            "--authorization-mode=Node,RBAC",
+            f"--advertise-address={address}",
+            f"--kubelet-client-certificate={kubelet_crt}",
+            f"--kubelet-client-key={kubelet_key}",
+            "--kubelet-preferred-address-types=Hostname,InternalIP",
+        ]
+    else:
+        mode_args = [
+            "--authorization-mode=RBAC",
+            f"--advertise-address={address}",
+            # No controller-manager creates the token controller's secrets; admit pods without them.
+            "--disable-admission-plugins=ServiceAccount",
+            "--endpoint-reconciler-type=none",
+        ]
     apiserver: ManagedProcess | None = None
     try:
         wait_for(lambda: _etcd_healthy(etcd_url), timeout=timeout, what="etcd /health", proc=etcd)
@@ -241,22 +276,18 @@ def start_kube(etcd_bin: Path, apiserver_bin: Path, workdir: Path, *, timeout: f
             [
                 str(apiserver_bin),
                 f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={address}",
                 f"--secure-port={secure_port}",
                 f"--cert-dir={workdir / 'certs'}",
                 f"--tls-cert-file={serving_crt}",
                 f"--tls-private-key-file={serving_key}",
                 f"--client-ca-file={ca_file}",
-                "--authorization-mode=RBAC",
+                *mode_args,
                 f"--service-account-issuer={server}",
                 f"--service-account-key-file={sa_pub}",
                 f"--service-account-signing-key-file={sa_key}",
                 f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
-                # No controller-manager creates the token controller's secrets; admit pods without them.
-                "--disable-admission-plugins=ServiceAccount",
                 "--allow-privileged=true",
-                "--endpoint-reconciler-type=none",
                 "--v=1",
             ],
             workdir / "kube-apiserver.log",
@@ -269,6 +300,8 @@ def start_kube(etcd_bin: Path, apiserver_bin: Path, workdir: Path, *, timeout: f
             client_key=admin_key,
             etcd=etcd,
             apiserver=apiserver,
+            ca=ca,
+            service_account_key=sa_key,
         )
         kube.kubeconfig.write_text(yaml.safe_dump(_kubeconfig(server, ca.cert_pem, admin.cert_pem, admin.key_pem)))
         kube.kubeconfig.chmod(0o600)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import fnmatch
 import hashlib
 import json
 import os
@@ -25,10 +26,11 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support import images
 from tests.support.procs import tail
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,13 +69,19 @@ class Part:
     recipe: Callable[[Part, Path, Path], None] = field(compare=False)  # (part, cache root, log path)
     extra_key: str = ""
     run_tools: tuple[tuple[str, str], ...] = ()  # needed to run the part once built
+    present: Callable[[], bool] | None = field(default=None, compare=False)  # also required to be up to date
+    input_files: Callable[[], Iterable[Path]] | None = field(default=None, compare=False)  # found at build time
+    after: tuple[str, ...] = ()  # parts built first, whose inputs count as this part's inputs too
 
     def path(self) -> Path:
         return self.output(root())
 
     def input_hash(self) -> str:
         h = hashlib.sha256(f"{self.name}\0{RECIPE_VERSION}\0{self.extra_key}\0".encode())
-        for p in self.inputs:
+        for name in self.after:
+            h.update(PARTS[name].input_hash().encode() + b"\0")
+        found = self.input_files() if self.input_files else ()
+        for p in (*self.inputs, *found):
             h.update(str(p.relative_to(REPO)).encode() + b"\0")
             h.update(p.read_bytes() + b"\0")
         return h.hexdigest()
@@ -89,7 +97,9 @@ class Part:
             stamp = json.loads(self.stamp_path().read_text())
         except (OSError, ValueError):
             return False
-        return stamp.get("hash") == self.input_hash() and self.path().exists()
+        if stamp.get("hash") != self.input_hash() or not self.path().exists():
+            return False
+        return self.present is None or self.present()
 
     def missing_toolchain(self, *, building: bool) -> str | None:
         """None, or a sentence naming the missing program and why it is needed."""
@@ -123,18 +133,22 @@ def _go_env() -> dict[str, str]:
     return {"GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
 
 
-def _go_build(package: str) -> Callable[[Part, Path, Path], None]:
+def _go_build(module: str, *packages: str) -> Callable[[Part, Path, Path], None]:
+    """Build each package of the Go module pinned in testbin/go/<module> into the cache's bin/ (named as the
+    package's last element); the part's output is the first."""
+
     def recipe(part: Part, cache: Path, log: Path) -> None:
-        out = part.output(cache)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        _run(
-            ["go", "build", *GO_BUILD_FLAGS, "-o", str(tmp), package],
-            log,
-            cwd=INPUTS / "go" / part.name,
-            env=_go_env(),
-        )
-        tmp.replace(out)
+        for package in packages:
+            out = cache / "bin" / package.rstrip("/.").rsplit("/", 1)[-1] if package != "." else part.output(cache)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out.with_name(out.name + ".tmp")
+            _run(
+                ["go", "build", *GO_BUILD_FLAGS, "-o", str(tmp), package],
+                log,
+                cwd=INPUTS / "go" / module,
+                env=_go_env(),
+            )
+            tmp.replace(out)
 
     return recipe
 
@@ -200,6 +214,148 @@ def _go_inputs(name: str) -> tuple[Path, ...]:
 
 
 _GO = "the Go toolchain (go 1.26 or newer, https://go.dev/dl/) is needed to build"
+_BUILDAH = ("buildah", "images are built with buildah (Debian package `buildah`; no Docker daemon needed)")
+
+# The single-node cluster: Kubernetes' commands from one module (testbin/go/kubernetes), containerd's from
+# another (testbin/go/containerd), and the rest from Debian's packages.
+KUBERNETES_COMMANDS = ("kube-apiserver", "kubelet", "kube-controller-manager", "kube-scheduler", "kube-proxy")
+CONTAINERD = ("containerd", "containerd-shim-runc-v2", "ctr")
+NODE_PACKAGES = ("runc", "containernetworking-plugins", "iptables", "conntrack", "buildah", "debootstrap", "binutils")
+
+
+def _kubernetes(name: str) -> Part:
+    return Part(
+        name=name,
+        toolchains=(("go", f"{_GO} {name}"),),
+        inputs=_go_inputs("kubernetes"),
+        output=lambda r: r / "bin" / name,
+        recipe=_go_build("kubernetes", f"k8s.io/kubernetes/cmd/{name}"),
+        extra_key=" ".join(GO_BUILD_FLAGS),
+    )
+
+
+def _missing_debian_packages() -> list[str]:
+    """NODE_PACKAGES that dpkg does not report as installed."""
+    missing = []
+    for package in NODE_PACKAGES:
+        proc = subprocess.run(
+            ["dpkg-query", "-W", "-f=${db:Status-Status}", package], capture_output=True, text=True, check=False
+        )
+        if proc.stdout.strip() != "installed":
+            missing.append(package)
+    return missing
+
+
+def _debian_packages(part: Part, cache: Path, log: Path) -> None:
+    """Install the Debian packages the cluster and the image builds run (as root, with apt-get)."""
+    missing = _missing_debian_packages()
+    if missing:
+        if os.geteuid() != 0:
+            raise BuildError(
+                f"Debian packages {', '.join(missing)} are missing and only root can install them: "
+                f"run `sudo apt-get install {' '.join(missing)}`"
+            )
+        _run(["apt-get", "update", "-q"], log, cwd=REPO)
+        _run(
+            ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
+            log,
+            cwd=REPO,
+            env={"DEBIAN_FRONTEND": "noninteractive"},
+        )
+        still = _missing_debian_packages()
+        if still:
+            raise BuildError(f"apt-get did not install {', '.join(still)}; log {log}")
+    versions = subprocess.run(
+        ["dpkg-query", "-W", *NODE_PACKAGES], capture_output=True, text=True, check=True
+    ).stdout
+    part.output(cache).write_text(versions)
+
+
+def _buildah(cache: Path, log: Path) -> images.Buildah:
+    return images.Buildah(cache / "buildah", log)
+
+
+def _pause_image(part: Part, cache: Path, log: Path) -> None:
+    _image_step(lambda: images.build_pause(_buildah(cache, log), INPUTS / "pause" / "pause.c", part.output(cache), log))
+
+
+def _base_image(part: Part, cache: Path, log: Path) -> None:
+    if os.geteuid() != 0:
+        raise BuildError("debootstrap needs root to bootstrap the images' base")
+    out = part.output(cache)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _image_step(lambda: images.build_base(_buildah(cache, log), out, log))
+
+
+def _algorun_image(part: Part, cache: Path, log: Path) -> None:
+    base = PARTS["base-image"].path()
+    _image_step(
+        lambda: images.build_dockerfile(
+            _buildah(cache, log),
+            images.IMAGES / "Dockerfile",
+            images.algorun_image(),
+            part.output(cache),
+            needs=[(images.BASE_IMAGE, base)],
+        )
+    )
+
+
+def _examples_image(part: Part, cache: Path, log: Path) -> None:
+    algorun = PARTS["image"].path()
+    _image_step(
+        lambda: images.build_dockerfile(
+            _buildah(cache, log),
+            images.IMAGES / "examples.Dockerfile",
+            images.EXAMPLES_IMAGE,
+            part.output(cache),
+            needs=[(images.algorun_image(), algorun)],
+            build_args={"ALGORUN_IMAGE": images.algorun_image()},
+        )
+    )
+
+
+def _image_step(step: Callable[[], None]) -> None:
+    try:
+        step()
+    except images.ImageBuildError as exc:
+        raise BuildError(str(exc)) from None
+
+
+def _context_files(dockerfile: Path) -> list[Path]:
+    """The repository files a build of `dockerfile` sends (its `<name>.dockerignore` applied), for the hash.
+
+    Tracked and untracked-but-not-ignored files, as git lists them."""
+    ignore = dockerfile.with_name(dockerfile.name + ".dockerignore")
+    patterns = [line.strip() for line in ignore.read_text().splitlines() if line.strip() and line[0] != "#"]
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    files = [dockerfile]
+    for rel in sorted(filter(None, listed.split("\0"))):
+        if _sent(rel, patterns) and (REPO / rel).is_file():
+            files.append(REPO / rel)
+    return files
+
+
+def _sent(rel: str, patterns: Sequence[str]) -> bool:
+    """Whether .dockerignore `patterns` leave `rel` in the context: the last pattern matching it or one of its
+    parent folders decides; `!` re-includes."""
+    parts = rel.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    sent = True
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        body = pattern.lstrip("!").rstrip("/")
+        if body.startswith("**/"):
+            hit = any(fnmatch.fnmatch(part, body[3:]) for part in parts)
+        else:
+            hit = any(fnmatch.fnmatch(prefix, body) for prefix in prefixes)
+        if hit:
+            sent = negated
+    return sent
 
 PARTS: dict[str, Part] = {
     p.name: p
@@ -217,24 +373,72 @@ PARTS: dict[str, Part] = {
             toolchains=(("go", f"{_GO} etcd"),),
             inputs=_go_inputs("etcd"),
             output=lambda r: r / "bin" / "etcd",
-            recipe=_go_build("."),
+            recipe=_go_build("etcd", "."),
             extra_key=" ".join(GO_BUILD_FLAGS),
         ),
+        *(_kubernetes(name) for name in KUBERNETES_COMMANDS),
         Part(
-            name="kube-apiserver",
-            toolchains=(("go", f"{_GO} kube-apiserver"),),
-            inputs=_go_inputs("kube-apiserver"),
-            output=lambda r: r / "bin" / "kube-apiserver",
-            recipe=_go_build("k8s.io/kubernetes/cmd/kube-apiserver"),
-            extra_key=" ".join(GO_BUILD_FLAGS),
+            name="containerd",
+            toolchains=(("go", f"{_GO} containerd"),),
+            inputs=_go_inputs("containerd"),
+            output=lambda r: r / "bin" / "containerd",
+            recipe=_go_build("containerd", *(f"github.com/containerd/containerd/v2/cmd/{c}" for c in CONTAINERD)),
+            extra_key=" ".join((*GO_BUILD_FLAGS, *CONTAINERD)),
         ),
         Part(
             name="helm",
             toolchains=(("go", f"{_GO} helm"),),
             inputs=_go_inputs("helm"),
             output=lambda r: r / "bin" / "helm",
-            recipe=_go_build("helm.sh/helm/v3/cmd/helm"),
+            recipe=_go_build("helm", "helm.sh/helm/v3/cmd/helm"),
             extra_key=" ".join(GO_BUILD_FLAGS),
+        ),
+        Part(
+            name="node-packages",
+            toolchains=(
+                ("dpkg-query", "the cluster's runtime parts come from Debian's packages (a Debian machine)"),
+                ("apt-get", "missing Debian packages are installed with apt-get"),
+            ),
+            inputs=(),
+            output=lambda r: r / "node-packages.txt",
+            recipe=_debian_packages,
+            extra_key=" ".join(NODE_PACKAGES),
+            present=lambda: not _missing_debian_packages(),
+        ),
+        Part(
+            name="pause-image",
+            toolchains=(("gcc", "gcc builds the static pause program of the pod sandbox image"), _BUILDAH),
+            inputs=(INPUTS / "pause" / "pause.c", Path(images.__file__)),
+            output=lambda r: r / "images" / "pause.tar",
+            recipe=_pause_image,
+        ),
+        Part(
+            name="base-image",
+            toolchains=(("debootstrap", "the images' base is bootstrapped from Debian packages"), _BUILDAH),
+            inputs=(Path(images.__file__),),
+            output=lambda r: r / "images" / "base.tar",
+            recipe=_base_image,
+            extra_key=" ".join((images.DEBIAN_SUITE, *images.BASE_PACKAGES)),
+        ),
+        Part(
+            name="image",
+            toolchains=(_BUILDAH,),
+            inputs=(),
+            output=lambda r: r / "images" / "algorun.tar",
+            recipe=_algorun_image,
+            extra_key=images.algorun_image(),
+            input_files=lambda: _context_files(images.IMAGES / "Dockerfile"),
+            after=("base-image",),
+        ),
+        Part(
+            name="examples-image",
+            toolchains=(_BUILDAH,),
+            inputs=(),
+            output=lambda r: r / "images" / "examples.tar",
+            recipe=_examples_image,
+            extra_key=images.EXAMPLES_IMAGE,
+            input_files=lambda: _context_files(images.IMAGES / "examples.Dockerfile"),
+            after=("image",),
         ),
         Part(
             name="crds",
@@ -272,6 +476,8 @@ def ensure(name: str) -> tuple[Path, float | None]:
     Raises MissingToolchain or BuildError.
     """
     part = PARTS[name]
+    for first in part.after:
+        ensure(first)
     if part.up_to_date():
         missing = part.missing_toolchain(building=False)
         if missing:

@@ -77,6 +77,9 @@ def test_base_images_are_pinned_to_a_python_311_tag() -> None:
 
     assert args, "no base image ARGs"
     for name, image in args.items():
+        referenced = re.fullmatch(r"\$\{(\w+_IMAGE)\}", image)
+        if referenced:  # one base ARG defaults to another
+            image = args[referenced.group(1)]
         assert re.fullmatch(r"python:3\.11-slim-\w+", image), (name, image)
 
 

@@ -90,7 +90,7 @@ def test_executable_algo_runs_the_copied_runner_build() -> None:
     assert init["command"] == ["cp", "-R", "/opt/algorun/algo-runner/.", "/algo-runner/"]
     algo = pod["containers"][0]
     assert len(pod["containers"]) == 1
-    assert algo["image"] == "acme/score:3"
+    assert algo["image"] == "algorun/examples:1"
     assert algo["command"] == [
         "/algo-runner/bin/algo-runner",
         "--config",
