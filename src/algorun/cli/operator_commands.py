@@ -17,6 +17,7 @@ from algorun.cli import console as console_
 if TYPE_CHECKING:
     from algorun.api.resources import PipelineDeployment
     from algorun.api.topology import Topology
+    from algorun.operator.apis import ServedApis
     from algorun.operator.settings import OperatorSettings
 
 
@@ -60,18 +61,35 @@ def render(
     namespace: Annotated[
         str, typer.Option("--namespace", "-n", help="Namespace of the PipelineDeployment when its metadata has none.")
     ] = "default",
+    api_versions: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--api-versions",
+            help="GROUP/VERSION the target cluster serves (repeatable), e.g. kafka.strimzi.io/v1beta2 for Strimzi "
+            "0.x. Default: a current Strimzi (kafka.strimzi.io/v1).",
+        ),
+    ] = None,
 ) -> None:
     """Print the manifests the operator would apply for a pipeline (for review and GitOps).
 
     Settings come from the same environment variables as the operator. Offline, the copies of the Kafka
-    secrets are left out (their data lives in the cluster) and no owner references are set.
+    secrets are left out (their data lives in the cluster) and no owner references are set. The Strimzi objects
+    are written in the version the operator would choose on a cluster serving `--api-versions`.
     """
     from pydantic import ValidationError
 
     from algorun.api.documents import SpecError, load_pipeline
+    from algorun.operator.apis import STRIMZI_MISSING, assumed
     from algorun.operator.settings import OperatorSettings
 
     err = console_.err()
+    try:
+        apis = assumed(api_versions or [])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--api-versions") from exc
+    if apis.strimzi_version is None:
+        console_.print_error(err, STRIMZI_MISSING.removesuffix("; nothing was changed"))
+        raise typer.Exit(1)
     try:
         settings = OperatorSettings()
         pipeline, topology = load_pipeline(files)
@@ -82,11 +100,19 @@ def render(
     except ValidationError as exc:
         console_.print_error(err, str(exc), prefix="invalid operator settings: ")
         raise typer.Exit(2) from exc
-    sys.stdout.write(render_offline(pipeline, topology, settings, namespace))
+    sys.stdout.write(render_offline(pipeline, topology, settings, namespace, apis))
 
 
-def render_offline(pipeline: PipelineDeployment, topology: Topology, settings: OperatorSettings, namespace: str) -> str:
-    """What `algorun render` prints. The storage secret is assumed to be the configured one."""
+def render_offline(
+    pipeline: PipelineDeployment,
+    topology: Topology,
+    settings: OperatorSettings,
+    namespace: str,
+    apis: ServedApis | None = None,
+) -> str:
+    """What `algorun render` prints for a cluster serving `apis` (default: a current Strimzi). The storage
+    secret is assumed to be the configured one."""
+    from algorun.operator.apis import CURRENT
     from algorun.operator.render import ClusterFacts
     from algorun.operator.render import render as render_pipeline
 
@@ -94,7 +120,10 @@ def render_offline(pipeline: PipelineDeployment, topology: Topology, settings: O
     if settings.storage:
         spec = pipeline.spec
         storage = settings.storage_secret_candidates(spec.deployment_owner, spec.deployment_name)[0]
-    facts = ClusterFacts(offline=True, storage_secret=storage)
+    strimzi = (apis or CURRENT).strimzi_version
+    if strimzi is None:
+        raise ValueError("the cluster serves no Strimzi API version the operator can write")
+    facts = ClusterFacts(offline=True, storage_secret=storage, strimzi_version=strimzi)
     return dump(render_pipeline(pipeline, topology, settings, facts, namespace).objects)
 
 

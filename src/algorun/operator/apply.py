@@ -77,14 +77,22 @@ class Cluster:
         return dict(obj.to_dict())
 
     async def list(
-        self, kind: Kind, namespace: str | None, labels: dict[str, str] | None = None
+        self,
+        kind: Kind,
+        namespace: str | None,
+        labels: dict[str, str] | None = None,
+        fields: dict[str, str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Objects of `kind` (all namespaces when `namespace` is None); MissingKind when it is not served."""
+        """Objects of `kind` (all namespaces when `namespace` is None), selected by `labels` and `fields`;
+        MissingKind when it is not served."""
         try:
             result = [
                 dict(o.to_dict())
                 async for o in self.client.list(
-                    kinds.resource(kind), namespace=_list_namespace(kind, namespace), labels=dict(labels or {})
+                    kinds.resource(kind),
+                    namespace=_list_namespace(kind, namespace),
+                    labels=dict(labels or {}),
+                    fields=dict(fields or {}),
                 )
             ]
         except ApiError as exc:

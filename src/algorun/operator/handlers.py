@@ -4,8 +4,11 @@
   deletion -> cleanup (kopf's finalizer holds the object until it is done).
 - Events of owned objects (found by the `algo.run/owner` annotation) -> reconcile of their owner: a hand edit
   of a managed field is reverted, and a Deployment or Pod status change updates the PipelineDeployment status.
+  Strimzi's kinds are watched in whichever version the cluster prefers (kopf follows it as CRDs change).
 - Algo/DataConnector changes -> reconcile of every known deployment; Kafka CA/user secret changes in the Kafka
   namespace -> reconcile of the deployments that copy them.
+- A Strimzi CRD added, changed or removed -> discovery is read again and every known deployment reconciled, so an
+  install or upgrade of Strimzi takes effect without restarting the operator.
 
 One active instance at a time: kopf peering (`--peering`, default name `algorun`) pauses every other instance;
 without the peering CRDs installed kopf runs standalone (then run one replica).
@@ -19,6 +22,7 @@ from typing import Any
 import kopf
 
 from algorun.operator import kinds
+from algorun.operator.apis import STRIMZI_GROUP
 from algorun.operator.reconcile import Reconciler
 from algorun.operator.render.labels import OWNER_ANNOTATION
 
@@ -31,10 +35,7 @@ CHILD_KINDS = (
     kinds.SERVICE,
     kinds.CONFIG_MAP,
     kinds.HPA,
-    kinds.KAFKA_TOPIC,
-    kinds.KAFKA_USER,
-    kinds.KAFKA_CONNECT,
-    kinds.KAFKA_CONNECTOR,
+    *kinds.STRIMZI_KINDS,
     kinds.MAPPING,
     kinds.HTTP_ROUTE,
     kinds.CERTIFICATE,
@@ -82,10 +83,12 @@ def build_registry(reconciler: Reconciler) -> kopf.OperatorRegistry:
             patch.metadata["finalizers"] = [f for f in finalizers if f != "finalizer.pipelineDeployment.algorun"]
 
     for kind in CHILD_KINDS:
+        # A Strimzi kind without a version: kopf watches the version the cluster prefers, whichever it serves.
+        child_version = None if kind.group == STRIMZI_GROUP else kind.version
 
         @kopf.on.event(
             kind.group or "",
-            kind.version,
+            child_version,
             kind.plural,
             annotations={OWNER_ANNOTATION: kopf.PRESENT},
             registry=registry,
@@ -111,6 +114,12 @@ def build_registry(reconciler: Reconciler) -> kopf.OperatorRegistry:
         )
         async def template_event(**_: Any) -> None:
             reconciler.request_all()
+
+    crd = kinds.CRD
+
+    @kopf.on.event(crd.group, crd.version, crd.plural, field="spec.group", value=STRIMZI_GROUP, registry=registry)
+    async def strimzi_crd_event(**_: Any) -> None:
+        reconciler.apis_changed()
 
     @kopf.on.cleanup(registry=registry)
     async def close(**_: Any) -> None:

@@ -6,11 +6,13 @@ fields), and lets one code path handle built-in kinds and CRDs alike.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
 from lightkube.generic_resource import GenericNamespacedResource, create_api_info
+
+from algorun.operator.apis import STRIMZI_GROUP, STRIMZI_VERSIONS
 
 
 @dataclass(frozen=True)
@@ -42,10 +44,11 @@ EVENT = Kind("v1", "Event", "events")
 DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments")
 STATEFUL_SET = Kind("apps/v1", "StatefulSet", "statefulsets")
 HPA = Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
-KAFKA_TOPIC = Kind("kafka.strimzi.io/v1beta2", "KafkaTopic", "kafkatopics")
-KAFKA_USER = Kind("kafka.strimzi.io/v1beta2", "KafkaUser", "kafkausers")
-KAFKA_CONNECT = Kind("kafka.strimzi.io/v1beta2", "KafkaConnect", "kafkaconnects")
-KAFKA_CONNECTOR = Kind("kafka.strimzi.io/v1beta2", "KafkaConnector", "kafkaconnectors")
+KAFKA_TOPIC = Kind(f"{STRIMZI_GROUP}/v1", "KafkaTopic", "kafkatopics")
+KAFKA_USER = Kind(f"{STRIMZI_GROUP}/v1", "KafkaUser", "kafkausers")
+KAFKA_CONNECT = Kind(f"{STRIMZI_GROUP}/v1", "KafkaConnect", "kafkaconnects")
+KAFKA_CONNECTOR = Kind(f"{STRIMZI_GROUP}/v1", "KafkaConnector", "kafkaconnectors")
+STRIMZI_KINDS = (KAFKA_TOPIC, KAFKA_USER, KAFKA_CONNECT, KAFKA_CONNECTOR)
 MAPPING = Kind("getambassador.io/v3alpha1", "Mapping", "mappings")
 HTTP_ROUTE = Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
 CERTIFICATE = Kind("cert-manager.io/v1", "Certificate", "certificates")
@@ -53,26 +56,40 @@ PIPELINE_DEPLOYMENT = Kind("algo.run/v1beta1", "PipelineDeployment", "pipelinede
 ALGO = Kind("algo.run/v1beta1", "Algo", "algos", namespaced=False)
 DATA_CONNECTOR = Kind("algo.run/v1beta1", "DataConnector", "dataconnectors", namespaced=False)
 
-MANAGED: tuple[Kind, ...] = (
-    SECRET,
-    CONFIG_MAP,
-    SERVICE,
-    DEPLOYMENT,
-    STATEFUL_SET,
-    HPA,
-    MAPPING,
-    HTTP_ROUTE,
-    CERTIFICATE,
-    KAFKA_CONNECT,
-    KAFKA_CONNECTOR,
-    KAFKA_TOPIC,
-    KAFKA_USER,
-)
-"""Every kind `render` can produce; pruning lists each of them."""
+CRD = Kind("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False)
 
-KAFKA_NAMESPACE_KINDS = (KAFKA_TOPIC, KAFKA_USER)
 
-_BY_KEY = {(k.api_version, k.kind): k for k in (*MANAGED, POD, EVENT, PIPELINE_DEPLOYMENT, ALGO, DATA_CONNECTOR)}
+def strimzi(kind: Kind, version: str) -> Kind:
+    """A Strimzi kind in API version `version` of its group (`strimzi(KAFKA_TOPIC, "v1beta2")`)."""
+    return replace(kind, api_version=f"{STRIMZI_GROUP}/{version}")
+
+
+def managed(strimzi_version: str | None = STRIMZI_VERSIONS[0]) -> tuple[Kind, ...]:
+    """Every kind `render` can produce, the Strimzi ones in `strimzi_version` (left out when None: not served);
+    pruning lists each of them."""
+    versioned = () if strimzi_version is None else tuple(strimzi(k, strimzi_version) for k in STRIMZI_KINDS)
+    return (SECRET, CONFIG_MAP, SERVICE, DEPLOYMENT, STATEFUL_SET, HPA, MAPPING, HTTP_ROUTE, CERTIFICATE, *versioned)
+
+
+MANAGED: tuple[Kind, ...] = managed()
+"""The managed kinds with Strimzi's current API version."""
+
+KAFKA_NAMESPACE_KINDS = ("KafkaTopic", "KafkaUser")
+"""The kinds (by name, in any API version) that live in the Kafka cluster's namespace."""
+
+_BY_KEY = {
+    (k.api_version, k.kind): k
+    for k in (
+        *MANAGED,
+        *(strimzi(k, v) for k in STRIMZI_KINDS for v in STRIMZI_VERSIONS),
+        POD,
+        EVENT,
+        PIPELINE_DEPLOYMENT,
+        ALGO,
+        DATA_CONNECTOR,
+        CRD,
+    )
+}
 
 
 def of(obj: dict[str, Any]) -> Kind:

@@ -1,8 +1,9 @@
 """One PipelineDeployment's reconcile and cleanup, independent of kopf (the handlers only call in here).
 
-reconcile: read the object and the templates it references -> validate -> read the cluster facts -> render ->
-converge (apply what differs, prune what is gone) -> ensure the bucket -> status (written through the status
-subresource only when it changed) -> notifications and Events for what changed. A spec that cannot be realised
+reconcile: read the object and the templates it references -> validate -> read which Strimzi API the cluster
+serves (cached; `algorun.operator.discovery`) and the cluster facts -> render -> converge (apply what differs,
+prune what is gone) -> ensure the bucket -> status (written through the status subresource only when it changed)
+-> notifications and Events for what changed. A spec that cannot be realised, or a cluster without Strimzi,
 changes nothing in the cluster and is reported as Degraded, with an Event; no exception escapes for it.
 
 Requests are coalesced per object (a burst of child events makes one reconcile) and serialised per object.
@@ -27,8 +28,10 @@ from algorun.api.resources import Algo, DataConnector, PipelineDeployment
 from algorun.api.topology import Catalog, build_topology
 from algorun.api.validation import validate_spec
 from algorun.operator import events, kinds
+from algorun.operator.apis import STRIMZI_MISSING
 from algorun.operator.apply import Cluster, MissingKind, Outcome, converge, delete_owned
 from algorun.operator.bucket import ensure_bucket, parse_connection_string
+from algorun.operator.discovery import Discovery
 from algorun.operator.metrics import RECONCILE_SECONDS, RECONCILES
 from algorun.operator.notify import Notifier
 from algorun.operator.render import ClusterFacts, identity_of, render
@@ -59,6 +62,8 @@ class Result:
     problems: list[str] = field(default_factory=list)
     status: str | None = None
     status_written: bool = False
+    event_reason: str = "Degraded"
+    """The reason of the Warning Event for `problems` (StrimziMissing when the cluster serves no Strimzi API)."""
 
 
 def _problem_text(exc: BaseException) -> str:
@@ -87,6 +92,13 @@ class Reconciler:
         self._buckets: set[str] = set()
         self._last_problem: dict[Key, str] = {}
         self.reconciles = 0
+        self.discovery = Discovery(cluster)
+
+    def apis_changed(self) -> None:
+        """A CRD of an optional API group was added, changed or removed: read discovery again and reconcile
+        every known deployment with it."""
+        self.discovery.invalidate()
+        self.request_all()
 
     # ----- scheduling --------------------------------------------------------------------------------------
 
@@ -177,9 +189,13 @@ class Reconciler:
                 catalog = await self._catalog(pipeline)
                 errors = [p for p in validate_spec(pipeline.spec, catalog) if p.severity == "error"]
                 problems += [p.located() for p in errors]
-                if not errors:
+                strimzi = (await self.discovery.served()).strimzi_version if not errors else None
+                if not errors and strimzi is None:
+                    problems.append(STRIMZI_MISSING)
+                    result.event_reason = "StrimziMissing"
+                elif strimzi is not None:
                     topology = build_topology(pipeline.spec, catalog)
-                    facts = await self._facts(ident)
+                    facts = await self._facts(ident, strimzi)
                     self._index_secrets(key, ident)
                     rendered = render(pipeline, topology, self.settings, facts, meta["namespace"])
                     result.outcome = await converge(
@@ -187,11 +203,14 @@ class Reconciler:
                         rendered.objects,
                         selector=owned_selector(ident),
                         owner_key=ident.owner_key,
-                        namespaces=self._namespaces(ident),
+                        namespaces=self._namespaces(ident, strimzi),
                         keep_topics=not self._delete_topics(raw),
                     )
                     await self._ensure_bucket(ident, facts, rendered.notes)
-            except (MissingKind, ApiError) as exc:
+            except MissingKind as exc:
+                self.discovery.invalidate()  # what is served changed since it was read, or a CRD is missing
+                problems.append(_problem_text(exc))
+            except ApiError as exc:
                 problems.append(_problem_text(exc))
         result.problems = problems
         await self._report(raw, ident, rendered, result)
@@ -219,7 +238,7 @@ class Reconciler:
                 log.warning("ignoring invalid %s %s", kind.kind, obj["metadata"]["name"])
         return out
 
-    async def _facts(self, ident: Identity) -> ClusterFacts:
+    async def _facts(self, ident: Identity, strimzi_version: str) -> ClusterFacts:
         s = self.settings
         ca = user = None
         if s.kafka_tls:
@@ -236,7 +255,9 @@ class Reconciler:
                 if secret is not None and s.storage_secret_key in (secret.get("data") or {}):
                     storage = candidate
                     break
-        return ClusterFacts(ca_secret_data=ca, user_secret_data=user, storage_secret=storage)
+        return ClusterFacts(
+            ca_secret_data=ca, user_secret_data=user, storage_secret=storage, strimzi_version=strimzi_version
+        )
 
     def _index_secrets(self, key: Key, ident: Identity) -> None:
         if self.settings.kafka_auth_type == KafkaAuthType.NONE:
@@ -244,10 +265,15 @@ class Reconciler:
         source = self.settings.kafka_user_secret_source(ident.deployment_owner, ident.deployment_name)
         self.secret_users.setdefault(source, set()).add(key)
 
-    def _namespaces(self, ident: Identity) -> dict[kinds.Kind, str]:
+    def _namespaces(self, ident: Identity, strimzi_version: str | None) -> dict[kinds.Kind, str]:
+        """Where each managed kind lives; the Strimzi kinds in `strimzi_version` (left out when None)."""
         return {
-            kind: (self.settings.kafka_namespace if kind in kinds.KAFKA_NAMESPACE_KINDS else ident.deployment_namespace)
-            for kind in kinds.MANAGED
+            kind: (
+                self.settings.kafka_namespace
+                if kind.kind in kinds.KAFKA_NAMESPACE_KINDS
+                else ident.deployment_namespace
+            )
+            for kind in kinds.managed(strimzi_version)
         }
 
     def _delete_topics(self, raw: dict[str, Any]) -> bool:
@@ -288,7 +314,7 @@ class Reconciler:
                     o for k, o in result.outcome.live.items() if k[0] in ("Deployment", "StatefulSet", "KafkaConnect")
                 ]
             else:
-                workloads = await self._live_workloads(ident)
+                workloads = await self._live_workloads(ident, (await self.discovery.served()).strimzi_version)
             pods = [p for p in await self.cluster.list(kinds.POD, ident.deployment_namespace, owned_selector(ident))]
         expected = (
             list(rendered.workloads)
@@ -322,9 +348,10 @@ class Reconciler:
             self.notifier.send(notifications(old, new, observed.namespace))
         await self._events(raw, key, result)
 
-    async def _live_workloads(self, ident: Identity) -> list[dict[str, Any]]:
+    async def _live_workloads(self, ident: Identity, strimzi_version: str | None) -> list[dict[str, Any]]:
+        connect = [kinds.strimzi(kinds.KAFKA_CONNECT, strimzi_version)] if strimzi_version else []
         out: list[dict[str, Any]] = []
-        for kind in (kinds.DEPLOYMENT, kinds.STATEFUL_SET, kinds.KAFKA_CONNECT):
+        for kind in (kinds.DEPLOYMENT, kinds.STATEFUL_SET, *connect):
             try:
                 out += [
                     o
@@ -338,7 +365,7 @@ class Reconciler:
     async def _events(self, raw: dict[str, Any], key: Key, result: Result) -> None:
         problem = "; ".join(result.problems)
         if problem and self._last_problem.get(key) != problem:
-            await events.post(self.cluster, raw, "Warning", "Degraded", problem)
+            await events.post(self.cluster, raw, "Warning", result.event_reason, problem)
         if not problem and self._last_problem.get(key):
             await events.post(self.cluster, raw, "Normal", "Recovered", "the pipeline spec can be realised again")
         self._last_problem[key] = problem
@@ -368,11 +395,12 @@ class Reconciler:
                 self.forget(*key)
                 return 0, 0
             ident = identity_of(pipeline, meta["namespace"])
+            strimzi = (await self.discovery.served()).strimzi_version
             deleted, kept = await delete_owned(
                 self.cluster,
                 owned_selector(ident),
                 ident.owner_key,
-                self._namespaces(ident),
+                self._namespaces(ident, strimzi),
                 keep_topics=not self._delete_topics(raw),
             )
             status = dict(raw.get("status") or {})

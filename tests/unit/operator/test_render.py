@@ -208,7 +208,7 @@ def test_secret_copies_need_their_source() -> None:
 def test_data_connectors() -> None:
     objects = rendered("data-connector").objects
     connects = {c["metadata"]["name"]: c for c in find(objects, "KafkaConnect")}
-    groups = {c["spec"]["config"]["group.id"] for c in connects.values()}
+    groups = {c["spec"]["groupId"] for c in connects.values()}
     assert len(groups) == 2, "each Connect cluster has its own group id"
     connectors = {c["metadata"]["name"]: c for c in find(objects, "KafkaConnector")}
     source = connectors["ops-file-copy-file-source-1"]

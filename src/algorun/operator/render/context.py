@@ -12,6 +12,7 @@ from typing import Any
 
 from algorun.api.resources import PipelineDeployment
 from algorun.api.topology import Topology
+from algorun.operator.apis import STRIMZI_VERSIONS
 from algorun.operator.render.labels import Identity
 from algorun.operator.settings import OperatorSettings
 
@@ -28,6 +29,8 @@ class ClusterFacts:
     """Name of the storage secret found in the deployment namespace (None: storage off or no secret)."""
     offline: bool = False
     """Rendering without a cluster (`algorun render`): facts are unknown, not absent."""
+    strimzi_version: str = STRIMZI_VERSIONS[0]
+    """The `kafka.strimzi.io` API version the Strimzi objects are written in (what the cluster serves)."""
 
 
 @dataclass

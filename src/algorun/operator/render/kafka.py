@@ -1,5 +1,12 @@
-"""Strimzi objects (kafka.strimzi.io/v1beta2): KafkaTopics, the KafkaUser, and a KafkaConnect + KafkaConnector
-per data connector.
+"""Strimzi objects: KafkaTopics, the KafkaUser, and a KafkaConnect + KafkaConnector per data connector.
+
+They are written in the `kafka.strimzi.io` version the cluster serves (`ClusterFacts.strimzi_version`), in the form
+that version's schema requires. Field by field, v1 (Strimzi 1.x) and v1beta2 (0.x) differ in what is written here
+only for KafkaConnect: v1 requires `groupId`, `offsetStorageTopic`, `configStorageTopic` and `statusStorageTopic`
+as spec fields and refuses those keys in `spec.config`, where v1beta2 (every 0.x release) takes them. KafkaTopic
+(`topicName`, `partitions`, `replicas`, `config`), KafkaUser (`authentication.type` tls or scram-sha-512,
+`authorization` simple with `acls[].resource` and `operations`) and KafkaConnector (`class`, `tasksMax`, `config`)
+are written the same way in both.
 
 Fixed from the original: retry and dead-letter topics are provisioned; the KafkaUser has the configured auth
 type (it was always `tls`) and ACLs for every topic and consumer group the pipeline uses (the original missed
@@ -21,6 +28,7 @@ from typing import Any
 from algorun.api import naming
 from algorun.api.enums import DataConnectorType, KafkaAuthType
 from algorun.api.topology import ConnectorNode
+from algorun.operator.apis import STRIMZI_GROUP
 from algorun.operator.render import security
 from algorun.operator.render.context import RenderContext
 from algorun.operator.render.labels import (
@@ -34,7 +42,8 @@ from algorun.operator.render.labels import (
 )
 from algorun.operator.render.workload import probe, resources
 
-STRIMZI = "kafka.strimzi.io/v1beta2"
+CONNECT_STORAGE_FIELDS = ("offsetStorageTopic", "configStorageTopic", "statusStorageTopic")
+CONNECT_STORAGE_KEYS = ("offset.storage.topic", "config.storage.topic", "status.storage.topic")
 CONNECT_METRICS_PORT = 9404  # Strimzi's JMX exporter port on Connect pods (container port `tcp-prometheus`)
 CONNECT_METRICS_KEY = "metrics-config.yml"
 CONNECT_METRICS_RULES = """\
@@ -57,6 +66,11 @@ rules:
 """
 
 
+def strimzi_api(ctx: RenderContext) -> str:
+    """The apiVersion of every Strimzi object of this render."""
+    return f"{STRIMZI_GROUP}/{ctx.facts.strimzi_version}"
+
+
 def topic_object_name(topic: str) -> str:
     """The KafkaTopic's metadata.name: the topic name made DNS-safe (`.` and `_` become `-`)."""
     return naming.object_name(topic)
@@ -72,7 +86,7 @@ def _topic(
     if config:
         spec["config"] = dict(sorted(config.items()))
     return {
-        "apiVersion": STRIMZI,
+        "apiVersion": strimzi_api(ctx),
         "kind": "KafkaTopic",
         "metadata": metadata(ctx.ident, topic_object_name(name), ctx.settings.kafka_namespace, labels),
         "spec": spec,
@@ -180,20 +194,19 @@ def render_connector(ctx: RenderContext, node: ConnectorNode) -> list[dict[str, 
     spec, dep = node.spec, node.deployment
     name = connect_name(ctx, node)
     group = connect_group(ctx, node)
-    offsets, configs_, status = connect_storage_topics(ctx, node)
+    storage = dict(zip(CONNECT_STORAGE_KEYS, connect_storage_topics(ctx, node), strict=True))
     connect_spec: dict[str, Any] = {
         "replicas": dep.replicas,
         "bootstrapServers": ctx.topology.spec.kafka_brokers or "",
-        "config": {
-            "group.id": group,
-            "offset.storage.topic": offsets,
-            "config.storage.topic": configs_,
-            "status.storage.topic": status,
-            "offset.storage.replication.factor": -1,
-            "config.storage.replication.factor": -1,
-            "status.storage.replication.factor": -1,
-        },
     }
+    replication = {f"{key.rpartition('.')[0]}.replication.factor": -1 for key in CONNECT_STORAGE_KEYS}
+    if ctx.facts.strimzi_version == "v1beta2":
+        connect_spec["config"] = {"group.id": group, **storage, **replication}
+    else:
+        connect_spec["groupId"] = group
+        for field, key in zip(CONNECT_STORAGE_FIELDS, CONNECT_STORAGE_KEYS, strict=True):
+            connect_spec[field] = storage[key]
+        connect_spec["config"] = replication
     version = spec.version(dep.version)
     if version and version.image and version.image.repository:
         connect_spec["image"] = version.image.reference()
@@ -244,13 +257,13 @@ def render_connector(ctx: RenderContext, node: ConnectorNode) -> list[dict[str, 
             "spec": {"selector": {STRIMZI_CLUSTER: name, "strimzi.io/kind": "KafkaConnect"}, "ports": [port]},
         },
         {
-            "apiVersion": STRIMZI,
+            "apiVersion": strimzi_api(ctx),
             "kind": "KafkaConnect",
             "metadata": metadata(ctx.ident, name, ctx.ns, labels, {"strimzi.io/use-connector-resources": "true"}),
             "spec": connect_spec,
         },
         {
-            "apiVersion": STRIMZI,
+            "apiVersion": strimzi_api(ctx),
             "kind": "KafkaConnector",
             "metadata": metadata(ctx.ident, name, ctx.ns, {**labels, STRIMZI_CLUSTER: name}),
             "spec": connector_spec,
@@ -299,7 +312,7 @@ def render_user(ctx: RenderContext, topic_names: list[str]) -> list[dict[str, An
     labels = {**common_labels(ctx.ident, "kafka-user"), STRIMZI_CLUSTER: s.kafka_cluster_name}
     return [
         {
-            "apiVersion": STRIMZI,
+            "apiVersion": strimzi_api(ctx),
             "kind": "KafkaUser",
             "metadata": metadata(ctx.ident, s.kafka_user_name(ctx.owner, ctx.name), s.kafka_namespace, labels),
             "spec": {
