@@ -96,13 +96,13 @@ def test_third_party_kinds_are_served(kube_server: KubeAPI) -> None:
     ns = kube_server.create_namespace("third-party")
     objects: list[dict[str, Any]] = [
         {
-            "apiVersion": "kafka.strimzi.io/v1beta2",
+            "apiVersion": "kafka.strimzi.io/v1",
             "kind": "KafkaTopic",
             "metadata": {"name": "t", "labels": {"strimzi.io/cluster": "c"}},
             "spec": {"partitions": 3, "replicas": 1, "config": {"retention.ms": 60000}},
         },
         {
-            "apiVersion": "kafka.strimzi.io/v1beta2",
+            "apiVersion": "kafka.strimzi.io/v1",
             "kind": "KafkaUser",
             "metadata": {"name": "u", "labels": {"strimzi.io/cluster": "c"}},
             "spec": {
@@ -119,13 +119,20 @@ def test_third_party_kinds_are_served(kube_server: KubeAPI) -> None:
             },
         },
         {
-            "apiVersion": "kafka.strimzi.io/v1beta2",
+            "apiVersion": "kafka.strimzi.io/v1",
             "kind": "KafkaConnect",
             "metadata": {"name": "kc", "annotations": {"strimzi.io/use-connector-resources": "true"}},
-            "spec": {"replicas": 1, "bootstrapServers": "kafka:9093", "config": {"group.id": "kc"}},
+            "spec": {
+                "replicas": 1,
+                "bootstrapServers": "kafka:9093",
+                "groupId": "kc",
+                "configStorageTopic": "kc-configs",
+                "offsetStorageTopic": "kc-offsets",
+                "statusStorageTopic": "kc-status",
+            },
         },
         {
-            "apiVersion": "kafka.strimzi.io/v1beta2",
+            "apiVersion": "kafka.strimzi.io/v1",
             "kind": "KafkaConnector",
             "metadata": {"name": "kctr", "labels": {"strimzi.io/cluster": "kc"}},
             "spec": {"class": "FileStreamSource", "tasksMax": 1, "config": {"topic": "t"}},
@@ -183,8 +190,11 @@ def test_third_party_kinds_are_served(kube_server: KubeAPI) -> None:
 
     # The schemas are enforced, not just stored: Strimzi's enum and minimum are checked by the server.
     bad_topic = {**objects[0], "metadata": {"name": "bad"}, "spec": {"partitions": 0}}
-    status, body = kube_server.request("POST", f"/apis/kafka.strimzi.io/v1beta2/namespaces/{ns}/kafkatopics", bad_topic)
+    status, body = kube_server.request("POST", f"/apis/kafka.strimzi.io/v1/namespaces/{ns}/kafkatopics", bad_topic)
     assert status == 422, body
+    # A current Strimzi (1.x) serves only v1.
+    status, _ = kube_server.request("GET", f"/apis/kafka.strimzi.io/v1beta2/namespaces/{ns}/kafkatopics")
+    assert status == 404
 
 
 def test_rbac_is_enforced_for_service_accounts(kube_server: KubeAPI) -> None:

@@ -41,9 +41,15 @@ def output(cache: Path) -> Path:
     return cache / "crds" / "strimzi"
 
 
-def crd_files(cache: Path, release: str) -> list[Path]:
-    """The generated CRD files of `release`, in Strimzi's install order."""
-    return sorted((output(cache) / release).glob("*.yaml"))
+CURRENT = "1.2.0"
+"""A current Strimzi: kafka.strimzi.io/v1 only."""
+LAST_0X = "0.51.0"
+"""The last 0.x release: v1beta2 (its storage version) and v1."""
+
+
+def crd_files(generated: Path, release: str) -> list[Path]:
+    """The CRD files of `release` in the part's output `generated`, in Strimzi's install order."""
+    return sorted((generated / release).glob("*.yaml"))
 
 
 def _java_major(java: str) -> int:

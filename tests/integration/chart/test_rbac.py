@@ -230,9 +230,7 @@ async def test_operator_reconciles_the_examples_as_the_chart_service_account(
     assert not _forbidden(warnings_logged.messages), _forbidden(warnings_logged.messages)
     status, deployments = kube.request("GET", f"/apis/apps/v1/namespaces/{install.namespace}/deployments")
     assert status == 200 and deployments["items"], "the operator created no Deployment"
-    status, topics = kube.request(
-        "GET", f"/apis/kafka.strimzi.io/v1beta2/namespaces/{install.kafka_namespace}/kafkatopics"
-    )
+    status, topics = kube.request("GET", f"/apis/kafka.strimzi.io/v1/namespaces/{install.kafka_namespace}/kafkatopics")
     assert status == 200 and topics["items"], "the operator created no KafkaTopic"
 
 
