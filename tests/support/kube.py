@@ -99,6 +99,7 @@ class KubeAPI:
         *,
         impersonate: str | None = None,
         timeout: float = 30.0,
+        content_type: str = "application/json",
     ) -> tuple[int, Any]:
         """A raw authenticated JSON request: (status, decoded body). Never raises for HTTP errors.
 
@@ -106,7 +107,7 @@ class KubeAPI:
         evaluated for them rather than for the admin.
         """
         data = json.dumps(body).encode() if body is not None else None
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": content_type}
         if impersonate:
             headers["Impersonate-User"] = impersonate
         req = urllib.request.Request(self.server + path, data=data, method=method, headers=headers)
