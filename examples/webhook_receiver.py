@@ -1,7 +1,8 @@
 """The examples' webhook receiver: prints every delivery an event hook sends it (standard library only).
 
 Run it with `python3 examples/webhook_receiver.py --port 18999`; it prints one JSON line per delivery: the
-request path, the traceID, the content type, every header and the body. It answers 200 to every POST.
+request path, the traceID, the content type, every header and the body. It answers 200 to every POST. It listens
+on 127.0.0.1 unless `--host` names another address of this machine (one a cluster's pods can reach).
 """
 
 import argparse
@@ -40,8 +41,9 @@ class Receiver(BaseHTTPRequestHandler):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=18999)
     args = parser.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Receiver)
-    print(f"receiver listening on 127.0.0.1:{args.port}", file=sys.stderr, flush=True)
+    server = ThreadingHTTPServer((args.host, args.port), Receiver)
+    print(f"receiver listening on {args.host}:{args.port}", file=sys.stderr, flush=True)
     server.serve_forever()

@@ -7,8 +7,10 @@
 #   docker build -f images/examples.Dockerfile -t algorun/examples:1 .     # from the repository root
 #
 # The examples name it `algorun/examples:1`; an entrypoint such as `python3 algos/charge.py` runs from
-# /opt/examples. Algo file names are unique across the examples (tests/unit/test_examples_image.py).
+# /opt/examples/pipelines. Algo file names are unique across the examples (tests/unit/chart/test_images.py).
 ARG ALGORUN_IMAGE=algorun/algorun:0.2.0
 FROM ${ALGORUN_IMAGE}
-COPY examples/*/algos/ /opt/examples/algos/
-WORKDIR /opt/examples
+# Laid out as in the repository, seen from an algo: its folder's parent's parent holds the shared http_algo.py.
+COPY examples/http_algo.py /opt/examples/http_algo.py
+COPY examples/*/algos/ /opt/examples/pipelines/algos/
+WORKDIR /opt/examples/pipelines

@@ -152,10 +152,14 @@ class Cleanup:
             except Exception as exc:
                 errors.append(f"{what}: {exc}")
 
-        if api is not None:
+        controllers = [p for p in processes if p.name in ("kube-controller-manager", "kube-scheduler")]
+        for proc in controllers:  # nothing recreates a pod once deleted
+            step(f"stopping {proc.name}", proc.stop)
+        if api is not None and all(p.alive() for p in processes if p.name in ("kubelet", "kube-apiserver")):
             step("deleting the pods", _delete_all_pods, api)
         for proc in reversed(processes):
-            step(f"stopping {proc.name}", proc.stop)
+            if proc not in controllers:
+                step(f"stopping {proc.name}", proc.stop)
         for pid in self.pids:  # a previous run's processes, by the ids it recorded
             step(f"ending process {pid}", _kill_if_ours, pid, self.workdir)
         if self.containerd_address:
@@ -177,17 +181,24 @@ class Cleanup:
 
 
 def _delete_all_pods(api: KubeAPI, timeout: float = 60.0) -> None:
-    """Delete every pod at once and wait until the kubelet has torn them down (their networks with them)."""
-    _, namespaces = api.request("GET", "/api/v1/namespaces")
-    for ns in (namespaces or {}).get("items", []):
-        name = ns["metadata"]["name"]
-        api.request("DELETE", f"/api/v1/namespaces/{name}/pods", {"gracePeriodSeconds": 0}, timeout=10)
+    """Stop the controllers' work (scale every Deployment to zero would race them, so the controller manager is
+    stopped first by the caller), delete every pod at once and wait until the kubelet has torn them down, so
+    their network namespaces, veths and mounts go the kubelet's way."""
+    options = {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 1}
+    _, pods = api.request("GET", "/api/v1/pods", timeout=10)
+    for pod in (pods or {}).get("items", []):
+        meta = pod["metadata"]
+        api.request("DELETE", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}", options, timeout=10)
 
-    def gone() -> bool:
+    def left() -> list[str]:
         _, pods = api.request("GET", "/api/v1/pods", timeout=10)
-        return not (pods or {}).get("items")
+        return [f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in (pods or {}).get("items", [])]
 
-    wait_for(gone, timeout=timeout, what="every pod deleted")
+    deadline = time.monotonic() + timeout
+    while left():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"pods still there after {timeout:.0f}s: {', '.join(left())}")
+        time.sleep(0.5)  # the poll interval of a condition wait
 
 
 def _cmdline(pid: int) -> str:
@@ -354,11 +365,13 @@ def _binary(name: str) -> str:
 
 
 def _node_ready(api: KubeAPI) -> bool:
+    """Ready, and without taints: the node lifecycle controller lifts `not-ready` once it sees Ready."""
     status, node = api.request("GET", f"/api/v1/nodes/{NODE_NAME}", timeout=5)
     if status != 200:
         return False
     conditions = (node.get("status") or {}).get("conditions") or []
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+    ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+    return ready and not (node.get("spec") or {}).get("taints")
 
 
 def _exists(api: KubeAPI, path: str) -> bool:
@@ -418,6 +431,7 @@ def start(workdir: Path, *, lock_timeout: float = 1800.0, timeout: float = 120.0
         (workdir / "cni" / "net.d").mkdir(parents=True)
         (workdir / "cni" / "net.d" / "10-algorun-testbed.conflist").write_text(json.dumps(_cni_config(workdir)))
         config = workdir / "containerd" / "config.toml"
+        config.parent.mkdir(parents=True)
         config.write_text(_containerd_config(workdir, socket))
         bin_dir = testbin.root() / "bin"
         containerd = _spawn(
@@ -447,9 +461,7 @@ def start(workdir: Path, *, lock_timeout: float = 1800.0, timeout: float = 120.0
         )
         kubelet_port, healthz_port, *ports = free_ports(8)
         kubelet_config = workdir / "kubelet" / "config.yaml"
-        kubelet_config.write_text(
-            yaml.safe_dump(_kubelet_config(workdir, socket, ca_file, kubelet_port, healthz_port))
-        )
+        kubelet_config.write_text(yaml.safe_dump(_kubelet_config(workdir, socket, ca_file, kubelet_port, healthz_port)))
         kubelet = _spawn(
             cluster,
             "kubelet",
@@ -478,7 +490,7 @@ def start(workdir: Path, *, lock_timeout: float = 1800.0, timeout: float = 120.0
                 f"--root-ca-file={ca_file}",
                 "--use-service-account-credentials=false",
                 "--leader-elect=false",
-                "--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller",
+                "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller",
                 "--v=1",
             ],
         )
@@ -516,8 +528,10 @@ def start(workdir: Path, *, lock_timeout: float = 1800.0, timeout: float = 120.0
         )
         wait_for(lambda: _node_ready(api), timeout=timeout, what=f"node {NODE_NAME} Ready", proc=kubelet)
         wait_for(
-            lambda: _exists(api, "/api/v1/namespaces/default/serviceaccounts/default")
-            and _exists(api, "/api/v1/namespaces/default/configmaps/kube-root-ca.crt"),
+            lambda: (
+                _exists(api, "/api/v1/namespaces/default/serviceaccounts/default")
+                and _exists(api, "/api/v1/namespaces/default/configmaps/kube-root-ca.crt")
+            ),
             timeout=timeout,
             what="the default ServiceAccount and the root CA ConfigMap",
         )
@@ -544,11 +558,18 @@ def ensure_parts() -> None:
 
 
 def main() -> int:
-    """`make cluster`: start it, print how to use it, stop it cleanly on Ctrl-C or SIGTERM."""
+    """`make cluster`: the cluster, a broker pods reach with Strimzi's stand-in, and the chart installed; runs
+    until Ctrl-C or SIGTERM, then removes everything it created."""
+    from tests.support.chart_install import install_operator
+    from tests.support.helm import Helm
+    from tests.support.kafka import start_kafka
+    from tests.support.strimzi import StrimziStandIn
+
     ensure_parts()
+    for part in ("helm", "kafka", "crds", "strimzi-crds"):
+        testbin.ensure(part)
     workdir = Path(os.environ.get("ALGORUN_CLUSTER_DIR", "/tmp/algorun-cluster"))
     print(f"cluster: starting in {workdir} ...", flush=True)
-    cluster = start(workdir, lock_timeout=5)
     stop = False
 
     def request_stop(*_: Any) -> None:
@@ -557,15 +578,20 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    cluster = start(workdir, lock_timeout=5)
+    broker = standin = None
     try:
-        from tests.support.operator_install import install_operator
-
-        install_operator(cluster)
+        broker = start_kafka(testbin.PARTS["kafka"].path(), workdir / "kafka", host=cluster.host_address)
+        standin = StrimziStandIn(cluster.api, broker).start()
+        helm = Helm(binary=testbin.PARTS["helm"].path(), home=workdir / "helm")
+        install_operator(cluster.api, helm, workdir / "chart")
         print(
-            f"cluster: ready in {cluster.timings['total']:.1f}s; images {images.algorun_image()} and "
-            f"{images.EXAMPLES_IMAGE} are loaded and the pipeline-operator chart is installed.\n"
+            f"cluster: ready in {cluster.timings['total']:.1f}s, images {images.algorun_image()} and "
+            f"{images.EXAMPLES_IMAGE} loaded, the pipeline-operator chart installed (release "
+            f"algorun, namespace algorun-system).\n"
             f"  export KUBECONFIG={cluster.kubeconfig}\n"
-            f"  pods reach this machine at {cluster.host_address} (listen there for a broker or a webhook)\n"
+            f"  Kafka for pipelines (spec.kafkaBrokers): {broker.bootstrap()}\n"
+            f"  pods reach this machine at {cluster.host_address}: a webhook receiver must listen there\n"
             "Ctrl-C stops the cluster and removes everything it created.",
             flush=True,
         )
@@ -573,7 +599,11 @@ def main() -> int:
             signal.pause()
     finally:
         print("cluster: stopping ...", flush=True)
+        if standin is not None:
+            standin.stop()
         cluster.stop()
+        if broker is not None:
+            broker.stop()
         print("cluster: stopped", flush=True)
     return 0
 

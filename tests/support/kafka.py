@@ -234,7 +234,9 @@ def _listener_ready(broker: KafkaBroker, listener: str, timeout: float, proc: Ma
     """
     from confluent_kafka.admin import AdminClient
 
-    wait_for(lambda: _port_open(broker.host, broker.ports[listener]), timeout=timeout, what=f"{listener} port", proc=proc)
+    wait_for(
+        lambda: _port_open(broker.host, broker.ports[listener]), timeout=timeout, what=f"{listener} port", proc=proc
+    )
     admin = AdminClient(broker.client_config(listener, log_level=0))
     wait_for(
         lambda: bool(admin.list_topics(timeout=2).brokers),
@@ -275,7 +277,11 @@ def start_kafka(libs: Path, workdir: Path, *, timeout: float = 90.0, host: str =
     ca = CertificateAuthority("algorun-testbed-kafka-ca")
     ca_file = ca.write_ca(tls / "ca.crt")
     server_pem = ca.issue(
-        "localhost", dns_names=("localhost",), ip_addresses=tuple(dict.fromkeys(("127.0.0.1", host))), server=True, client=True
+        "localhost",
+        dns_names=("localhost",),
+        ip_addresses=tuple(dict.fromkeys(("127.0.0.1", host))),
+        server=True,
+        client=True,
     ).write_combined(tls / "server.pem")
     client_cert, client_key = ca.issue("algorun-testbed-client", client=True).write(tls, "client")
     rogue = CertificateAuthority("algorun-testbed-untrusted-ca")

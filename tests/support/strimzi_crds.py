@@ -111,16 +111,3 @@ def recipe(part: Part, cache: Path, log: Path) -> None:
     shutil.rmtree(tmp / "libs")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
-
-
-def part() -> Part:
-    """The test-bed part `strimzi-crds` (what testbin.PARTS registers)."""
-    from tests.support import testbin
-
-    return testbin.Part(
-        name="strimzi-crds",
-        toolchains=(("mvn", "Maven is needed to fetch Strimzi's API classes and CRD generator from Maven Central"),),
-        inputs=(INPUTS / "pom.xml", RELEASES_FILE),
-        output=output,
-        recipe=recipe,
-    )

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support import images
+from tests.support import images, strimzi_crds
 from tests.support.procs import tail
 
 REPO = Path(__file__).resolve().parents[2]
@@ -265,9 +265,7 @@ def _debian_packages(part: Part, cache: Path, log: Path) -> None:
         still = _missing_debian_packages()
         if still:
             raise BuildError(f"apt-get did not install {', '.join(still)}; log {log}")
-    versions = subprocess.run(
-        ["dpkg-query", "-W", *NODE_PACKAGES], capture_output=True, text=True, check=True
-    ).stdout
+    versions = subprocess.run(["dpkg-query", "-W", *NODE_PACKAGES], capture_output=True, text=True, check=True).stdout
     part.output(cache).write_text(versions)
 
 
@@ -357,6 +355,7 @@ def _sent(rel: str, patterns: Sequence[str]) -> bool:
             sent = negated
     return sent
 
+
 PARTS: dict[str, Part] = {
     p.name: p
     for p in (
@@ -392,6 +391,15 @@ PARTS: dict[str, Part] = {
             output=lambda r: r / "bin" / "helm",
             recipe=_go_build("helm", "helm.sh/helm/v3/cmd/helm"),
             extra_key=" ".join(GO_BUILD_FLAGS),
+        ),
+        Part(
+            name="strimzi-crds",
+            toolchains=(
+                ("mvn", "Maven is needed to fetch Strimzi's API classes and CRD generator from Maven Central"),
+            ),
+            inputs=(strimzi_crds.INPUTS / "pom.xml", strimzi_crds.RELEASES_FILE),
+            output=strimzi_crds.output,
+            recipe=strimzi_crds.recipe,
         ),
         Part(
             name="node-packages",

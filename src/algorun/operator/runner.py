@@ -1,13 +1,16 @@
 """Run the operator: one lightkube client for the operator's own I/O, kopf for watches, peering and finalizers.
 
 Credentials: a kubeconfig path when given (`--kubeconfig` or `KUBECONFIG`), else the in-cluster service account.
-Both kopf and lightkube use the same source.
+Both kopf and lightkube use the same source, and in a pod the same address: KUBERNETES_SERVICE_HOST and _PORT,
+as client-go and lightkube do, so the operator works without cluster DNS (kopf's own service-account login
+names `kubernetes.default.svc`, which a cluster without DNS cannot resolve).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import logging
 import os
@@ -55,6 +58,23 @@ def _kubeconfig_login(path: Path) -> kopf.ConnectionInfo:
     )
 
 
+def in_cluster_server(environ: dict[str, str] | os._Environ[str] = os.environ) -> str | None:
+    """The API server's address as the kubelet gives it to every pod, or None outside a pod."""
+    host, port = environ.get("KUBERNETES_SERVICE_HOST"), environ.get("KUBERNETES_SERVICE_PORT")
+    if not host or not port:
+        return None
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+
+
+def _service_account_login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """kopf's service-account credentials, sent to the address in the pod's environment."""
+    info = kopf.login_with_service_account(**kwargs)
+    server = in_cluster_server()
+    if info is None or server is None:
+        return info
+    return dataclasses.replace(info, server=server)
+
+
 def pod_priority(pod_name: str) -> int:
     """A peering priority derived from the pod name: kopf instances of equal priority pause each other, so
     replicas need distinct ones (collisions among a handful of replicas are unlikely, 1 in ~10^5 per pair)."""
@@ -82,7 +102,7 @@ class Operator:
         def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
             if kubeconfig is not None:
                 return _kubeconfig_login(kubeconfig)
-            return kopf.login_with_service_account(**kwargs)
+            return _service_account_login(**kwargs)
 
         @kopf.on.startup(registry=self.registry)
         def startup(settings: kopf.OperatorSettings, **_: Any) -> None:

@@ -143,3 +143,12 @@ def test_chart_image_values_match_the_single_image() -> None:
     assert {v[k]["repository"] for k in ("image", "algoRunnerImage", "endpointImage", "eventHookImage")} == {
         "algorun/algorun"
     }
+
+
+def test_example_algo_files_do_not_collide_in_the_examples_image() -> None:
+    """images/examples.Dockerfile copies every example's algos/ into one folder: two files of one name would
+    silently replace each other."""
+    names = [p.name for p in (REPO / "examples").glob("*/algos/*") if p.is_file() and p.suffix != ".pyc"]
+
+    assert names
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)

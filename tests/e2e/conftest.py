@@ -1,0 +1,83 @@
+"""The e2e tests' cluster and what surrounds it, started once for the tests/e2e package and removed after it.
+
+- `cluster`: the single-node cluster (tests.support.cluster) with algorun's images loaded;
+- `cluster_kafka`: a test-bed broker listening on the address pods reach the host at, and Strimzi's stand-in
+  (tests.support.strimzi) creating the topics and users of the objects the operator writes;
+- `operator`: the chart installed with helm (`helm install --wait`: the operator pod is Ready);
+- `receiver`: the examples' webhook receiver, listening where the hook runner's pods reach it.
+
+Package-scoped: the cluster's pods do not keep running (and taking the cores) while the rest of the suite runs.
+A part that cannot be built fails under CI=true and skips elsewhere, as in tests/integration.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration.conftest import _TIMINGS, _start, require
+from tests.support import cluster as cluster_support
+from tests.support.chart_install import install_operator
+from tests.support.cluster import Cluster
+from tests.support.e2e import Operator, Receiver, webhook_receiver
+from tests.support.helm import Helm
+from tests.support.kafka import KafkaBroker, start_kafka
+from tests.support.strimzi import StrimziStandIn
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/e2e/" in str(item.path):
+            item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.integration)
+            item.add_marker(pytest.mark.timeout(900))
+
+
+@pytest.fixture(scope="package")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    for part in (*cluster_support.PARTS, "helm", "kafka", "crds", "strimzi-crds"):
+        require(part)
+    workdir = tmp_path_factory.mktemp("cluster")
+    running = _start("single-node cluster", lambda: cluster_support.start(workdir))
+    for what, seconds in running.timings.items():
+        _TIMINGS[f"cluster: {what}"] = seconds
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="package")
+def cluster_kafka(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    libs = require("kafka")
+    workdir = tmp_path_factory.mktemp("cluster-kafka")
+    broker = _start("kafka for the cluster", lambda: start_kafka(libs, workdir, host=cluster.host_address))
+    standin = StrimziStandIn(cluster.api, broker).start()
+    try:
+        yield broker
+    finally:
+        standin.stop()
+        broker.stop()
+
+
+@pytest.fixture(scope="package")
+def cluster_helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    return Helm(binary=require("helm"), home=tmp_path_factory.mktemp("cluster-helm"))
+
+
+@pytest.fixture(scope="package")
+def operator(
+    cluster: Cluster, cluster_kafka: KafkaBroker, cluster_helm: Helm, tmp_path_factory: pytest.TempPathFactory
+) -> Operator:
+    began = time.monotonic()
+    values = install_operator(cluster.api, cluster_helm, tmp_path_factory.mktemp("chart"))
+    _TIMINGS["helm install (operator Ready)"] = time.monotonic() - began
+    return Operator(cluster=cluster, kafka=cluster_kafka, values=values)
+
+
+@pytest.fixture(scope="package")
+def receiver(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Receiver]:
+    with webhook_receiver(tmp_path_factory.mktemp("receiver"), cluster.host_address) as running:
+        yield running
