@@ -1,5 +1,5 @@
 # The two commands a fresh machine needs: `make demo` and `make test`. Everything installs into .venv;
-# the test servers (Kafka, kube-apiserver/etcd, helm) are fetched or built into $(ALGORUN_TESTBIN).
+# the test servers (Kafka, Kubernetes, containerd, helm) and the images are fetched or built into $(ALGORUN_TESTBIN).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -7,7 +7,7 @@ UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
 export ALGORUN_TESTBIN ?= $(HOME)/.cache/algorun/testbin
 
-.PHONY: demo test test-unit testbin bench lint crds lock clean
+.PHONY: demo test test-unit testbin image cluster bench lint crds lock clean
 
 # The virtualenv is (re)built when the lock file changes. uv is bootstrapped with pip, then installs the lock.
 $(VENV)/.runtime-stamp: requirements/runtime.lock pyproject.toml
@@ -36,6 +36,18 @@ test-unit: $(VENV)/.dev-stamp
 
 testbin: $(VENV)/.dev-stamp
 	$(PY) -m tests.support.testbin build
+
+# algorun's image and the examples' image, built with buildah (no Docker daemon, no registry) on a base
+# bootstrapped from Debian packages; written as docker-archive tarballs (docker load, ctr images import, kind
+# load image-archive take them). Root, on Debian: missing packages are installed with apt-get.
+image: $(VENV)/.dev-stamp
+	$(PY) -m tests.support.testbin build node-packages base-image image examples-image
+	@echo "images: $(ALGORUN_TESTBIN)/images/algorun.tar (algorun/algorun), $(ALGORUN_TESTBIN)/images/examples.tar (algorun/examples)"
+
+# A single-node Kubernetes on this machine (root): the images loaded, a Kafka broker with Strimzi's stand-in,
+# the chart installed. Prints KUBECONFIG; Ctrl-C stops it and removes everything it created.
+cluster: $(VENV)/.dev-stamp
+	$(PY) -m tests.support.cluster
 
 # Each benchmark runs as a module from the repository root (benchmarks/operator.py must not shadow the
 # standard library's `operator`, which a script's own directory on sys.path would do). Modules named _* are

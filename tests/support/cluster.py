@@ -590,8 +590,8 @@ def main() -> int:
             f"{images.EXAMPLES_IMAGE} loaded, the pipeline-operator chart installed (release "
             f"algorun, namespace algorun-system).\n"
             f"  export KUBECONFIG={cluster.kubeconfig}\n"
-            f"  Kafka for pipelines (spec.kafkaBrokers): {broker.bootstrap()}\n"
-            f"  pods reach this machine at {cluster.host_address}: a webhook receiver must listen there\n"
+            f"  export KAFKA={broker.bootstrap()}     # the broker, for spec.kafkaBrokers\n"
+            f"Pods reach this machine at {cluster.host_address}: a webhook receiver must listen there.\n"
             "Ctrl-C stops the cluster and removes everything it created.",
             flush=True,
         )

@@ -10,7 +10,9 @@ import copy
 import json
 import sys
 import time
+import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -84,17 +86,42 @@ class Operator:
     def api(self) -> Any:
         return self.cluster.api
 
-    def prepare(self, name: str, receiver: Receiver, listener: str = "PLAINTEXT") -> dict[str, Any]:
+    def prepare(
+        self, name: str, receiver: Receiver, *, hook_prefix: str = "", listener: str = "PLAINTEXT"
+    ) -> dict[str, Any]:
         """An example's PipelineDeployment as a user adapts it to this cluster: its brokers are the test-bed
-        broker's, its webhooks go to `receiver` (same paths)."""
+        broker's, its webhooks go to `receiver` (their paths under `hook_prefix`), and its deploymentName is
+        made unique, so its topics and consumer groups are its own on the shared broker."""
         docs = example_documents(name)
         pd = copy.deepcopy(next(d for d in docs if d["kind"] == "PipelineDeployment"))
-        pd["spec"]["kafkaBrokers"] = self.kafka.bootstrap(listener)
-        pd["spec"].pop("deploymentNamespace", None)
-        for hook in (pd["spec"].get("eventHook") or {}).get("webHooks") or []:
+        spec = pd["spec"]
+        spec["kafkaBrokers"] = self.kafka.bootstrap(listener)
+        spec.pop("deploymentNamespace", None)
+        pd["metadata"].pop("namespace", None)
+        spec["deploymentName"] = f"{spec['deploymentName']}-{uuid.uuid4().hex[:6]}"
+        for hook in (spec.get("eventHook") or {}).get("webHooks") or []:
             path = "/" + hook["webHookUrl"].split("://", 1)[1].split("/", 1)[1]
-            hook["webHookUrl"] = receiver.base_url + path
+            hook["webHookUrl"] = receiver.base_url + hook_prefix + path
         return pd
+
+    @staticmethod
+    def write(doc: dict[str, Any], folder: Path, file: str = "pipeline.yaml") -> Path:
+        """`doc` as a YAML file (for `algorun` commands and load_pipeline)."""
+        path = folder / file
+        path.write_text(yaml.safe_dump(doc))
+        return path
+
+    def delete_namespace(self, namespace: str) -> None:
+        """Delete a test's namespace (the operator's finalizer lets its PipelineDeployment go); not waited on."""
+        self.api.request("DELETE", f"/api/v1/namespaces/{namespace}")
+
+    def configmap_value(self, namespace: str, selector: str, key: str) -> str:
+        """`kubectl get configmap -l SELECTOR -o jsonpath={.data.KEY}`: one ConfigMap's value."""
+        query = urllib.parse.quote(selector)
+        _, found = self.api.request("GET", f"/api/v1/namespaces/{namespace}/configmaps?labelSelector={query}")
+        values = [c["data"][key] for c in found["items"] if key in (c.get("data") or {})]
+        assert len(values) == 1, f"{len(values)} ConfigMaps with {selector} and {key} in {namespace}"
+        return str(values[0])
 
     def apply(self, pd: dict[str, Any], namespace: str, templates: list[dict[str, Any]] | None = None) -> None:
         """Create the templates (cluster-scoped Algos, DataConnectors) and the PipelineDeployment, as
@@ -162,14 +189,44 @@ class Operator:
             deployed, timeout, f"{namespace}/{name} Deployed and Ready", lambda: self.describe(namespace, name)
         )
 
-    def endpoint_url(self, namespace: str) -> str:
-        """The endpoint's Service as a client on this machine reaches it (its ClusterIP, through kube-proxy)."""
+    def endpoint_address(self, namespace: str, port_name: str = "http") -> str:
+        """HOST:PORT of the endpoint's Service as a client on this machine reaches it (its ClusterIP, through
+        kube-proxy)."""
         _, services = self.api.request(
             "GET", f"/api/v1/namespaces/{namespace}/services?labelSelector=app.kubernetes.io/component%3Dendpoint"
         )
         service = services["items"][0]
-        port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "http")
-        return f"http://{service['spec']['clusterIP']}:{port}"
+        port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == port_name)
+        return f"{service['spec']['clusterIP']}:{port}"
+
+    def endpoint_url(self, namespace: str) -> str:
+        return f"http://{self.endpoint_address(namespace)}"
+
+
+def read_topic(kafka: KafkaBroker, topic: str, expect: int, timeout: float = 60.0) -> list[Any]:
+    """The messages of `topic` from its start (confluent-kafka Messages): read until `expect` arrived, then once
+    more for a moment, so a test sees extras too. Fails naming how many arrived."""
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        kafka.client_config()
+        | {
+            "group.id": f"e2e-reader-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    found: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(found) < expect and time.monotonic() < deadline:
+            found += [m for m in consumer.consume(100, 0.5) if not m.error()]
+        found += [m for m in consumer.consume(100, 1.0) if not m.error()]
+    finally:
+        consumer.close()
+    assert len(found) >= expect, f"{len(found)} of {expect} messages on {topic} after {timeout:.0f}s"
+    return found
 
 
 def post(url: str, body: bytes, content_type: str, timeout: float = 30.0) -> tuple[int, dict[str, Any]]:
