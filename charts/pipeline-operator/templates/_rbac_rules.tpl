@@ -91,6 +91,10 @@ impersonation, escalate/bind, and writes to KafkaTopics/KafkaUsers outside kafka
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch"]
+# The last lines of a failing container's log, put in the status and the Event (only failing pods, rate-bounded).
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
 # The components' workloads (the endpoint is a StatefulSet when its write-ahead log is on disk).
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets"]

@@ -134,6 +134,10 @@ def _crd(
     }
 
 
+DEGRADED = '.status.conditions[?(@.type=="Degraded")]'
+"""JSONPath of the PipelineDeployment's Degraded condition (printer columns)."""
+
+
 def generate_crds() -> list[dict[str, Any]]:
     """The three algo.run CRDs: Algo, DataConnector (cluster-scoped templates) and PipelineDeployment."""
     return [
@@ -178,9 +182,12 @@ def generate_crds() -> list[dict[str, Any]]:
             ),
             [
                 {"name": "Status", "type": "string", "jsonPath": ".status.status"},
+                # the Degraded reason: AsExpected, or why it is not (InvalidSpec, ImagePullBackOff...)
+                {"name": "Reason", "type": "string", "jsonPath": DEGRADED + ".reason"},
                 {"name": "Algos", "type": "integer", "jsonPath": ".status.algoCount"},
                 {"name": "Owner", "type": "string", "jsonPath": ".spec.deploymentOwner", "priority": 1},
                 {"name": "Deployment", "type": "string", "jsonPath": ".spec.deploymentName", "priority": 1},
+                {"name": "Message", "type": "string", "jsonPath": DEGRADED + ".message", "priority": 1},
             ],
             status=True,
         ),

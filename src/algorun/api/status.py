@@ -16,6 +16,11 @@ class ContainerStatus(ApiModel):
     name: str
     status: str | None = None
     messages: list[str] = Field(default_factory=list)
+    log_tail: list[str] = Field(
+        default_factory=list,
+        description="The last lines of the container's log (the previous instance's when it restarted); "
+        "read only while it fails",
+    )
 
 
 class ComponentStatus(ApiModel):
@@ -33,6 +38,13 @@ class ComponentStatus(ApiModel):
     available: int = 0
     ready: int = 0
     created_timestamp: str | None = None
+    reason: str | None = Field(
+        default=None,
+        description="Why the component fails (CrashLoopBackOff, ImagePullBackOff, ReadinessProbeFailing, "
+        "CreateContainerConfigError, ProgressDeadlineExceeded...); absent when it does not",
+    )
+    message: str | None = Field(default=None, description="What fails: the pod, the container and its state")
+    log_tail: list[str] = Field(default_factory=list, description="The last lines of the failing container's log")
 
 
 class PodStatus(ApiModel):

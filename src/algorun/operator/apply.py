@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lightkube import ApiError, AsyncClient
+from lightkube.resources import core_v1
 from lightkube.types import PatchType
 
 from algorun.operator import kinds
@@ -156,6 +157,29 @@ class Cluster:
         client: Any = self.client
         result = await client.create(kinds.resource(kind)(obj), namespace=obj["metadata"].get("namespace"))
         return dict(result.to_dict())
+
+    async def pod_log(
+        self, name: str, namespace: str, container: str, *, previous: bool, tail_lines: int, limit_bytes: int
+    ) -> str:
+        """The end of a container's log (`pods/log`): its last `tail_lines` lines, at most `limit_bytes` read,
+        of the current instance or the `previous` one (a restarted container's). lightkube's own `log()` has no
+        `previous` nor `limitBytes`, so the request is built with its generic client."""
+        inner: Any = self.client._client
+        request = inner.prepare_request(
+            "get",
+            core_v1.PodLog,
+            name=name,
+            namespace=namespace,
+            params={
+                "container": container,
+                "tailLines": tail_lines,
+                "limitBytes": limit_bytes,
+                "previous": "true" if previous else None,
+            },
+        )
+        response = await inner.send(inner.build_adapter_request(request))
+        inner.raise_for_status(response)
+        return str(response.text)
 
 
 @dataclass

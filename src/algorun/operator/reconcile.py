@@ -6,6 +6,13 @@ prune what is gone) -> ensure the bucket -> status (written through the status s
 -> notifications and Events for what changed. A spec that cannot be realised, or a cluster without Strimzi,
 changes nothing in the cluster and is reported as Degraded, with an Event; no exception escapes for it.
 
+A failing component (`algorun.operator.status` says when) gets one Warning Event per distinct failure, carrying
+the last lines of its container's log. Logs are read (`pods/log`) only for failing containers, and at a bounded
+rate: an exited instance's log is read once (it cannot change), a running one's at most every
+LOG_REFRESH_SECONDS, and at most MAX_LOG_READS per reconcile; a read that fails is not retried before the
+refresh either. When an unready container will have outlived its readiness probe's allowance, a reconcile is
+scheduled for that moment (nothing in the cluster changes then, so no watch event would come).
+
 Requests are coalesced per object (a burst of child events makes one reconcile) and serialised per object.
 """
 
@@ -14,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,12 +46,20 @@ from algorun.operator.render import ClusterFacts, identity_of, render
 from algorun.operator.render.labels import Identity, owned_selector
 from algorun.operator.settings import OperatorSettings
 from algorun.operator.status import (
+    LOG_READ_BYTES,
+    LOG_TAIL_LINES,
+    LogRequest,
     Observed,
+    component_events,
     compute,
     deleted_notification,
+    log_requests,
     notifications,
+    now,
     parse_status,
+    recheck_after,
     status_patch,
+    tail_lines,
 )
 
 log = logging.getLogger(__name__)
@@ -52,6 +68,12 @@ DELETE_TOPICS_ANNOTATION = "algo.run/delete-topics"
 LEGACY_FINALIZER = "finalizer.pipelineDeployment.algorun"
 
 Key = tuple[str, str]
+
+LOG_REFRESH_SECONDS = 60.0
+"""A running, failing container's log is read again at most this often."""
+MAX_LOG_READS = 4
+"""Log reads per reconcile; the others wait for the next reconcile (a pipeline with many failing pods does not
+turn one reconcile into a burst of requests to the kubelets)."""
 
 
 @dataclass
@@ -62,8 +84,11 @@ class Result:
     problems: list[str] = field(default_factory=list)
     status: str | None = None
     status_written: bool = False
-    event_reason: str = "Degraded"
-    """The reason of the Warning Event for `problems` (StrimziMissing when the cluster serves no Strimzi API)."""
+    problem_reason: str = "InvalidSpec"
+    """Why `problems` arose, in one word: the Degraded condition's reason and the Warning Event's
+    (InvalidSpec; StrimziMissing when the cluster serves no Strimzi API; MissingCRD when a kind the pipeline
+    needs is not served; APIRefused when the API server refused a change)."""
+    log_reads: int = 0
 
 
 def _problem_text(exc: BaseException) -> str:
@@ -91,6 +116,8 @@ class Reconciler:
         self._pending: dict[Key, asyncio.Task[None]] = {}
         self._buckets: set[str] = set()
         self._last_problem: dict[Key, str] = {}
+        self._logs: dict[Key, dict[LogRequest, tuple[list[str], float]]] = {}
+        self._rechecks: dict[Key, asyncio.TimerHandle] = {}
         self.reconciles = 0
         self.discovery = Discovery(cluster)
 
@@ -148,6 +175,10 @@ class Reconciler:
         key = (namespace, name)
         self.known.discard(key)
         self._last_problem.pop(key, None)
+        self._logs.pop(key, None)
+        recheck = self._rechecks.pop(key, None)
+        if recheck is not None:
+            recheck.cancel()
         for users in self.secret_users.values():
             users.discard(key)
 
@@ -192,7 +223,7 @@ class Reconciler:
                 strimzi = (await self.discovery.served()).strimzi_version if not errors else None
                 if not errors and strimzi is None:
                     problems.append(STRIMZI_MISSING)
-                    result.event_reason = "StrimziMissing"
+                    result.problem_reason = "StrimziMissing"
                 elif strimzi is not None:
                     topology = build_topology(pipeline.spec, catalog)
                     facts = await self._facts(ident, strimzi)
@@ -210,8 +241,10 @@ class Reconciler:
             except MissingKind as exc:
                 self.discovery.invalidate()  # what is served changed since it was read, or a CRD is missing
                 problems.append(_problem_text(exc))
+                result.problem_reason = "MissingCRD"
             except ApiError as exc:
                 problems.append(_problem_text(exc))
+                result.problem_reason = "APIRefused"
         result.problems = problems
         await self._report(raw, ident, rendered, result)
         return result
@@ -308,6 +341,7 @@ class Reconciler:
         name = ident.deployment_name if ident else str(spec.get("deploymentName", ""))
         workloads: list[dict[str, Any]] = []
         pods: list[dict[str, Any]] = []
+        at = now()
         if ident is not None:
             if result.outcome is not None:
                 workloads = [
@@ -335,18 +369,76 @@ class Reconciler:
             pods=pods,
             algo_count=len(spec.get("algos") or []),
             problems=result.problems,
+            problem_reason=result.problem_reason,
             waiting=list(rendered.notes) if rendered is not None else [],
         )
+        observed.logs = await self._read_logs(key, observed.namespace, log_requests(pods, at), result)
+        self._recheck(key, recheck_after(pods, at))
         old_raw = raw.get("status")
         old = parse_status(old_raw)
-        new = compute(observed, old)
+        new = compute(observed, old, at)
         result.status = new.status.value if new.status else None
         patch = status_patch(new, old_raw)
         if patch is not None:
             await self.cluster.patch(kinds.PIPELINE_DEPLOYMENT, meta["name"], meta["namespace"], patch, status=True)
             result.status_written = True
             self.notifier.send(notifications(old, new, observed.namespace))
+            for event in component_events(old, new):
+                await events.post(self.cluster, raw, event.type, event.reason, event.message)
         await self._events(raw, key, result)
+
+    async def _read_logs(
+        self, key: Key, namespace: str, wanted: list[LogRequest], result: Result
+    ) -> dict[tuple[str, str], list[str]]:
+        """The last lines of the failing containers' logs, read at a bounded rate (module docstring); the cache
+        keeps only what is still wanted."""
+        cached = self._logs.get(key, {})
+        kept: dict[LogRequest, tuple[list[str], float]] = {}
+        clock = time.monotonic()
+        for request in wanted:
+            entry = cached.get(request)
+            fresh = entry is not None and (request.final or clock - entry[1] < LOG_REFRESH_SECONDS)
+            if not fresh and result.log_reads < MAX_LOG_READS:
+                result.log_reads += 1
+                try:
+                    text = await self.cluster.pod_log(
+                        request.pod,
+                        namespace,
+                        request.container,
+                        previous=request.previous,
+                        tail_lines=LOG_TAIL_LINES,
+                        limit_bytes=LOG_READ_BYTES,
+                    )
+                    entry = (tail_lines(text), clock)
+                except Exception as exc:  # a log we cannot read leaves the status without it, nothing more
+                    log.info("could not read the log of %s/%s %s: %s", namespace, request.pod, request.container, exc)
+                    entry = (entry[0] if entry else [], clock)
+            if entry is not None:
+                kept[request] = entry
+        if kept:
+            self._logs[key] = kept
+        else:
+            self._logs.pop(key, None)
+        return {(r.pod, r.container): lines for r, (lines, _) in kept.items()}
+
+    def _recheck(self, key: Key, delay: float | None) -> None:
+        """Reconcile `key` again in `delay` seconds (plus a second, so the allowance has surely passed), unless
+        one is already due sooner."""
+        if delay is None:
+            return
+        loop = asyncio.get_running_loop()
+        due = loop.time() + delay + 1.0
+        current = self._rechecks.get(key)
+        if current is not None and not current.cancelled() and current.when() <= due and current.when() > loop.time():
+            return
+        if current is not None:
+            current.cancel()
+        self._rechecks[key] = loop.call_at(due, self._recheck_due, key)
+
+    def _recheck_due(self, key: Key) -> None:
+        self._rechecks.pop(key, None)
+        if key in self.known:
+            self.request(*key)
 
     async def _live_workloads(self, ident: Identity, strimzi_version: str | None) -> list[dict[str, Any]]:
         connect = [kinds.strimzi(kinds.KAFKA_CONNECT, strimzi_version)] if strimzi_version else []
@@ -365,7 +457,7 @@ class Reconciler:
     async def _events(self, raw: dict[str, Any], key: Key, result: Result) -> None:
         problem = "; ".join(result.problems)
         if problem and self._last_problem.get(key) != problem:
-            await events.post(self.cluster, raw, "Warning", result.event_reason, problem)
+            await events.post(self.cluster, raw, "Warning", result.problem_reason, problem)
         if not problem and self._last_problem.get(key):
             await events.post(self.cluster, raw, "Normal", "Recovered", "the pipeline spec can be realised again")
         self._last_problem[key] = problem

@@ -2,9 +2,23 @@
 
 Per component (each Deployment/StatefulSet the pipeline renders, and each KafkaConnect) and per pod, as the
 original reported them, plus Kubernetes-style conditions (Ready, Progressing, Degraded) and
-`observedGeneration`. Fixed from the original: a waiting container's reason (CrashLoopBackOff,
-ImagePullBackOff...) is reported and makes the component `Error` (the original could never detect it); the
-expected component count comes from what was rendered (a pipeline without endpoint paths can be Deployed).
+`observedGeneration`. Fixed from the original: the expected component count comes from what was rendered (a
+pipeline without endpoint paths can be Deployed), and a failing component is reported where its user looks
+(the original could never detect one):
+
+- A component fails when one of its pods' containers cannot start (waiting in ErrImagePull/ImagePullBackOff,
+  CreateContainerConfigError...), keeps exiting (CrashLoopBackOff: exited non-zero, waiting to be restarted, or
+  restarted and not ready since), or runs but its readiness probe has failed for longer than the probe itself
+  allows (ReadinessProbeFailing: its initial delay plus failureThreshold periods and a timeout; no pod event
+  announces that moment, so `recheck_after` tells the reconciler when to look again).
+- Its reason is one name per failure, whatever state the kubelet cycles through (ErrImagePull and
+  ImagePullBackOff alternate; a crash loop is running, terminated and waiting in turn), so the status does not
+  flap and `component_events` posts one Event per distinct failure: the stored status remembers what was
+  already reported, across operator restarts.
+- The component, its pod status and its Event carry the last lines of the failing container's log (the
+  previous instance's for a restarted one). Reading them is I/O: `log_requests` says which logs are worth
+  reading (failing containers that have started at least once); the reconciler reads them and passes the
+  lines in `Observed.logs`.
 """
 
 from __future__ import annotations
@@ -18,13 +32,50 @@ from algorun.api.resources import DeploymentStatusMessage, NotifMessage
 from algorun.api.status import ComponentStatus, Condition, ContainerStatus, PipelineDeploymentStatus, PodStatus
 from algorun.operator.render.labels import ALGO, ALGO_VERSION, COMPONENT, DATACONNECTOR, DATACONNECTOR_VERSION, INDEX
 
-FAILING_REASONS = frozenset(
-    {"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError", "InvalidImageName"}
-)
+CRASH_LOOP = "CrashLoopBackOff"
+IMAGE_PULL = "ImagePullBackOff"
+READINESS = "ReadinessProbeFailing"
+
+WAITING_FAILURES = {
+    "CrashLoopBackOff": CRASH_LOOP,
+    "ImagePullBackOff": IMAGE_PULL,
+    "ErrImagePull": IMAGE_PULL,
+    "ErrImageNeverPull": "ErrImageNeverPull",
+    "InvalidImageName": "InvalidImageName",
+    "CreateContainerConfigError": "CreateContainerConfigError",
+    "CreateContainerError": "CreateContainerError",
+    "RunContainerError": CRASH_LOOP,
+}
+"""Waiting reasons that mean a container cannot start or keeps failing, and the failure each is reported as."""
+
+FAILING_REASONS = frozenset(WAITING_FAILURES)
+
+LOG_TAIL_LINES = 15
+"""Lines of a failing container's log kept in the status and the Event."""
+LOG_LINE_CHARS = 240
+LOG_TAIL_CHARS = 1600
+"""At most this many characters of log per container in the status (the status object has a size limit)."""
+LOG_READ_BYTES = 16384
+"""The most the operator reads of one log (the API's limitBytes), whatever its lines' length."""
+EVENT_MESSAGE_CHARS = 1024
+"""Kubernetes truncates longer Event messages; the log tail is cut from its oldest line to fit."""
 
 
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A Kubernetes timestamp (RFC 3339 text, or a datetime from a client), or None when it is not one."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -43,9 +94,38 @@ class Observed:
     algo_count: int = 0
     problems: list[str] = field(default_factory=list)
     """Why the spec cannot be realised (Degraded, status Error)."""
+    problem_reason: str = "InvalidSpec"
+    """The Degraded reason for `problems` (StrimziMissing when the cluster serves no Strimzi API...)."""
     waiting: list[str] = field(default_factory=list)
     """What the operator waits for (Progressing)."""
     deleting: bool = False
+    logs: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    """(pod, container) -> the last lines of its log, as read for `log_requests`."""
+
+
+@dataclass(frozen=True)
+class LogRequest:
+    """A failing container's log worth reading."""
+
+    pod: str
+    container: str
+    previous: bool
+    """Read the previous instance's log (the one that crashed), not the current one's."""
+    instance: str
+    """Which container instance the log belongs to (its containerID, or the restart count)."""
+    final: bool
+    """The instance has exited: its log never changes, so it is read once. A running instance's log grows."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why one container (or a workload) fails."""
+
+    reason: str
+    message: str
+    pod: str | None = None
+    container: str | None = None
+    log: LogRequest | None = None
 
 
 def _labels(obj: dict[str, Any]) -> dict[str, str]:
@@ -66,14 +146,153 @@ def _identify(labels: dict[str, str]) -> tuple[ComponentType | None, str | None,
     return None, None, None, None
 
 
-def pod_status(pod: dict[str, Any]) -> PodStatus:
+def _readiness_grace(probe: dict[str, Any]) -> float:
+    """How long a readiness probe needs to fail `failureThreshold` times in a row (Kubernetes' defaults)."""
+    period = float(probe.get("periodSeconds") or 10)
+    return (
+        float(probe.get("initialDelaySeconds") or 0)
+        + period * float(probe.get("failureThreshold") or 3)
+        + float(probe.get("timeoutSeconds") or 1)
+    )
+
+
+def _not_ready_since(pod: dict[str, Any], cs: dict[str, Any]) -> datetime | None:
+    """Since when a running container has been not ready: it started, or its pod last turned not ready."""
+    started = parse_time(((cs.get("state") or {}).get("running") or {}).get("startedAt"))
+    ready_cond = next((c for c in (pod.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), None)
+    turned = parse_time((ready_cond or {}).get("lastTransitionTime"))
+    times = [t for t in (started, turned) if t is not None]
+    return max(times) if times else None
+
+
+def _readiness_probe(pod: dict[str, Any], container: str) -> dict[str, Any] | None:
+    for spec in (pod.get("spec") or {}).get("containers") or []:
+        if spec.get("name") == container:
+            probe = spec.get("readinessProbe")
+            return dict(probe) if probe else None
+    return None
+
+
+def _exit_text(terminated: dict[str, Any]) -> str:
+    code = terminated.get("exitCode")
+    reason = terminated.get("reason") or "Error"
+    return f"exit code {code} ({reason})" if code is not None else reason
+
+
+def _container_failure(
+    pod: dict[str, Any], cs: dict[str, Any], at: datetime | None, *, init: bool = False
+) -> tuple[Failure | None, float | None]:
+    """Why this container fails, and (when it runs unready but within its probe's allowance) in how many
+    seconds it will count as failing."""
+    pod_name = str((pod.get("metadata") or {}).get("name") or "")
+    name = str(cs.get("name") or "")
+    state = cs.get("state") or {}
+    restarts = int(cs.get("restartCount") or 0)
+    last = (cs.get("lastState") or {}).get("terminated") or {}
+    ready = bool(cs.get("ready"))
+    previous = (
+        LogRequest(pod_name, name, True, str(last.get("containerID") or f"#{restarts}"), True) if restarts > 0 else None
+    )
+    current_id = str(cs.get("containerID") or f"#{restarts}")
+    where = f"{'init container' if init else 'container'} {name} of pod {pod_name}"
+
+    def failure(reason: str, detail: str, log: LogRequest | None) -> tuple[Failure, None]:
+        return Failure(reason, f"{where}: {detail}", pod_name, name, log), None
+
+    if "waiting" in state:
+        waiting = state["waiting"] or {}
+        raw = str(waiting.get("reason") or "")
+        if raw in WAITING_FAILURES:
+            detail = raw + (f": {waiting['message']}" if waiting.get("message") else "")
+            if last:
+                detail += f"; restarted {restarts} times, last {_exit_text(last)}"
+            return failure(WAITING_FAILURES[raw], detail, previous)
+    crashed = bool(last) and last.get("exitCode") not in (None, 0)
+    if "terminated" in state:
+        terminated = state["terminated"] or {}
+        if terminated.get("exitCode") not in (None, 0):
+            log = LogRequest(pod_name, name, False, current_id, True)
+            return failure(CRASH_LOOP, f"exited with {_exit_text(terminated)}; restarted {restarts} times", log)
+    if crashed and not ready and not init:
+        detail = f"restarted {restarts} times after {_exit_text(last)}, not ready since"
+        return failure(CRASH_LOOP, detail, previous)
+    if "running" in state and not ready and not init and cs.get("started") is not False:
+        probe = _readiness_probe(pod, name)
+        since = _not_ready_since(pod, cs)
+        if probe is None or since is None or at is None:
+            return None, None
+        grace = _readiness_grace(probe)
+        elapsed = (at - since).total_seconds()
+        if elapsed < grace:
+            return None, grace - elapsed
+        detail = (
+            f"running but not ready since {since:%Y-%m-%dT%H:%M:%SZ}: its readiness probe has failed for longer "
+            f"than it allows ({grace:g}s)"
+        )
+        return failure(READINESS, detail, LogRequest(pod_name, name, False, current_id, False))
+    return None, None
+
+
+def pod_failures(pod: dict[str, Any], at: datetime | None) -> list[Failure]:
+    """Every failing container of the pod (init containers first), in order."""
+    status = pod.get("status") or {}
+    out = []
+    for init, key in ((True, "initContainerStatuses"), (False, "containerStatuses")):
+        for cs in status.get(key) or []:
+            found, _ = _container_failure(pod, cs, at, init=init)
+            if found is not None:
+                out.append(found)
+    return out
+
+
+def log_requests(pods: list[dict[str, Any]], at: str | None = None) -> list[LogRequest]:
+    """The logs worth reading: those of failing containers that have run at least once (a container that
+    never started, e.g. its image missing, has none)."""
+    moment = parse_time(at or now())
+    return [f.log for pod in pods for f in pod_failures(pod, moment) if f.log is not None]
+
+
+def recheck_after(pods: list[dict[str, Any]], at: str | None = None) -> float | None:
+    """Seconds until a running, unready container has failed its readiness probe for longer than the probe
+    allows (nothing in the cluster changes at that moment, so no event would bring the reconciler back)."""
+    moment = parse_time(at or now())
+    waits = [
+        wait
+        for pod in pods
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []
+        for _, wait in [_container_failure(pod, cs, moment)]
+        if wait is not None
+    ]
+    return min(waits) if waits else None
+
+
+def tail_lines(text: str) -> list[str]:
+    """The last lines of a log as the status keeps them: at most LOG_TAIL_LINES lines of LOG_LINE_CHARS
+    printable characters, LOG_TAIL_CHARS in all, the newest kept when something must go."""
+    lines = []
+    for raw in text.splitlines():
+        line = "".join(ch if ch.isprintable() else " " for ch in raw.replace("\t", "    ")).rstrip()
+        lines.append(line if len(line) <= LOG_LINE_CHARS else line[: LOG_LINE_CHARS - 3] + "...")
+    while lines and not lines[-1]:
+        lines.pop()
+    lines = lines[-LOG_TAIL_LINES:]
+    while lines and sum(len(line) + 1 for line in lines) > LOG_TAIL_CHARS:
+        lines.pop(0)
+    return lines
+
+
+def pod_status(
+    pod: dict[str, Any], at: datetime | None = None, logs: dict[tuple[str, str], list[str]] | None = None
+) -> PodStatus:
     meta = pod.get("metadata") or {}
     status = pod.get("status") or {}
     ctype, name, version, index = _identify(_labels(pod))
+    logs = logs or {}
+    failures = {f.container: f for f in pod_failures(pod, at)}
     containers = []
     phase = status.get("phase") or "Pending"
     restarts = 0
-    for cs in status.get("containerStatuses") or []:
+    for cs in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
         restarts += int(cs.get("restartCount") or 0)
         state = cs.get("state") or {}
         messages: list[str] = []
@@ -81,15 +300,20 @@ def pod_status(pod: dict[str, Any]) -> PodStatus:
             reason = state["waiting"].get("reason") or "Waiting"
             if state["waiting"].get("message"):
                 messages.append(state["waiting"]["message"])
-            if reason in FAILING_REASONS:
-                phase = reason
         elif "terminated" in state:
             reason = state["terminated"].get("reason") or "Terminated"
             if state["terminated"].get("message"):
                 messages.append(state["terminated"]["message"])
         else:
             reason = "Running" if "running" in state else "Unknown"
-        containers.append(ContainerStatus(name=cs.get("name", ""), status=reason, messages=messages))
+        container = str(cs.get("name", ""))
+        failed = failures.get(container)
+        if failed is not None:
+            messages.append(failed.message)
+        tail = logs.get((str(meta.get("name") or ""), container), []) if failed is not None else []
+        containers.append(ContainerStatus(name=container, status=reason, messages=messages, log_tail=tail))
+    if failures:
+        phase = next(iter(failures.values())).reason
     return PodStatus(
         component_type=ctype,
         name=name,
@@ -105,26 +329,35 @@ def pod_status(pod: dict[str, Any]) -> PodStatus:
     )
 
 
-def _failing(workload: dict[str, Any], pods: list[PodStatus]) -> str | None:
-    """Why a workload is failing, or None."""
+@dataclass(frozen=True)
+class _Pod:
+    status: PodStatus
+    failures: list[Failure]
+
+
+def _failing(workload: dict[str, Any], pods: list[_Pod]) -> Failure | None:
+    """Why a workload is failing (its first failing pod, else its own conditions), or None."""
     kind = workload.get("kind")
     ctype, name, _, index = _identify(_labels(workload))
     for pod in pods:
-        if pod.component_type == ctype and pod.name == name and pod.index == index and pod.status in FAILING_REASONS:
-            return f"pod {pod.pod_name} is in {pod.status}"
+        s = pod.status
+        if pod.failures and s.component_type == ctype and s.name == name and s.index == index:
+            return pod.failures[0]
     for cond in (workload.get("status") or {}).get("conditions") or []:
         if (
             kind == "Deployment"
             and cond.get("type") == "Progressing"
             and cond.get("reason") == "ProgressDeadlineExceeded"
         ):
-            return cond.get("message") or "progress deadline exceeded"
+            return Failure("ProgressDeadlineExceeded", cond.get("message") or "progress deadline exceeded")
         if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
-            return cond.get("message") or "replica failure"
+            return Failure(str(cond.get("reason") or "ReplicaFailure"), cond.get("message") or "replica failure")
     return None
 
 
-def component_status(workload: dict[str, Any], pods: list[PodStatus]) -> ComponentStatus:
+def component_status(
+    workload: dict[str, Any], pods: list[_Pod], logs: dict[tuple[str, str], list[str]] | None = None
+) -> ComponentStatus:
     meta = workload.get("metadata") or {}
     spec = workload.get("spec") or {}
     status = workload.get("status") or {}
@@ -141,12 +374,14 @@ def component_status(workload: dict[str, Any], pods: list[PodStatus]) -> Compone
         available = int(status.get("availableReplicas") or (ready if workload.get("kind") == "StatefulSet" else 0))
         up_to_date = int(status.get("updatedReplicas") or 0)
     generation_seen = status.get("observedGeneration", 0) >= meta.get("generation", 0)
-    if _failing(workload, pods):
+    failure = _failing(workload, pods)
+    if failure is not None:
         state = DeploymentStatus.ERROR
     elif ready >= desired and generation_seen and (workload.get("kind") == "KafkaConnect" or up_to_date >= desired):
         state = DeploymentStatus.DEPLOYED
     else:
         state = DeploymentStatus.PROGRESSING
+    tail = (logs or {}).get((failure.pod or "", failure.container or ""), []) if failure else []
     return ComponentStatus(
         component_type=ctype,
         name=name,
@@ -160,7 +395,23 @@ def component_status(workload: dict[str, Any], pods: list[PodStatus]) -> Compone
         available=available,
         ready=ready,
         created_timestamp=meta.get("creationTimestamp"),
+        reason=failure.reason if failure else None,
+        message=failure.message if failure else None,
+        log_tail=tail,
     )
+
+
+def component_label(comp: ComponentStatus) -> str:
+    """How a component is named to its user: `algo demo/uppercase:1[1]`, `endpoint`, `event hook`..."""
+    if comp.component_type == ComponentType.ALGO:
+        return f"algo {comp.name}:{comp.version}[{comp.index}]"
+    if comp.component_type == ComponentType.DATA_CONNECTOR:
+        return f"data connector {comp.name}:{comp.version}[{comp.index}]"
+    if comp.component_type == ComponentType.EVENT_HOOK:
+        return "event hook"
+    if comp.component_type == ComponentType.ENDPOINT:
+        return "endpoint"
+    return str(comp.deployment_name)
 
 
 def _condition(
@@ -183,12 +434,16 @@ def compute(
     observed: Observed, old: PipelineDeploymentStatus | None, at: str | None = None
 ) -> PipelineDeploymentStatus:
     at = at or now()
-    pods = sorted((pod_status(p) for p in observed.pods), key=lambda p: p.pod_name or "")
+    moment = parse_time(at)
+    pods = [
+        _Pod(pod_status(p, moment, observed.logs), pod_failures(p, moment))
+        for p in sorted(observed.pods, key=lambda p: str((p.get("metadata") or {}).get("name") or ""))
+    ]
     by_key = {(w.get("kind"), (w.get("metadata") or {}).get("name")): w for w in observed.workloads}
-    components = [component_status(w, pods) for w in sorted(observed.workloads, key=_sort_key)]
+    components = [component_status(w, pods, observed.logs) for w in sorted(observed.workloads, key=_sort_key)]
     missing = [f"{kind} {name}" for kind, name in observed.expected if (kind, name) not in by_key]
-    reasons = {(w.get("metadata") or {}).get("name"): _failing(w, pods) for w in observed.workloads}
-    errors = [f"{name}: {why}" for name, why in sorted(reasons.items(), key=lambda i: str(i[0])) if why]
+    failing = [c for c in components if c.reason]
+    errors = [f"{component_label(c)} ({c.deployment_name}): {c.reason}: {c.message}" for c in failing]
     pending = [
         f"{c.deployment_name} ({c.ready}/{c.desired} ready)"
         for c in components
@@ -213,7 +468,6 @@ def compute(
     waiting_on = [*observed.waiting, *(f"creating {m}" for m in missing), *(f"waiting for {p}" for p in pending)]
     progressing = overall == DeploymentStatus.PROGRESSING
     degraded_msg = "; ".join([*observed.problems, *errors])
-    degraded_reason = "InvalidSpec" if observed.problems else ("ComponentFailing" if errors else "AsExpected")
     conditions = [
         _condition(prior, "Ready", overall == DeploymentStatus.DEPLOYED, ready_reason, ready_msg, gen, at),
         _condition(
@@ -227,18 +481,81 @@ def compute(
             gen,
             at,
         ),
-        _condition(prior, "Degraded", bool(degraded_msg), degraded_reason, degraded_msg or "no problems", gen, at),
+        _condition(
+            prior,
+            "Degraded",
+            bool(degraded_msg),
+            _degraded_reason(observed, failing),
+            degraded_msg or "no problems",
+            gen,
+            at,
+        ),
     ]
     return PipelineDeploymentStatus(
         deployment_owner=observed.owner,
         deployment_name=observed.name,
         status=overall,
         component_statuses=components,
-        pod_statuses=pods,
+        pod_statuses=[p.status for p in pods],
         conditions=conditions,
         observed_generation=gen,
         algo_count=observed.algo_count,
     )
+
+
+def _degraded_reason(observed: Observed, failing: list[ComponentStatus]) -> str:
+    """Why the pipeline is degraded, in one word (a printer column shows it): the spec's problem first, then
+    the components' failure when they all share it (ImagePullBackOff...), else ComponentFailing."""
+    if observed.problems:
+        return observed.problem_reason
+    reasons = {c.reason for c in failing}
+    if len(reasons) == 1:
+        return str(reasons.pop())
+    return "ComponentFailing" if reasons else "AsExpected"
+
+
+@dataclass(frozen=True)
+class ComponentEvent:
+    """An Event about one component: a Warning when it starts failing, Normal when it recovers."""
+
+    type: str
+    reason: str
+    message: str
+
+
+def component_events(old: PipelineDeploymentStatus | None, new: PipelineDeploymentStatus) -> list[ComponentEvent]:
+    """One Warning per distinct failure (component + reason) and one Normal `ComponentRecovered` when it ends.
+
+    What was already reported is the stored status (`old`): a failure whose component had the same reason there
+    was announced by the reconcile that wrote it. So a failure is announced once, not on every reconcile, and
+    not again after an operator restart; a component that failed with another reason is announced again.
+    """
+    before = {c.deployment_name: c for c in (old.component_statuses if old else [])}
+    out = []
+    for comp in new.component_statuses:
+        previous = before.get(comp.deployment_name)
+        had = previous.reason if previous else None
+        if comp.reason and comp.reason != had:
+            out.append(ComponentEvent("Warning", comp.reason, failure_message(comp)))
+        elif had and not comp.reason:
+            text = f"{component_label(comp)} ({comp.deployment_name}) no longer fails ({had})"
+            out.append(ComponentEvent("Normal", "ComponentRecovered", text))
+    return out
+
+
+def failure_message(comp: ComponentStatus, limit: int = EVENT_MESSAGE_CHARS) -> str:
+    """The component, its failure and the last lines of its log, within `limit` characters: the head is cut
+    first to half the limit, then the log loses its oldest lines (the last ones say why it ended)."""
+    head = f"{component_label(comp)} ({comp.deployment_name}): {comp.reason}: {comp.message}"
+    if not comp.log_tail:
+        return head if len(head) <= limit else head[: limit - 3] + "..."
+    if len(head) > limit // 2:
+        head = head[: limit // 2 - 3] + "..."
+    intro = "\nlast lines of its log:"
+    lines = list(comp.log_tail)
+    while lines and len(head) + len(intro) + sum(len(line) + 1 for line in lines) > limit:
+        lines.pop(0)
+    return head + (intro + "".join("\n" + line for line in lines) if lines else "")
 
 
 def _sort_key(obj: dict[str, Any]) -> tuple[str, str]:

@@ -87,7 +87,7 @@ async def test_bad_algo_ref_is_degraded_with_an_event_and_recovers(kube: KubeAPI
         assert cond["reason"] == "InvalidSpec"
         assert await h.status_of(name) == "Error"
         events = await h.cluster.list(kinds.EVENT, h.namespace)
-        warnings = [e for e in events if e["reason"] == "Degraded" and e["involvedObject"]["name"] == name]
+        warnings = [e for e in events if e["reason"] == "InvalidSpec" and e["involvedObject"]["name"] == name]
         assert warnings and warnings[0]["type"] == "Warning"
         assert not await h.owned(kinds.DEPLOYMENT), "nothing is created for a spec that cannot be realised"
         # the operator is alive: fixing the reference converges
