@@ -67,7 +67,7 @@ async def test_no_strimzi_is_reported_then_followed_when_installed(
             return degraded if degraded and degraded["status"] == "True" else None
 
         degraded = await eventually(strimzi_missing, "the Degraded condition")
-        assert STRIMZI_MISSING in degraded["message"], degraded
+        assert STRIMZI_MISSING in degraded["message"] and degraded["reason"] == "StrimziMissing", degraded
         events = await eventually(lambda: _events(h, "StrimziMissing"), "the StrimziMissing Event")
         assert [(e["type"], e["message"]) for e in events] == [("Warning", STRIMZI_MISSING)]
         assert await h.owned(kinds.DEPLOYMENT) == {}, "nothing is created without Strimzi"
