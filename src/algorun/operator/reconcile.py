@@ -9,8 +9,8 @@ changes nothing in the cluster and is reported as Degraded, with an Event; no ex
 A failing component (`algorun.operator.status` says when) gets one Warning Event per distinct failure, carrying
 the last lines of its container's log. Logs are read (`pods/log`) only for failing containers, and at a bounded
 rate: an exited instance's log is read once (it cannot change), a running one's at most every
-LOG_REFRESH_SECONDS, and at most MAX_LOG_READS per reconcile; a read that fails is not retried before the
-refresh either. When an unready container will have outlived its readiness probe's allowance, a reconcile is
+LOG_REFRESH_SECONDS, and at most MAX_LOG_READS per reconcile; a read that fails is tried again only after
+LOG_REFRESH_SECONDS. When an unready container will have outlived its readiness probe's allowance, a reconcile is
 scheduled for that moment (nothing in the cluster changes then, so no watch event would come).
 
 Requests are coalesced per object (a burst of child events makes one reconcile) and serialised per object.
@@ -76,6 +76,14 @@ MAX_LOG_READS = 4
 turn one reconcile into a burst of requests to the kubelets)."""
 
 
+@dataclass(frozen=True)
+class _LogEntry:
+    lines: list[str]
+    read_at: float
+    complete: bool
+    """The read succeeded (a failed one is tried again after LOG_REFRESH_SECONDS, even for an exited instance)."""
+
+
 @dataclass
 class Result:
     """What one reconcile did (tests and the benchmark read it)."""
@@ -116,7 +124,7 @@ class Reconciler:
         self._pending: dict[Key, asyncio.Task[None]] = {}
         self._buckets: set[str] = set()
         self._last_problem: dict[Key, str] = {}
-        self._logs: dict[Key, dict[LogRequest, tuple[list[str], float]]] = {}
+        self._logs: dict[Key, dict[LogRequest, _LogEntry]] = {}
         self._rechecks: dict[Key, asyncio.TimerHandle] = {}
         self.reconciles = 0
         self.discovery = Discovery(cluster)
@@ -393,11 +401,13 @@ class Reconciler:
         """The last lines of the failing containers' logs, read at a bounded rate (module docstring); the cache
         keeps only what is still wanted."""
         cached = self._logs.get(key, {})
-        kept: dict[LogRequest, tuple[list[str], float]] = {}
+        kept: dict[LogRequest, _LogEntry] = {}
         clock = time.monotonic()
         for request in wanted:
             entry = cached.get(request)
-            fresh = entry is not None and (request.final or clock - entry[1] < LOG_REFRESH_SECONDS)
+            fresh = entry is not None and (
+                (request.final and entry.complete) or clock - entry.read_at < LOG_REFRESH_SECONDS
+            )
             if not fresh and result.log_reads < MAX_LOG_READS:
                 result.log_reads += 1
                 try:
@@ -409,17 +419,17 @@ class Reconciler:
                         tail_lines=LOG_TAIL_LINES,
                         limit_bytes=LOG_READ_BYTES,
                     )
-                    entry = (tail_lines(text), clock)
+                    entry = _LogEntry(tail_lines(text), clock, complete=True)
                 except Exception as exc:  # a log we cannot read leaves the status without it, nothing more
                     log.info("could not read the log of %s/%s %s: %s", namespace, request.pod, request.container, exc)
-                    entry = (entry[0] if entry else [], clock)
+                    entry = _LogEntry(entry.lines if entry else [], clock, complete=False)
             if entry is not None:
                 kept[request] = entry
         if kept:
             self._logs[key] = kept
         else:
             self._logs.pop(key, None)
-        return {(r.pod, r.container): lines for r, (lines, _) in kept.items()}
+        return {(r.pod, r.container): entry.lines for r, entry in kept.items()}
 
     def _recheck(self, key: Key, delay: float | None) -> None:
         """Reconcile `key` again in `delay` seconds (plus a second, so the allowance has surely passed), unless

@@ -241,12 +241,15 @@ class LogCluster:
 
     def __init__(self) -> None:
         self.reads: list[tuple[str, str, bool]] = []
+        self.refuse = False
 
     async def pod_log(
         self, name: str, namespace: str, container: str, *, previous: bool, tail_lines: int, limit_bytes: int
     ) -> str:
         assert tail_lines == LOG_TAIL_LINES and limit_bytes > 0
         self.reads.append((name, container, previous))
+        if self.refuse:
+            raise RuntimeError("the kubelet is unreachable")
         return f"log of {name}/{container} #{len(self.reads)}\n"
 
 
@@ -285,5 +288,14 @@ def test_the_reconciler_reads_logs_at_a_bounded_rate(monkeypatch: pytest.MonkeyP
         assert result.log_reads == 2 and len(logs) == len(many), "the rest on the next reconcile"
         await read([])
         assert key not in reconciler._logs
+        cluster.refuse = True
+        logs, result = await read([exited])
+        assert result.log_reads == 1 and logs == {("p1", "c"): []}, "a log that cannot be read: none, no error"
+        cluster.refuse = False
+        logs, result = await read([exited])
+        assert result.log_reads == 0, "a failed read is not repeated at once"
+        clock[0] += reconcile_module.LOG_REFRESH_SECONDS
+        logs, result = await read([exited])
+        assert result.log_reads == 1 and logs[("p1", "c")] != [], "but after the refresh, even for an exited one"
 
     asyncio.run(scenario())
