@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.conftest import _TIMINGS, _start, require
+from tests.integration.conftest import _TIMINGS, FIGURES, _start, require
 from tests.support import cluster as cluster_support
 from tests.support.chart_install import install_operator
 from tests.support.cluster import Cluster
@@ -46,6 +46,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     try:
         yield running
     finally:
+        FIGURES.update({f"at the end of e2e: {k}": v for k, v in running.usage().items()})
         running.stop()
 
 

@@ -85,7 +85,10 @@ def test_example_runs_as_pods_and_gives_what_algorun_run_gives(
         lambda: sum(_lines(receiver.deliveries(prefix + "/"), prefix).values()) >= sum(expected.values()),
         120,
         f"{sum(expected.values())} output lines at the webhook",
-        lambda: operator.describe(namespace, pd["metadata"]["name"]),
+        lambda: (
+            f"received {_lines(receiver.deliveries(prefix + '/'), prefix)}\nexpected {expected}\n"
+            + operator.describe(namespace, pd["metadata"]["name"], logs=True)
+        ),
     )
     assert _lines(receiver.deliveries(prefix + "/"), prefix) == expected
     operator.delete_namespace(namespace)
@@ -110,7 +113,17 @@ def test_original_sample_with_its_algo_template(operator: Operator, receiver: Re
     spec = pd["spec"]
     url = f"{operator.endpoint_url(namespace)}/{spec['deploymentOwner']}/{spec['deploymentName']}/test_http"
     status, answer = post(url, text, "text/any")
-    assert status in (200, 202), answer
+    _, services = operator.api.request("GET", f"/api/v1/namespaces/{namespace}/services")
+    _, slices = operator.api.request("GET", f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices")
+    _, pods = operator.api.request("GET", f"/api/v1/namespaces/{namespace}/pods")
+    assert status in (200, 202), (
+        url,
+        answer,
+        [(x["metadata"]["name"], x["spec"]["clusterIP"], x["spec"]["ports"]) for x in services["items"]],
+        [(x["metadata"]["name"], x.get("endpoints"), x.get("ports")) for x in slices["items"]],
+        [(x["metadata"]["name"], x["status"].get("podIP")) for x in pods["items"]],
+        subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout[-6000:],
+    )
     _, topology = load_pipeline([operator.write(pd, tmp_path), operator.write(algo, tmp_path, "algo.yaml")])
     (out,) = [t.name for t in topology.topics.values() if "test-text-transform-http" in t.name]
     (message,) = read_topic(operator.kafka, out, 1)

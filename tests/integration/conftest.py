@@ -28,8 +28,9 @@ from tests.support.s3 import S3Server, moto_available, start_s3
 
 T = TypeVar("T")
 
-# Start times of the servers this session, shown in the terminal summary.
+# Start times of the servers this session, and other figures (memory, disk), shown in the terminal summary.
 _TIMINGS: dict[str, float] = {}
+FIGURES: dict[str, str] = {}
 
 
 def _unavailable(reason: str) -> None:
@@ -197,9 +198,11 @@ def s3(testbed_dir: Path) -> Iterator[S3Server]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Show how long each test-bed part took to build and start, when any was used."""
-    if not _TIMINGS:
+    """Show how long each test-bed part took to build and start, when any was used, and other figures."""
+    if not _TIMINGS and not FIGURES:
         return
     terminalreporter.section("test bed")
     for what, seconds in _TIMINGS.items():
-        terminalreporter.write_line(f"{what:32} {seconds:7.2f}s")
+        terminalreporter.write_line(f"{what:40} {seconds:7.2f}s")
+    for what, figure in FIGURES.items():
+        terminalreporter.write_line(f"{what:40} {figure}")

@@ -91,6 +91,25 @@ class Cluster:
     def kubeconfig(self) -> Path:
         return self.api.kubeconfig
 
+    def usage(self) -> dict[str, str]:
+        """Memory and disk the cluster uses now: its processes' resident memory (control plane, node, runtime),
+        the pods' (the kubepods memory cgroup, page cache included), and its working directory on disk
+        (containerd's unpacked images and the pods' state)."""
+        rss = 0
+        for proc in self.processes:
+            with contextlib.suppress(OSError, ValueError):
+                status = Path(f"/proc/{proc.pid}/status").read_text()
+                rss += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+        pods = CGROUP_ROOT / "memory" / "kubepods" / "memory.usage_in_bytes"
+        pods_mb = int(pods.read_text()) / 2**20 if pods.exists() else 0.0
+        du = subprocess.run(["du", "-sm", str(self.workdir)], capture_output=True, text=True, check=False)
+        disk = du.stdout.split()[0] if du.returncode == 0 and du.stdout else "?"
+        return {
+            "cluster processes' memory (RSS)": f"{rss / 1024:.0f} MB",
+            "pods' memory (kubepods cgroup)": f"{pods_mb:.0f} MB",
+            "cluster's disk (workdir)": f"{disk} MB",
+        }
+
     def stop(self) -> None:
         """Delete every pod, stop every process, and remove what the cluster left on the machine."""
         try:

@@ -149,8 +149,9 @@ class Operator:
         assert status == 200, f"PipelineDeployment {namespace}/{name}: HTTP {status}: {body}"
         return dict(body)
 
-    def describe(self, namespace: str, name: str) -> str:
-        """The pipeline's status and its pods' states, for failure messages."""
+    def describe(self, namespace: str, name: str, *, logs: bool = False) -> str:
+        """The pipeline's status and its pods' states (with `logs`, every container's last lines; else only the
+        unready ones'), for failure messages."""
         pd = self.pipeline(namespace, name).get("status") or {}
         _, pods = self.api.request("GET", f"/api/v1/namespaces/{namespace}/pods")
         lines = [f"status: {json.dumps({k: pd.get(k) for k in ('status', 'conditions')}, indent=1)}"]
@@ -162,7 +163,7 @@ class Operator:
             ]
             lines.append(f"pod {pod['metadata']['name']} {pod['status'].get('phase')}: {'; '.join(states)}")
             for c in (pod.get("status") or {}).get("containerStatuses") or []:
-                if not c.get("ready"):
+                if logs or not c.get("ready"):
                     log_path = f"/api/v1/namespaces/{namespace}/pods/{pod['metadata']['name']}/log"
                     query = f"?container={c['name']}&tailLines=15" + ("&previous=true" if c.get("restartCount") else "")
                     _, text = self.api.request("GET", log_path + query)
