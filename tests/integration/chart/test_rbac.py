@@ -245,6 +245,7 @@ def test_service_account_can_do_what_the_operator_does(kube: KubeAPI, helm: Helm
     assert _sar(kube, install, "create", "deployments", ns, "apps")
     assert _sar(kube, install, "patch", "horizontalpodautoscalers", ns, "autoscaling")
     assert _sar(kube, install, "create", "events", ns)
+    assert _sar(kube, install, "get", "pods", ns, subresource="log"), "failing containers' logs go in the status"
     assert _sar(kube, install, "create", "mappings", ns, "getambassador.io")
     assert _sar(kube, install, "patch", "certificates", ns, "cert-manager.io")
     assert _sar(kube, install, "delete", "certificates", ns, "cert-manager.io")
@@ -266,6 +267,7 @@ def test_service_account_cannot_do_what_the_operator_does_not_need(
         ),
         "impersonate users": _sar(kube, install, "impersonate", "users"),
         "create pods": _sar(kube, install, "create", "pods", ns),
+        "exec into pods": _sar(kube, install, "create", "pods", ns, subresource="exec"),
         "update deployments": _sar(kube, install, "update", "deployments", ns, "apps"),
         "deletecollection configmaps": _sar(kube, install, "deletecollection", "configmaps", ns),
         "delete persistentvolumeclaims": _sar(kube, install, "delete", "persistentvolumeclaims", ns),
