@@ -16,6 +16,9 @@ import json
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +30,7 @@ from algorun.endpoint.pb import pipeline_endpoint_pb2 as pb
 from algorun.endpoint.pb import pipeline_endpoint_pb2_grpc as pb_grpc
 from tests.integration.local.harness import run_until_idle
 from tests.integration.local.harness import webhook_receiver as local_receiver
-from tests.support.e2e import Operator, Receiver, eventually, example_documents, post, read_topic
+from tests.support.e2e import Operator, Receiver, eventually, example_documents, post, read_topic, topic_messages
 from tests.support.examples import EXAMPLES
 
 # example -> its endpoint inputs, as `algorun run --input` takes them
@@ -66,131 +69,189 @@ def _local_deliveries(name: str, inputs: list[str], tmp_path: Path) -> list[dict
         return local.deliveries()
 
 
+@dataclass
+class Deployed:
+    """One example applied in a namespace of its own."""
+
+    example: str
+    namespace: str
+    pd: dict[str, Any]
+    templates: list[dict[str, Any]]
+
+    @property
+    def name(self) -> str:
+        return str(self.pd["metadata"]["name"])
+
+    @property
+    def prefix(self) -> str:
+        return f"/{self.namespace}"
+
+
+def _original_sample(operator: Operator, receiver: Receiver, namespace: str) -> Deployed:
+    """The original's sample with its Algo as a cluster-scoped template (algoRef), under a name of this test's."""
+    pd = operator.prepare("original-sample", receiver)
+    algo = next(d for d in example_documents("original-sample") if d["kind"] == "Algo")
+    algo["metadata"]["name"] = f"{algo['metadata']['name']}-{namespace}"
+    pd["spec"]["algos"][0]["algoRef"]["name"] = algo["metadata"]["name"]
+    for version in algo["spec"]["versions"]:
+        version["image"] = {**ORIGINAL_ALGO, "imagePullPolicy": "IfNotPresent"}
+        version["entrypoint"] = ORIGINAL_ENTRYPOINT
+    return Deployed("original-sample", namespace, pd, [algo])
+
+
+@pytest.fixture(scope="module")
+def deployed(operator: Operator, receiver: Receiver) -> Iterator[dict[str, Deployed]]:
+    """Every example applied at once, each in its own namespace, and waited on together: Deployed, Ready and
+    every Deployment available. Namespaces and templates are deleted after the module."""
+    examples: dict[str, Deployed] = {}
+    for name in (*CASES, "original-sample"):
+        namespace = operator.api.create_namespace(f"e2e-{name[:10]}")
+        if name == "original-sample":
+            examples[name] = _original_sample(operator, receiver, namespace)
+        else:
+            examples[name] = Deployed(
+                name, namespace, operator.prepare(name, receiver, hook_prefix=f"/{namespace}"), []
+            )
+    began = time.monotonic()
+    for d in examples.values():
+        operator.apply(d.pd, d.namespace, templates=d.templates)
+    for d in examples.values():
+        operator.wait_deployed(d.namespace, d.name)
+        print(f"\n{d.example}: Deployed and Ready within {time.monotonic() - began:.1f}s of applying all examples")
+    try:
+        yield examples
+    finally:
+        for d in examples.values():
+            operator.delete_namespace(d.namespace)
+            for template in d.templates:
+                operator.api.request("DELETE", f"/apis/algo.run/v1beta1/algos/{template['metadata']['name']}")
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_example_runs_as_pods_and_gives_what_algorun_run_gives(
-    name: str, operator: Operator, receiver: Receiver, tmp_path: Path
+    name: str, operator: Operator, receiver: Receiver, deployed: dict[str, Deployed], tmp_path: Path
 ) -> None:
-    inputs = CASES[name]
-    expected = _lines(_local_deliveries(name, inputs, tmp_path))
-    namespace = operator.api.create_namespace(f"e2e-{name[:10]}")
-    pd = operator.prepare(name, receiver, hook_prefix=f"/{namespace}")
-    began = time.monotonic()
-    operator.apply(pd, namespace)
-    operator.wait_deployed(namespace, pd["metadata"]["name"])
-    print(f"\n{name}: Deployed and Ready {time.monotonic() - began:.1f}s after apply")
-
-    _send(operator, namespace, {**pd, "_example": name}, inputs)
-    prefix = f"/{namespace}"
+    example = deployed[name]
+    expected = _lines(_local_deliveries(name, CASES[name], tmp_path))
+    _send(operator, example.namespace, {**example.pd, "_example": name}, CASES[name])
+    prefix = example.prefix
     eventually(
         lambda: sum(_lines(receiver.deliveries(prefix + "/"), prefix).values()) >= sum(expected.values()),
         120,
         f"{sum(expected.values())} output lines at the webhook",
         lambda: (
             f"received {_lines(receiver.deliveries(prefix + '/'), prefix)}\nexpected {expected}\n"
-            + operator.describe(namespace, pd["metadata"]["name"], logs=True)
+            + operator.describe(example.namespace, example.name, logs=True)
         ),
     )
     assert _lines(receiver.deliveries(prefix + "/"), prefix) == expected
-    operator.delete_namespace(namespace)
 
 
-def test_original_sample_with_its_algo_template(operator: Operator, receiver: Receiver, tmp_path: Path) -> None:
+def test_original_sample_with_its_algo_template(
+    operator: Operator, deployed: dict[str, Deployed], tmp_path: Path
+) -> None:
     """The original operator's sample, its Algo given as a cluster-scoped template (algoRef), output on the
     topic named by its template: the input upper-cased (the `transform: toUpper` parameter)."""
-    namespace = operator.api.create_namespace("e2e-original")
-    docs = example_documents("original-sample")
-    pd = operator.prepare("original-sample", receiver)
-    algo = next(d for d in docs if d["kind"] == "Algo")
-    algo["metadata"]["name"] = f"{algo['metadata']['name']}-{namespace}"
-    pd["spec"]["algos"][0]["algoRef"]["name"] = algo["metadata"]["name"]
-    for version in algo["spec"]["versions"]:
-        version["image"] = {**ORIGINAL_ALGO, "imagePullPolicy": "IfNotPresent"}
-        version["entrypoint"] = ORIGINAL_ENTRYPOINT
-    operator.apply(pd, namespace, templates=[algo])
-    operator.wait_deployed(namespace, pd["metadata"]["name"])
-
+    example = deployed["original-sample"]
     text = (EXAMPLES / "original-sample" / "input" / "text.txt").read_bytes()
-    spec = pd["spec"]
-    url = f"{operator.endpoint_url(namespace)}/{spec['deploymentOwner']}/{spec['deploymentName']}/test_http"
+    spec = example.pd["spec"]
+    url = f"{operator.endpoint_url(example.namespace)}/{spec['deploymentOwner']}/{spec['deploymentName']}/test_http"
     status, answer = post(url, text, "text/any")
-    _, services = operator.api.request("GET", f"/api/v1/namespaces/{namespace}/services")
-    _, slices = operator.api.request("GET", f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices")
-    _, pods = operator.api.request("GET", f"/api/v1/namespaces/{namespace}/pods")
-    assert status in (200, 202), (
-        url,
-        answer,
-        [(x["metadata"]["name"], x["spec"]["clusterIP"], x["spec"]["ports"]) for x in services["items"]],
-        [(x["metadata"]["name"], x.get("endpoints"), x.get("ports")) for x in slices["items"]],
-        [(x["metadata"]["name"], x["status"].get("podIP")) for x in pods["items"]],
-        subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout[-6000:],
-    )
-    _, topology = load_pipeline([operator.write(pd, tmp_path), operator.write(algo, tmp_path, "algo.yaml")])
+    assert status in (200, 202), (url, answer, operator.routing(example.namespace))
+    files = [operator.write(example.pd, tmp_path), operator.write(example.templates[0], tmp_path, "algo.yaml")]
+    _, topology = load_pipeline(files)
     (out,) = [t.name for t in topology.topics.values() if "test-text-transform-http" in t.name]
     (message,) = read_topic(operator.kafka, out, 1)
     assert message.value() == text.upper()
-    operator.delete_namespace(namespace)
-    operator.api.request("DELETE", f"/apis/algo.run/v1beta1/algos/{algo['metadata']['name']}")
 
 
-def test_grpc_ingestion_through_the_endpoint_service(operator: Operator, receiver: Receiver) -> None:
+def test_grpc_ingestion_through_the_endpoint_service(
+    operator: Operator, receiver: Receiver, deployed: dict[str, Deployed]
+) -> None:
     """The endpoint's gRPC port behind the same Service: a Run call is published like an HTTP post."""
-    namespace = operator.api.create_namespace("e2e-grpc")
-    pd = operator.prepare("text-transform", receiver, hook_prefix=f"/{namespace}")
-    operator.apply(pd, namespace)
-    operator.wait_deployed(namespace, pd["metadata"]["name"])
-
+    example = deployed["text-transform"]
+    trace = uuid.uuid4().hex
     request = pb.RunRequest(
-        deploymentOwner=pd["spec"]["deploymentOwner"],
-        deploymentName=pd["spec"]["deploymentName"],
+        deploymentOwner=example.pd["spec"]["deploymentOwner"],
+        deploymentName=example.pd["spec"]["deploymentName"],
         endpointPath="text",
+        traceID=trace,
         contentType="text/plain",
         message=b"grpc on a cluster",
         streamOffset=7,
     )
-    with grpc.insecure_channel(operator.endpoint_address(namespace, "grpc")) as channel:
+    with grpc.insecure_channel(operator.endpoint_address(example.namespace, "grpc")) as channel:
         replies = list(pb_grpc.PipelineEndpointStub(channel).Run(iter([request]), timeout=30))
     assert [r.streamOffset for r in replies] == [7]
     found = eventually(
-        lambda: (lambda d: d if len(d) >= 2 else None)(receiver.deliveries(f"/{namespace}/")),
+        lambda: (lambda d: d if len(d) >= 2 else None)(
+            [d for d in receiver.deliveries(example.prefix + "/") if d["traceID"] == trace]
+        ),
         120,
         "both outputs of the gRPC message",
-        lambda: operator.describe(namespace, pd["metadata"]["name"]),
+        lambda: operator.describe(example.namespace, example.name),
     )
     assert "RETSULC A NO CPRG" in {d["body"] for d in found}
-    operator.delete_namespace(namespace)
 
 
 def test_a_dead_letter_on_the_cluster_carries_its_error_and_replay_brings_it_back(
-    operator: Operator, receiver: Receiver, tmp_path: Path
+    operator: Operator, deployed: dict[str, Deployed], tmp_path: Path
 ) -> None:
-    """retry-dead-letter: the declined charge ends in the dead-letter topic with its error headers; `algorun
-    replay`, given the runner's config from its ConfigMap (as a user gets it with kubectl), sends it through
-    the algo again, which dead-letters it a second time (the card is still declined)."""
-    name = "retry-dead-letter"
-    namespace = operator.api.create_namespace("e2e-dlq")
-    pd = operator.prepare(name, receiver, hook_prefix=f"/{namespace}")
-    operator.apply(pd, namespace)
-    operator.wait_deployed(namespace, pd["metadata"]["name"])
-    _send(operator, namespace, {**pd, "_example": name}, CASES[name])
+    """retry-dead-letter: a declined charge ends in the dead-letter topic with its error headers; `algorun
+    replay --trace-id`, given the runner's config from its ConfigMap (as a user gets it with kubectl), sends it
+    through the algo again, which dead-letters it a second time (the card is still declined)."""
+    example = deployed["retry-dead-letter"]
+    charge = {"id": f"c-{uuid.uuid4().hex[:8]}", "amount": 12, "card": "declined"}
+    spec = example.pd["spec"]
+    url = f"{operator.endpoint_url(example.namespace)}/{spec['deploymentOwner']}/{spec['deploymentName']}/charges"
+    status, answer = post(url, json.dumps(charge).encode(), "application/json")
+    assert status in (200, 202), answer
+    trace = answer["traceID"]
 
-    _, topology = load_pipeline([operator.write(pd, tmp_path)])
+    _, topology = load_pipeline([operator.write(example.pd, tmp_path)])
     dead_letter_topic = topology.retry_plan(topology.algos[0]).dead_letter_topic
-    (dead,) = read_topic(operator.kafka, dead_letter_topic, 1)
+
+    def dead_letters() -> list[Any]:
+        return [m for m in topic_messages(operator.kafka, dead_letter_topic) if _trace(m) == trace]
+
+    (dead,) = eventually(
+        dead_letters, 90, "the dead letter", lambda: operator.describe(example.namespace, example.name)
+    )
     headers = dict(dead.headers() or [])
-    assert json.loads(dead.value())["id"] == "c-3"
+    assert json.loads(dead.value())["id"] == charge["id"]
     assert b"402" in headers.get("errorMessage", b""), headers
 
     config = tmp_path / "runner-config.json"
-    config.write_text(operator.configmap_value(namespace, "algo.run/algo=shop.charge", "runner-config"))
+    config.write_text(operator.configmap_value(example.namespace, "algo.run/algo=shop.charge", "runner-config"))
     bus = f"kafka://{operator.kafka.bootstrap()}"
     replay = subprocess.run(
-        [sys.executable, "-m", "algorun.cli.main", "replay", "--config", str(config), "--bus", bus, "--idle", "5"],
+        [
+            sys.executable,
+            "-m",
+            "algorun.cli.main",
+            "replay",
+            "--config",
+            str(config),
+            "--bus",
+            bus,
+            "--trace-id",
+            trace,
+        ],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert replay.returncode == 0, replay.stdout + replay.stderr
-    again = read_topic(operator.kafka, dead_letter_topic, 2)
-    assert [json.loads(m.value())["id"] for m in again] == ["c-3", "c-3"]
-    operator.delete_namespace(namespace)
+    again = eventually(
+        lambda: (lambda found: found if len(found) >= 2 else None)(dead_letters()),
+        90,
+        "the replayed message dead-lettered again",
+        lambda: replay.stdout + replay.stderr,
+    )
+    assert [json.loads(m.value())["id"] for m in again] == [charge["id"], charge["id"]]
+
+
+def _trace(message: Any) -> str:
+    headers = dict(message.headers() or [])
+    return (headers.get("traceID") or b"").decode()

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import base64
 import time
+import urllib.parse
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -77,4 +79,46 @@ def test_a_pipeline_authenticates_with_scram_over_tls(secure_operator: Operator,
         "both outputs through the SCRAM listener",
         lambda: operator.describe(namespace, pd["metadata"]["name"]),
     )
+
+    # Wrong credentials: the broker's password for the user changes behind the pods' back (a rotation that did
+    # not reach them); a restarted endpoint cannot authenticate, never becomes ready, and the pipeline says so.
+    _rotate_in_broker_only(operator, spec["deploymentName"])
+    _delete_pods(operator, namespace, "app.kubernetes.io/component=endpoint")
+    name = pd["metadata"]["name"]
+
+    def reported() -> dict[str, Any] | None:
+        status = operator.pipeline(namespace, name).get("status") or {}
+        comp = next((c for c in status.get("componentStatuses") or [] if c.get("name") == "endpoint"), None)
+        tail = " ".join((comp or {}).get("logTail") or [])
+        return comp if comp and comp.get("reason") and "authenticat" in tail.lower() else None
+
+    comp = eventually(
+        reported, 180, "the endpoint's authentication failure in the status", lambda: operator.describe(namespace, name)
+    )
+    print(f"\nwrong credentials reported as {comp['reason']}: {comp['message']}")
+    status = operator.pipeline(namespace, name)["status"]
+    assert status["status"] == "Error", status
     operator.delete_namespace(namespace)
+
+
+def _rotate_in_broker_only(operator: Operator, deployment_name: str) -> None:
+    """Give the pipeline's SCRAM user a new password in the broker, leaving its Secret as it was."""
+    from confluent_kafka.admin import (  # type: ignore[attr-defined]
+        AdminClient,
+        ScramCredentialInfo,
+        ScramMechanism,
+        UserScramCredentialUpsertion,
+    )
+
+    _, users = operator.api.request("GET", "/apis/kafka.strimzi.io/v1/namespaces/kafka/kafkausers")
+    (user,) = [u["metadata"]["name"] for u in users["items"] if deployment_name in u["metadata"]["name"]]
+    admin = AdminClient(operator.kafka.client_config())
+    info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096)
+    futures = admin.alter_user_scram_credentials([UserScramCredentialUpsertion(user, info, b"not-the-secrets-one")])
+    futures[user].result(30)
+
+
+def _delete_pods(operator: Operator, namespace: str, selector: str) -> None:
+    query = urllib.parse.quote(selector)
+    status, body = operator.api.request("DELETE", f"/api/v1/namespaces/{namespace}/pods?labelSelector={query}")
+    assert status == 200, body

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
 import sys
 import time
 import urllib.parse
@@ -200,34 +201,71 @@ class Operator:
         port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == port_name)
         return f"{service['spec']['clusterIP']}:{port}"
 
+    def routing(self, namespace: str) -> str:
+        """The namespace's Services, EndpointSlices and pod addresses, and the host's NAT rules, for a failure
+        message about a Service that did not answer as expected."""
+        _, services = self.api.request("GET", f"/api/v1/namespaces/{namespace}/services")
+        _, slices = self.api.request("GET", f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices")
+        _, pods = self.api.request("GET", f"/api/v1/namespaces/{namespace}/pods")
+        nat = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True, check=False).stdout
+        return "\n".join(
+            [
+                *(
+                    f"service {x['metadata']['name']} {x['spec']['clusterIP']} {x['spec']['ports']}"
+                    for x in services["items"]
+                ),
+                *(f"slice {x['metadata']['name']} {x.get('endpoints')}" for x in slices["items"]),
+                *(f"pod {x['metadata']['name']} {x['status'].get('podIP')}" for x in pods["items"]),
+                nat[-6000:],
+            ]
+        )
+
     def endpoint_url(self, namespace: str) -> str:
         return f"http://{self.endpoint_address(namespace)}"
 
 
-def read_topic(kafka: KafkaBroker, topic: str, expect: int, timeout: float = 60.0) -> list[Any]:
-    """The messages of `topic` from its start (confluent-kafka Messages): read until `expect` arrived, then once
-    more for a moment, so a test sees extras too. Fails naming how many arrived."""
-    from confluent_kafka import Consumer
+def topic_messages(kafka: KafkaBroker, topic: str, timeout: float = 30.0) -> list[Any]:
+    """Every message now in `topic` (confluent-kafka Messages), read by partition up to the end offsets seen at
+    the start: no consumer group, so nothing waits for a group to form and no offset is committed."""
+    from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer(
-        kafka.client_config()
-        | {
-            "group.id": f"e2e-reader-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
-    found: list[Any] = []
-    deadline = time.monotonic() + timeout
+    consumer = Consumer(kafka.client_config() | {"group.id": "e2e-reader", "enable.auto.commit": False})
     try:
-        while len(found) < expect and time.monotonic() < deadline:
-            found += [m for m in consumer.consume(100, 0.5) if not m.error()]
-        found += [m for m in consumer.consume(100, 1.0) if not m.error()]
+        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            return []
+        ends: dict[int, int] = {}
+        starts = []
+        for partition in metadata.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            if high > low:
+                ends[partition] = high
+                starts.append(TopicPartition(topic, partition, low))
+        consumer.assign(starts)
+        found: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while ends and time.monotonic() < deadline:
+            for message in consumer.consume(100, 0.5):
+                if message.error():
+                    continue
+                found.append(message)
+                if message.offset() + 1 >= ends.get(message.partition(), 0):
+                    ends.pop(message.partition(), None)
+        return found
     finally:
         consumer.close()
-    assert len(found) >= expect, f"{len(found)} of {expect} messages on {topic} after {timeout:.0f}s"
-    return found
+
+
+def read_topic(kafka: KafkaBroker, topic: str, expect: int, timeout: float = 60.0) -> list[Any]:
+    """The messages of `topic`, once at least `expect` are there; fails naming how many there were."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = topic_messages(kafka, topic)
+        if len(found) >= expect:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(found)} of {expect} messages on {topic} after {timeout:.0f}s")
+        time.sleep(0.5)  # the poll interval of a condition wait
 
 
 def post(url: str, body: bytes, content_type: str, timeout: float = 30.0) -> tuple[int, dict[str, Any]]:
