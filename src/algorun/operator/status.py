@@ -8,9 +8,10 @@ pipeline without endpoint paths can be Deployed), and a failing component is rep
 
 - A component fails when one of its pods' containers cannot start (waiting in ErrImagePull/ImagePullBackOff,
   CreateContainerConfigError...), keeps exiting (CrashLoopBackOff: exited non-zero, waiting to be restarted, or
-  restarted and not ready since), or runs but its readiness probe has failed for longer than the probe itself
-  allows (ReadinessProbeFailing: its initial delay plus failureThreshold periods and a timeout; no pod event
-  announces that moment, so `recheck_after` tells the reconciler when to look again).
+  restarted and not ready or not yet running for CRASH_LOOP_SETTLE_SECONDS), or runs but its readiness probe has
+  failed for longer than the probe itself allows (ReadinessProbeFailing: its initial delay plus failureThreshold
+  periods and a timeout). No pod event announces the moment such a time runs out, so `recheck_after` tells the
+  reconciler when to look again.
 - Its reason is one name per failure, whatever state the kubelet cycles through (ErrImagePull and
   ImagePullBackOff alternate; a crash loop is running, terminated and waiting in turn), so the status does not
   flap and `component_events` posts one Event per distinct failure: the stored status remembers what was
@@ -49,6 +50,12 @@ WAITING_FAILURES = {
 """Waiting reasons that mean a container cannot start or keeps failing, and the failure each is reported as."""
 
 FAILING_REASONS = frozenset(WAITING_FAILURES)
+
+CRASH_LOOP_SETTLE_SECONDS = 60.0
+"""A container that exited with an error and was restarted is still in its crash loop until the new instance has
+run this long: a container without a readiness probe is ready the moment it runs, so between two crashes it
+looks healthy for an instant, and a crash loop would otherwise flap between failing and recovered (and be
+announced again on every restart)."""
 
 LOG_TAIL_LINES = 15
 """Lines of a failing container's log kept in the status and the Event."""
@@ -182,8 +189,8 @@ def _exit_text(terminated: dict[str, Any]) -> str:
 def _container_failure(
     pod: dict[str, Any], cs: dict[str, Any], at: datetime | None, *, init: bool = False
 ) -> tuple[Failure | None, float | None]:
-    """Why this container fails, and (when it runs unready but within its probe's allowance) in how many
-    seconds it will count as failing."""
+    """Why this container fails, and in how many seconds that may change with nothing else changing: an unready
+    one within its probe's allowance will count as failing, a restarted one still settling will not."""
     pod_name = str((pod.get("metadata") or {}).get("name") or "")
     name = str(cs.get("name") or "")
     state = cs.get("state") or {}
@@ -213,9 +220,15 @@ def _container_failure(
         if terminated.get("exitCode") not in (None, 0):
             log = LogRequest(pod_name, name, False, current_id, True)
             return failure(CRASH_LOOP, f"exited with {_exit_text(terminated)}; restarted {restarts} times", log)
-    if crashed and not ready and not init:
-        detail = f"restarted {restarts} times after {_exit_text(last)}, not ready since"
-        return failure(CRASH_LOOP, detail, previous)
+    if crashed and not init:
+        started = parse_time((state.get("running") or {}).get("startedAt"))
+        up_for = (at - started).total_seconds() if started is not None and at is not None else None
+        settling = up_for is not None and up_for < CRASH_LOOP_SETTLE_SECONDS
+        if not ready or settling:
+            since = f", running again since {started:%Y-%m-%dT%H:%M:%SZ}" if started is not None else ""
+            detail = f"restarted {restarts} times, last {_exit_text(last)}{since}"
+            found, _ = failure(CRASH_LOOP, detail, previous)
+            return found, (CRASH_LOOP_SETTLE_SECONDS - up_for if settling and up_for is not None else None)
     if "running" in state and not ready and not init and cs.get("started") is not False:
         probe = _readiness_probe(pod, name)
         since = _not_ready_since(pod, cs)
@@ -253,8 +266,9 @@ def log_requests(pods: list[dict[str, Any]], at: str | None = None) -> list[LogR
 
 
 def recheck_after(pods: list[dict[str, Any]], at: str | None = None) -> float | None:
-    """Seconds until a running, unready container has failed its readiness probe for longer than the probe
-    allows (nothing in the cluster changes at that moment, so no event would bring the reconciler back)."""
+    """Seconds until a container's failure changes with time alone: a running, unready one has failed its
+    readiness probe for longer than the probe allows, or a restarted one has run for CRASH_LOOP_SETTLE_SECONDS
+    (nothing in the cluster changes at those moments, so no event would bring the reconciler back)."""
     moment = parse_time(at or now())
     waits = [
         wait

@@ -15,6 +15,7 @@ from algorun.operator.notify import Notifier
 from algorun.operator.reconcile import MAX_LOG_READS, Reconciler, Result
 from algorun.operator.settings import OperatorSettings
 from algorun.operator.status import (
+    CRASH_LOOP_SETTLE_SECONDS,
     EVENT_MESSAGE_CHARS,
     LOG_LINE_CHARS,
     LOG_TAIL_CHARS,
@@ -156,6 +157,14 @@ def test_a_crash_loop_stays_one_failure_through_its_states_and_carries_the_log_o
         again = _status(_pod(state, restarts=4, last=crashed), {(POD, "wordcount"): tail})
         assert again.component_statuses[0].reason == "CrashLoopBackOff", state
         assert component_events(first, again) == []
+
+    # without a readiness probe it is ready the moment it runs: still the same crash loop until it has settled
+    just_up = _pod({"running": {"startedAt": STARTED}}, ready=True, restarts=4, last=crashed)
+    settling = _status(just_up, {(POD, "wordcount"): tail}, ready=1, at="2030-01-01T00:00:10Z")
+    assert settling.status == "Error" and settling.component_statuses[0].reason == "CrashLoopBackOff"
+    assert f"running again since {STARTED}" in str(settling.component_statuses[0].message)
+    assert component_events(first, settling) == []
+    assert recheck_after([just_up], "2030-01-01T00:00:10Z") == pytest.approx(CRASH_LOOP_SETTLE_SECONDS - 10)
 
     recovered = _status(_pod({"running": {"startedAt": STARTED}}, ready=True, restarts=4, last=crashed), ready=1)
     assert recovered.status == "Deployed" and recovered.component_statuses[0].reason is None
