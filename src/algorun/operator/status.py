@@ -225,8 +225,8 @@ def _container_failure(
         up_for = (at - started).total_seconds() if started is not None and at is not None else None
         settling = up_for is not None and up_for < CRASH_LOOP_SETTLE_SECONDS
         if not ready or settling:
-            since = f", running again since {started:%Y-%m-%dT%H:%M:%SZ}" if started is not None else ""
-            detail = f"restarted {restarts} times, last {_exit_text(last)}{since}"
+            again = f", running again since {started:%Y-%m-%dT%H:%M:%SZ}" if started is not None else ""
+            detail = f"restarted {restarts} times, last {_exit_text(last)}{again}"
             found, _ = failure(CRASH_LOOP, detail, previous)
             return found, (CRASH_LOOP_SETTLE_SECONDS - up_for if settling and up_for is not None else None)
     if "running" in state and not ready and not init and cs.get("started") is not False:
