@@ -6,8 +6,8 @@ and KafkaTopic objects) and its own webhook path, so the tests share the broker 
 each other's messages. Delivery is at-least-once: a duplicate is counted and allowed, a lost output fails.
 
 1. A runner pod deleted mid-stream (grace 0): all N outputs arrive.
-2. The operator pod killed in the middle of a reconcile (grace 0): the pipeline still converges (Deployed,
-   Ready) and every object it owns exists exactly once, with no extra rollout.
+2. The operator killed (SIGKILL) in the middle of a reconcile: the pipeline still converges (Deployed, Ready)
+   and every object it owns exists exactly once, with no extra rollout.
 3. A spec change (an algo's replicas and another algo's parameter) rolls the pods; what is sent during the roll
    all arrives.
 4. Deleting the PipelineDeployment removes every object it owns, and keeps its topics: the KafkaTopic objects
@@ -78,8 +78,12 @@ def deploy(operator: Operator, namespace: str, pd: dict[str, Any]) -> float:
     return time.monotonic() - began
 
 
-def stream_to(operator: Operator, namespace: str, name: str, **kwargs: Any) -> Stream:
-    return Stream(f"{operator.endpoint_url(namespace)}/{OWNER}/{name}/text", tag=name, **kwargs)
+def stream_to(request: pytest.FixtureRequest, operator: Operator, namespace: str, name: str, **kwargs: Any) -> Stream:
+    """A started stream to the pipeline's endpoint path `text`, aborted when the test ends (a failed test leaves
+    no sender behind)."""
+    stream = Stream(f"{operator.endpoint_url(namespace)}/{OWNER}/{name}/text", tag=name, **kwargs)
+    request.addfinalizer(stream.abort)
+    return stream.start()
 
 
 def tally(receiver: Receiver, name: str, sent: dict[str, str]) -> Tally:
@@ -99,12 +103,14 @@ def wait_complete(operator: Operator, receiver: Receiver, namespace: str, name: 
 def test_runner_pod_deleted_mid_stream_loses_nothing(
     operator: Operator, receiver: Receiver, namespace: str, request: pytest.FixtureRequest
 ) -> None:
-    """The uppercase runner (every message passes it) is deleted with grace 0 while a paced stream flows. The
-    rule: an input offset is committed only after its outputs are acknowledged, so whatever the killed runner
-    had read but not finished is read again by its replacement: every output arrives, some maybe twice."""
+    """The uppercase runner's pod (every message passes it) is deleted with grace 0 while a paced stream flows:
+    the pod object goes at once and its replacement starts while the runner gets SIGTERM and the kubelet's
+    minimum of 2 s. The rule: an input offset is committed only after its outputs are acknowledged, so whatever
+    the deleted runner had read but not finished is read again by its replacement: every output arrives, some
+    maybe twice (counted, allowed)."""
     name = "faults-runner-kill"
     ready_in = deploy(operator, namespace, text_transform(operator, receiver, name))
-    stream = stream_to(operator, namespace, name, rate=25, limit=300).start()
+    stream = stream_to(request, operator, namespace, name, rate=25, limit=300)
     poll(
         lambda: tally(receiver, name, stream.snapshot()).inputs_done >= 25,
         60,
@@ -255,9 +261,9 @@ def test_spec_change_rolls_pods_and_loses_nothing(
     wordcount_generation = _deployment(operator, namespace, WORDCOUNT)["metadata"]["generation"]
     old_pods = {
         p["metadata"]["uid"]
-        for p in pods(operator.api, namespace, f"{UPPERCASE}") + pods(operator.api, namespace, WORDCOUNT)
+        for p in pods(operator.api, namespace, UPPERCASE) + pods(operator.api, namespace, WORDCOUNT)
     }
-    stream = stream_to(operator, namespace, name, rate=20, limit=3000, minimum=100).start()
+    stream = stream_to(request, operator, namespace, name, rate=20, limit=3000, minimum=100)
     poll(
         lambda: tally(receiver, name, stream.snapshot()).inputs_done >= 20,
         60,
@@ -286,7 +292,7 @@ def test_spec_change_rolls_pods_and_loses_nothing(
         new = [p for p in live if p["metadata"]["uid"] not in old_pods]
         kept = [p for p in live if p["metadata"]["uid"] in old_pods]
         # The old wordcount pod gone (drained and exited), one old uppercase pod kept (a scale, not a roll).
-        return len(kept) == 1 and len(new) == 2 and len(ready_pods(operator.api, namespace, f"{UPPERCASE}")) == 2
+        return len(kept) == 1 and len(new) == 2 and len(ready_pods(operator.api, namespace, UPPERCASE)) == 2
 
     poll(
         rolled,
@@ -353,7 +359,7 @@ def test_deleting_the_pipeline_removes_what_it_owns_and_keeps_topics(
     label = f"{OWNER}.{name}"
     kafka_namespace = str((operator.values.get("kafka") or {}).get("namespace", "kafka"))
     ready_in = deploy(operator, namespace, pd)
-    stream = stream_to(operator, namespace, name, rate=50, limit=10).start()
+    stream = stream_to(request, operator, namespace, name, rate=50, limit=10)
     wait_complete(operator, receiver, namespace, name, stream.join())
     before = owned_objects(operator.api, namespace, label, kafka_namespace)
     topics_before = [k for k in before if k[0] == "kafkatopics"]

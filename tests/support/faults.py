@@ -140,6 +140,7 @@ class Stream:
     retries: int = 0
     refused: list[str] = field(default_factory=list)
     _finish: threading.Event = field(default_factory=threading.Event)
+    _abort: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _thread: threading.Thread | None = None
     _error: BaseException | None = None
@@ -162,6 +163,13 @@ class Stream:
         """Stop once `minimum` messages were sent (at once when they were)."""
         self._finish.set()
 
+    def abort(self) -> None:
+        """Stop now, whatever was sent (a test's teardown: a failed test leaves no sender behind)."""
+        self._abort.set()
+        self._finish.set()
+        if self._thread is not None:
+            self._thread.join(15)
+
     def join(self, timeout: float = 120.0) -> dict[str, str]:
         """Wait until the sender stopped; every message it sent, or fail with what went wrong."""
         assert self._thread is not None, "the stream was not started"
@@ -176,7 +184,7 @@ class Stream:
         try:
             began = time.monotonic()
             for index in range(self.limit):
-                if self._finish.is_set() and index >= self.minimum:
+                if self._abort.is_set() or (self._finish.is_set() and index >= self.minimum):
                     return
                 # Pacing, not synchronisation: the next message is due at a fixed rate from the start.
                 self._finish.wait(max(0.0, began + index / self.rate - time.monotonic()))
@@ -204,9 +212,8 @@ class Stream:
             except (urllib.error.URLError, OSError):
                 pass  # refused, reset or 4xx/5xx: retried below with the same traceID
             self.retries += 1
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or self._abort.wait(0.2):  # back off before the retry
                 return False
-            time.sleep(0.2)  # back off before the retry
 
 
 # ---- what arrived ----------------------------------------------------------------------------------------
