@@ -29,6 +29,7 @@ import yaml
 from tests.support.chart_install import NAMESPACE as OPERATOR_NAMESPACE
 from tests.support.chart_install import RELEASE
 from tests.support.e2e import PD_PATH, Operator, Receiver
+from tests.support.e2e import eventually as poll
 from tests.support.faults import (
     DERIVED,
     Stream,
@@ -39,7 +40,6 @@ from tests.support.faults import (
     kill,
     owned_objects,
     pods,
-    poll,
     ready_pods,
     report,
 )

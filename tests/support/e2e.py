@@ -31,8 +31,16 @@ T = TypeVar("T")
 PD_PATH = "/apis/algo.run/v1beta1/namespaces/{ns}/pipelinedeployments"
 
 
-def eventually(check: Callable[[], T | None], timeout: float, what: str, seen: Callable[[], Any]) -> T:
-    """Poll `check` until it returns something truthy; on timeout fail with `what` and what `seen` shows."""
+def eventually(
+    check: Callable[[], T | None],
+    timeout: float,
+    what: str,
+    seen: Callable[[], Any] = lambda: "",
+    interval: float = 0.5,
+) -> T:
+    """Poll `check` every `interval` seconds until it returns something truthy; on timeout fail with `what` and
+    what `seen` shows. (Catching the operator in the middle of a reconcile needs a faster poll than waiting for a
+    rollout.)"""
     deadline = time.monotonic() + timeout
     while True:
         result = check()
@@ -40,7 +48,7 @@ def eventually(check: Callable[[], T | None], timeout: float, what: str, seen: C
             return result
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; seen:\n{seen()}")
-        time.sleep(0.5)  # the poll interval of a condition wait
+        time.sleep(interval)  # the poll interval of a condition wait
 
 
 @dataclass

@@ -29,16 +29,13 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from tests.support.kube import KubeAPI
-
-T = TypeVar("T")
 
 MANAGED_BY = "app.kubernetes.io/managed-by=pipeline-operator"
 
@@ -64,26 +61,6 @@ NAMESPACED_KINDS: tuple[tuple[str, str], ...] = (
 STRIMZI_KINDS: tuple[str, ...] = ("kafkatopics", "kafkausers", "kafkaconnects", "kafkaconnectors")
 DERIVED = {"replicasets", "pods", "endpointslices"}
 """Kinds Kubernetes makes from the operator's objects (not applied by the operator itself)."""
-
-
-def poll(
-    check: Callable[[], T | None],
-    timeout: float,
-    what: str,
-    seen: Callable[[], Any] = lambda: "",
-    interval: float = 0.5,
-) -> T:
-    """Poll `check` every `interval` seconds until it returns something truthy; on timeout fail with `what` and
-    what `seen` shows. (tests.support.e2e.eventually with a choosable interval: catching the operator in the
-    middle of a reconcile needs a faster poll than waiting for a rollout.)"""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; seen:\n{seen()}")
-        time.sleep(interval)  # the poll interval of a condition wait
 
 
 # ---- figures ---------------------------------------------------------------------------------------------
