@@ -59,6 +59,8 @@ CNI_BIN_DIR = "/usr/lib/cni"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CONTAINER_LOGS = Path("/var/log/containers")
 NETNS_DIR = Path("/run/netns")
+# The kubelet and kube-proxy add a filter chain that `kube-proxy --cleanup` leaves behind.
+FIREWALL_CHAIN = "KUBE-FIREWALL"
 PARTS = (
     "etcd",
     *testbin.KUBERNETES_COMMANDS,
@@ -150,6 +152,8 @@ class Cleanup:
     logs_dir_existed: bool = True
     pids: list[int] = field(default_factory=list)
     kube_proxy: str = ""
+    firewall_chains: list[str] = field(default_factory=list)
+    """The iptables commands (iptables, ip6tables) whose KUBE-FIREWALL chain the cluster made."""
 
     def save(self) -> None:
         STATE_FILE.write_text(json.dumps(self.__dict__))
@@ -188,6 +192,8 @@ class Cleanup:
         step("removing cgroups", _remove_cgroups)
         if self.kube_proxy:
             step("removing kube-proxy's rules", _sh, self.kube_proxy, "--cleanup", "--proxy-mode=iptables")
+        for command in self.firewall_chains:
+            step(f"removing {command}'s {FIREWALL_CHAIN}", _remove_chain, command, FIREWALL_CHAIN)
         if self.bridge:
             step("removing the bridge", _sh, "ip", "link", "delete", BRIDGE)
         for name, value in self.sysctls.items():
@@ -197,6 +203,19 @@ class Cleanup:
         step("removing the state file", STATE_FILE.unlink, True)
         if errors:
             raise RuntimeError("cluster cleanup incomplete: " + "; ".join(errors))
+
+
+def _has_chain(command: str, chain: str) -> bool:
+    return _sh(command, "-w", "-S", chain, check=False).returncode == 0
+
+
+def _remove_chain(command: str, chain: str) -> None:
+    """Unhook `chain` from the built-in chains that jump to it, then flush and delete it."""
+    for builtin in ("INPUT", "OUTPUT", "FORWARD"):
+        while _sh(command, "-w", "-D", builtin, "-j", chain, check=False).returncode == 0:
+            pass
+    _sh(command, "-w", "-F", chain, check=False)
+    _sh(command, "-w", "-X", chain, check=False)
 
 
 def _delete_all_pods(api: KubeAPI, timeout: float = 60.0) -> None:
@@ -415,6 +434,7 @@ def start(workdir: Path, *, lock_timeout: float = 1800.0, timeout: float = 120.0
             workdir=str(workdir),
             netns_before=sorted(p.name for p in NETNS_DIR.iterdir()) if NETNS_DIR.exists() else [],
             logs_dir_existed=CONTAINER_LOGS.exists(),
+            firewall_chains=[c for c in ("iptables", "ip6tables") if not _has_chain(c, FIREWALL_CHAIN)],
         )
         cleanup.save()
         cluster = Cluster(api=None, workdir=workdir, _lock=lock, _cleanup=cleanup)  # type: ignore[arg-type]
