@@ -7,7 +7,7 @@ UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
 export ALGORUN_TESTBIN ?= $(HOME)/.cache/algorun/testbin
 
-.PHONY: demo test test-unit testbin image cluster bench lint crds lock clean
+.PHONY: demo test test-unit test-browser testbin image cluster bench lint crds lock clean console-assets chromium
 
 # The virtualenv is (re)built when the lock file changes. uv is bootstrapped with pip, then installs the lock.
 $(VENV)/.runtime-stamp: requirements/runtime.lock pyproject.toml
@@ -27,12 +27,33 @@ $(VENV)/.dev-stamp: $(VENV)/.runtime-stamp requirements/dev.lock
 demo: $(VENV)/.runtime-stamp
 	$(PY) examples/text-transform/demo.py
 
-test: $(VENV)/.dev-stamp testbin lint
+test: $(VENV)/.dev-stamp testbin console-assets chromium lint
 	$(PY) -m pytest tests
 
 # Unit tests only: no servers, no builds.
 test-unit: $(VENV)/.dev-stamp
 	$(PY) -m pytest tests/unit
+
+# The web console's browser tests alone (tests/browser): the front end rebuilt, Chromium installed.
+test-browser: $(VENV)/.dev-stamp console-assets chromium
+	$(PY) -m pytest tests/browser
+
+# The console's front end (frontend/: TypeScript, laid out by dagre, bundled by esbuild) built into the Python
+# package (src/algorun/console/static), where it is also committed: `pip install` and `make demo` need no Node.js.
+# The build is deterministic, so rebuilding a clean checkout changes nothing.
+frontend/node_modules/.package-lock.json: frontend/package-lock.json frontend/package.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+console-assets: frontend/node_modules/.package-lock.json
+	cd frontend && npm run --silent build
+
+# Debian's Chromium for the browser tests (Playwright drives it; it downloads no browser of its own).
+# Root installs it with apt-get when it is missing.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  test "$$(id -u)" = 0 || { echo "chromium is missing: run \`sudo apt-get install chromium\`" >&2; exit 1; }; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; }
 
 testbin: $(VENV)/.dev-stamp
 	$(PY) -m tests.support.testbin build

@@ -101,6 +101,12 @@ def run(
     connect: Annotated[
         str | None, typer.Option("--connect", help="Kafka Connect REST URL (for data connectors).")
     ] = None,
+    web_console: Annotated[
+        bool, typer.Option("--console/--no-console", help="Serve the web console (its URL is printed).")
+    ] = True,
+    console_port: Annotated[
+        int, typer.Option("--console-port", help="The web console's port (a free one when it is taken).")
+    ] = 18090,
     timeout: Annotated[float, typer.Option("--timeout", help="With --until-idle: seconds to wait for idle.")] = 300.0,
     kafka: KafkaOption = None,
     kafka_tls: TlsOption = False,
@@ -139,6 +145,8 @@ def run(
         inputs=parsed_inputs,
         idle_timeout=timeout,
         ports=Ports(http=port, grpc=grpc_port, metrics=metrics_port),
+        console=web_console,
+        console_port=console_port,
     )
     try:
         code = asyncio.run(run_pipeline(options, console))

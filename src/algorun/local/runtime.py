@@ -10,7 +10,7 @@ import mimetypes
 import os
 import signal
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +44,10 @@ class RunOptions:
     idle_timeout: float = 300.0
     ports: Ports = field(default_factory=Ports)
     live: bool = True
+    console: bool = True
+    """Serve the web console while the pipeline runs (not with `until_idle`)."""
+    console_port: int = 18090
+    """The console's port; a free one when it is taken."""
 
 
 class RunFailed(Exception):
@@ -144,7 +148,7 @@ async def run(options: RunOptions, console: Console) -> int:
         supervisor = Supervisor(plan.processes, state_dir / "logs")
         await supervisor.start()
         try:
-            return await _supervise(options, console, plan, supervisor, bus, state_dir)
+            return await _supervise(options, console, topology, plan, supervisor, bus, state_dir)
         finally:
             console.print("[dim]stopping: draining in-flight work...[/dim]")
             await supervisor.stop()
@@ -159,7 +163,13 @@ async def run(options: RunOptions, console: Console) -> int:
 
 
 async def _supervise(
-    options: RunOptions, console: Console, plan: LocalPlan, supervisor: Supervisor, bus: Bus, state_dir: Path
+    options: RunOptions,
+    console: Console,
+    topology: Topology,
+    plan: LocalPlan,
+    supervisor: Supervisor,
+    bus: Bus,
+    state_dir: Path,
 ) -> int:
     log_dir = str(state_dir / "logs")
     if not await supervisor.wait_ready(options.ready_timeout):
@@ -170,6 +180,33 @@ async def _supervise(
         console.print(f"  POST {url}")
     if options.until_idle:
         return await _until_idle(options, console, plan, supervisor, bus)
+    async with _web_console(options, console, topology, plan, supervisor, bus):
+        return await _live(console, plan, supervisor, bus, log_dir)
+
+
+@contextlib.asynccontextmanager
+async def _web_console(
+    options: RunOptions, console: Console, topology: Topology, plan: LocalPlan, supervisor: Supervisor, bus: Bus
+) -> AsyncIterator[None]:
+    """The web console on this run (algorun.console), its URL printed; nothing when turned off."""
+    if not options.console:
+        yield
+        return
+    from algorun.console.local_source import LocalSource
+    from algorun.console.server import ConsoleServer
+
+    source = LocalSource(topology, plan, supervisor, bus, options.ports)
+    server = ConsoleServer([source], host=options.ports.host, port=options.console_port)
+    await server.start()
+    console.print(f"  console: {server.url}", highlight=False)
+    try:
+        yield
+    finally:
+        await server.stop()
+        await source.close()
+
+
+async def _live(console: Console, plan: LocalPlan, supervisor: Supervisor, bus: Bus, log_dir: str) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,0 +1,81 @@
+// The console page: picks the pipeline from the address (#owner/name), lays out and draws its graph, then polls
+// the figures at the server's interval (the server reads the pipeline at most that often, whatever we ask).
+import { api, ApiError, type Figures } from "./api";
+import { byId, h } from "./dom";
+import { place } from "./layout";
+import { Panel } from "./panel";
+import { draw, type Drawn } from "./render";
+
+function showFatal(message: string, known: string[] = []): void {
+  const box = byId("message");
+  box.hidden = false;
+  box.replaceChildren(h("p", { class: "error", role: "alert" }, message));
+  if (known.length > 0) {
+    box.append(h("p", {}, "Pipelines this console watches:"));
+    const list = h("ul", {});
+    for (const id of known) list.append(h("li", {}, h("a", { href: `#${id}` }, id)));
+    box.append(list);
+  }
+}
+
+function showProblems(problems: string[]): void {
+  const banner = byId("problems");
+  banner.hidden = problems.length === 0;
+  banner.replaceChildren(...problems.map((p) => h("li", {}, p)));
+}
+
+async function choosePipeline(): Promise<string | null> {
+  const wanted = decodeURIComponent(location.hash.replace(/^#/, ""));
+  if (wanted) return wanted;
+  const known = (await api.pipelines()).map((p) => p.id);
+  if (known.length === 1) return known[0]!;
+  showFatal(known.length === 0 ? "This console watches no pipeline." : "Choose a pipeline.", known);
+  return null;
+}
+
+async function start(): Promise<void> {
+  let pipeline: string | null;
+  try {
+    pipeline = await choosePipeline();
+  } catch (e) {
+    showFatal(e instanceof Error ? e.message : String(e));
+    return;
+  }
+  if (pipeline === null) return;
+  let graph;
+  try {
+    graph = await api.graph(pipeline);
+  } catch (e) {
+    const known = await api.pipelines().then((ps) => ps.map((p) => p.id), () => []);
+    showFatal(e instanceof ApiError ? e.message : `the pipeline ${pipeline} could not be shown: ${String(e)}`, known);
+    return;
+  }
+  document.title = `${graph.pipeline} · algorun console`;
+  byId("pipeline-name").textContent = graph.pipeline;
+  byId("interval").textContent = `figures every ${graph.intervalSeconds} s`;
+  const contentTypes = new Map(graph.nodes.filter((n) => n.kind === "endpoint").map((n) => [n.id.replace(/^endpoint:/, ""), n.detail]));
+  const panel = new Panel(graph.pipeline, contentTypes);
+  let latest: Figures | null = null;
+  const drawn: Drawn = draw(place(graph), (id) => {
+    void panel.open(id).then(() => panel.showState(latest?.nodes[id]));
+  });
+  byId("graph").replaceChildren(drawn.svg);
+
+  const poll = async (): Promise<void> => {
+    try {
+      latest = await api.figures(graph.pipeline);
+      drawn.update(latest);
+      showProblems(latest.problems);
+      byId("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+      if (panel.selected) panel.showState(latest.nodes[panel.selected]);
+    } catch (e) {
+      showProblems([e instanceof Error ? e.message : String(e)]);
+    }
+    window.setTimeout(() => void poll(), graph.intervalSeconds * 1000);
+  };
+  byId<HTMLButtonElement>("panel-refresh").onclick = () => void panel.refresh();
+  await poll();
+}
+
+window.addEventListener("hashchange", () => location.reload());
+void start();
