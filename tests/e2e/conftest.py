@@ -1,8 +1,9 @@
 """The e2e tests' cluster and what surrounds it, started once for the tests/e2e package and removed after it.
 
 - `cluster`: the single-node cluster (tests.support.cluster) with algorun's images loaded;
-- `cluster_kafka`: a test-bed broker listening on the address pods reach the host at, and Strimzi's stand-in
-  (tests.support.strimzi) creating the topics and users of the objects the operator writes;
+- `cluster_kafka`: a test-bed broker listening on the address pods reach the host at;
+- `strimzi`: Strimzi's stand-in (tests.support.strimzi) creating the topics, users and Connect clusters of the
+  objects the operator writes;
 - `operator`: the chart installed with helm (`helm install --wait`: the operator pod is Ready);
 - `receiver`: the examples' webhook receiver, listening where the hook runner's pods reach it.
 
@@ -55,12 +56,22 @@ def cluster_kafka(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) ->
     libs = require("kafka")
     workdir = tmp_path_factory.mktemp("cluster-kafka")
     broker = _start("kafka for the cluster", lambda: start_kafka(libs, workdir, host=cluster.host_address))
-    standin = StrimziStandIn(cluster.api, broker).start()
     try:
         yield broker
     finally:
-        standin.stop()
         broker.stop()
+
+
+@pytest.fixture(scope="package")
+def strimzi(
+    cluster: Cluster, cluster_kafka: KafkaBroker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[StrimziStandIn]:
+    workdir = tmp_path_factory.mktemp("strimzi-connect")
+    standin = StrimziStandIn(cluster.api, cluster_kafka, kafka_libs=require("kafka"), workdir=workdir).start()
+    try:
+        yield standin
+    finally:
+        standin.stop()
 
 
 @pytest.fixture(scope="package")
@@ -70,7 +81,11 @@ def cluster_helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
 
 @pytest.fixture(scope="package")
 def operator(
-    cluster: Cluster, cluster_kafka: KafkaBroker, cluster_helm: Helm, tmp_path_factory: pytest.TempPathFactory
+    cluster: Cluster,
+    cluster_kafka: KafkaBroker,
+    strimzi: StrimziStandIn,
+    cluster_helm: Helm,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Operator:
     began = time.monotonic()
     values = install_operator(cluster.api, cluster_helm, tmp_path_factory.mktemp("chart"))

@@ -620,8 +620,9 @@ def main() -> int:
     cluster = start(workdir, lock_timeout=5)
     broker = standin = None
     try:
-        broker = start_kafka(testbin.PARTS["kafka"].path(), workdir / "kafka", host=cluster.host_address)
-        standin = StrimziStandIn(cluster.api, broker).start()
+        kafka_libs = testbin.PARTS["kafka"].path()
+        broker = start_kafka(kafka_libs, workdir / "kafka", host=cluster.host_address)
+        standin = StrimziStandIn(cluster.api, broker, kafka_libs=kafka_libs, workdir=workdir / "connect").start()
         helm = Helm(binary=testbin.PARTS["helm"].path(), home=workdir / "helm")
         install_operator(cluster.api, helm, workdir / "chart")
         print(

@@ -61,7 +61,9 @@ class KafkaConnect:
         self.process.stop(grace=15)
 
 
-def _worker_properties(kafka: KafkaBroker, port: int, group_id: str) -> str:
+def _worker_properties(kafka: KafkaBroker, port: int, group_id: str, config: dict[str, str]) -> str:
+    """The worker's properties: the test bed's defaults (string converters, unique internal topics, one
+    replica), then `config` key by key, then the REST listener (always this worker's own port)."""
     props = {
         "bootstrap.servers": kafka.bootstrap("PLAINTEXT"),
         "group.id": group_id,
@@ -76,13 +78,14 @@ def _worker_properties(kafka: KafkaBroker, port: int, group_id: str) -> str:
         "offset.storage.partitions": "1",
         "status.storage.partitions": "1",
         "offset.flush.interval.ms": "1000",
-        "listeners": f"http://127.0.0.1:{port}",
-        "rest.advertised.host.name": "127.0.0.1",
-        "rest.advertised.port": str(port),
         # The file connectors are on the classpath and ship ServiceLoader manifests: skip the slow scan.
         "plugin.discovery": "service_load",
         "scheduled.rebalance.max.delay.ms": "0",
         "task.shutdown.graceful.timeout.ms": "2000",
+        **config,
+        "listeners": f"http://127.0.0.1:{port}",
+        "rest.advertised.host.name": "127.0.0.1",
+        "rest.advertised.port": str(port),
     }
     return "".join(f"{k}={v}\n" for k, v in props.items())
 
@@ -95,17 +98,23 @@ def _rest_ready(url: str) -> bool:
         return False
 
 
-def start_connect(libs: Path, workdir: Path, kafka: KafkaBroker, *, timeout: float = 90.0) -> KafkaConnect:
-    """Start a distributed worker and return once its REST API lists connectors (the herder is up)."""
+def start_connect(
+    libs: Path, workdir: Path, kafka: KafkaBroker, *, config: dict[str, str] | None = None, timeout: float = 90.0
+) -> KafkaConnect:
+    """Start a distributed worker and return once its REST API lists connectors (the herder is up).
+
+    `config` overrides the test bed's worker properties (e.g. a group.id and internal topics chosen by a
+    KafkaConnect object); without it the worker has a group of its own."""
     started = time.monotonic()
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    group_id = f"algorun-testbed-connect-{uuid.uuid4().hex[:8]}"
-    config = workdir / "worker.properties"
-    config.write_text(_worker_properties(kafka, port, group_id))
+    config = dict(config or {})
+    group_id = config.get("group.id") or f"algorun-testbed-connect-{uuid.uuid4().hex[:8]}"
+    properties = workdir / "worker.properties"
+    properties.write_text(_worker_properties(kafka, port, group_id, config))
     proc = ManagedProcess(
         "kafka-connect",
-        java_command(libs, "org.apache.kafka.connect.cli.ConnectDistributed", workdir, str(config)),
+        java_command(libs, "org.apache.kafka.connect.cli.ConnectDistributed", workdir, str(properties)),
         workdir / "connect.log",
     )
     connect = KafkaConnect(url=f"http://127.0.0.1:{port}", group_id=group_id, process=proc)

@@ -14,6 +14,9 @@ exactly their job for the objects algorun's operator writes, against the test-be
 
 It polls the API server (every `interval` seconds) in a thread, in whichever `kafka.strimzi.io` version the
 server serves, and records what it did in `log`, so a test can wait on it and say what happened.
+
+Given Kafka's jars (`kafka_libs`) and a `workdir`, it also does the Cluster Operator's part for KafkaConnect and
+KafkaConnector objects, with real Connect workers on the host (tests.support.strimzi_connect).
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ import base64
 import secrets
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tests.support.kafka import KafkaBroker
 from tests.support.kube import KubeAPI
+from tests.support.strimzi_connect import ConnectStandIn
 
 GROUP = "kafka.strimzi.io"
 
@@ -46,20 +51,28 @@ class StrimziStandIn:
     broker: KafkaBroker
     listener: str = "PLAINTEXT"
     interval: float = 0.5
+    kafka_libs: Path | None = None
+    workdir: Path | None = None
     log: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    connect: ConnectStandIn | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def start(self) -> StrimziStandIn:
         self._thread = threading.Thread(target=self._loop, name="strimzi-stand-in", daemon=True)
         self._thread.start()
+        if self.kafka_libs is not None and self.workdir is not None:
+            self.connect = ConnectStandIn(self.api, self.broker, self.kafka_libs, self.workdir, self.interval)
+            self.connect.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
+        if self.connect is not None:
+            self.connect.stop()
 
     def version(self) -> str | None:
         """The preferred served version of kafka.strimzi.io, or None when no Strimzi CRD is installed."""

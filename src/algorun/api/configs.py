@@ -307,6 +307,9 @@ def hook_config(topology: Topology) -> HookConfig:
     )
 
 
+BYTES_CONVERTER = "org.apache.kafka.connect.converters.ByteArrayConverter"
+
+
 def connector_config(topology: Topology, node: ConnectorNode) -> dict[str, str]:
     """The Kafka Connect configuration of one connector instance (KafkaConnector `config`, or the body of a
     Connect REST `PUT /connectors/{name}/config` without `connector.class`/`tasks.max`).
@@ -314,10 +317,16 @@ def connector_config(topology: Topology, node: ConnectorNode) -> dict[str, str]:
     The template's options are overridden by the instance's. A source connector is told its output topic
     (`topic`, the key Kafka's own connectors read) unless the options name one; a sink connector gets every
     upstream topic in `topics` (the original took only the first pipe's).
+
+    Keys and values cross between Kafka and the connector as bytes (`ByteArrayConverter`) unless the options
+    name a converter: a pipeline's topics hold payloads as the algos wrote them, and the worker's own default
+    (JSON with a schema envelope under Strimzi) would wrap every record a source writes and expect the
+    envelope in every record a sink reads. A connector whose records are text or structs names its converter
+    in `options` (the FileStream example uses `StringConverter`).
     """
     if node.spec is None or node.full_name is None:
         raise ValueError(f"{node.path}: the data connector reference is not resolved")
-    config = node.options()
+    config = {"key.converter": BYTES_CONVERTER, "value.converter": BYTES_CONVERTER, **node.options()}
     if node.spec.data_connector_type == DataConnectorType.SOURCE:
         outputs = [
             topology.topics[naming.topic_key(node.full_name, t.output_name or "")] for t in node.deployment.topics

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from algorun.api import check_text, load_pipeline
-from algorun.api.configs import endpoint_config, hook_config, runner_config
+from algorun.api.configs import BYTES_CONVERTER, endpoint_config, hook_config, runner_config
 from algorun.api.topology import build_topology
 
 EXAMPLES = Path(__file__).parents[3] / "examples"
@@ -126,12 +126,33 @@ def test_connector_configs_tell_sources_and_sinks_their_topics() -> None:
 
     _, topology = load_pipeline([EXAMPLES / "data-connector" / "pipeline.yaml"])
     source, sink = topology.connectors
+    text, raw = (
+        "org.apache.kafka.connect.storage.StringConverter",
+        "org.apache.kafka.connect.converters.ByteArrayConverter",
+    )
     assert connector_config(topology, source) == {
         "file": "/data/in.txt",
         "topic": "algorun.ops.file-copy.file-source.1.lines",
+        "key.converter": raw,
+        "value.converter": text,
     }
     assert connector_config(topology, sink) == {
         "file": "/data/out.txt",
         "topics": "algorun.ops.file-copy.normalise.1.clean",
+        "key.converter": raw,
+        "value.converter": text,
     }
     assert connector_name(topology, source) == "file-copy-file-source-1"
+
+
+def test_connectors_move_bytes_as_they_are_unless_their_options_name_a_converter() -> None:
+    """Without a converter in its options, a connector gets the byte-array converter for keys and values, so
+    the worker's default (Strimzi's JSON envelope) never wraps a pipeline's payloads."""
+    from algorun.api.configs import connector_config
+
+    _, topology = load_pipeline([EXAMPLES / "data-connector" / "pipeline.yaml"])
+    for node in topology.connectors:
+        assert node.spec is not None and node.spec.options is None
+        node.deployment.options = {"file": "/data/x.txt"}
+        config = connector_config(topology, node)
+        assert config["key.converter"] == config["value.converter"] == BYTES_CONVERTER

@@ -26,7 +26,8 @@ from __future__ import annotations
 from typing import Any
 
 from algorun.api import naming
-from algorun.api.enums import DataConnectorType, KafkaAuthType
+from algorun.api.configs import connector_config
+from algorun.api.enums import KafkaAuthType
 from algorun.api.topology import ConnectorNode
 from algorun.operator.apis import STRIMZI_GROUP
 from algorun.operator.render import security
@@ -146,15 +147,6 @@ def connect_storage_topics(ctx: RenderContext, node: ConnectorNode) -> list[str]
     return [f"{group}-offsets", f"{group}-configs", f"{group}-status"]
 
 
-def connector_topics(ctx: RenderContext, node: ConnectorNode) -> list[str]:
-    """Source: the topics it writes; sink: every topic piped into it."""
-    assert node.spec is not None and node.full_name is not None
-    if node.spec.data_connector_type == DataConnectorType.SINK:
-        return sorted({t.name for _, _, t in ctx.topology.pipes_into(node.full_name) if t is not None})
-    prefix = f"{node.full_name}|"
-    return sorted(t.name for key, t in ctx.topology.topics.items() if key.startswith(prefix))
-
-
 def _labels(ctx: RenderContext, node: ConnectorNode) -> dict[str, str]:
     assert node.spec is not None
     return {
@@ -226,13 +218,7 @@ def render_connector(ctx: RenderContext, node: ConnectorNode) -> list[dict[str, 
         timings = probe(user_probe, {})
         if timings:  # Strimzi owns the handler; only the timings are configurable
             connect_spec[key] = {k: v for k, v in timings.items() if k not in ("httpGet", "exec", "tcpSocket")}
-    config = dict(node.options())
-    topics = connector_topics(ctx, node)
-    if spec.data_connector_type == DataConnectorType.SINK:
-        if topics:
-            config["topics"] = ",".join(topics)
-    elif topics:
-        config["topic"] = topics[0]
+    config = connector_config(ctx.topology, node)
     connector_spec: dict[str, Any] = {"class": spec.connector_class or "", "config": dict(sorted(config.items()))}
     if dep.tasks_max:
         connector_spec["tasksMax"] = dep.tasks_max
