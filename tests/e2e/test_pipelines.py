@@ -5,8 +5,7 @@ topic), the same as `algorun run --until-idle` gives for the same inputs.
 The examples are applied as a user adapts them to this cluster (tests.support.e2e.Operator.prepare): the
 broker's address, the receiver's address, and for the original sample the algo's image (the original's Go test
 algo is not built here; its Python equivalent in the examples image answers the same way, as `--algo` does
-locally). data-connector needs Kafka Connect pods, which Strimzi's operator would run: not here (see
-tests/support/strimzi.py).
+locally). data-connector, whose Connect clusters Strimzi's stand-in runs, is in test_connectors.py.
 """
 
 from __future__ import annotations
