@@ -15,3 +15,8 @@ export function rate(value: number | null | undefined): string {
 export function shorten(text: string, max: number): string {
   return text.length <= max ? text : `…${text.slice(text.length - max + 1)}`;
 }
+
+/** Keeps the start of a sentence (a reason reads from its beginning); the whole is in the node's tooltip. */
+export function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}

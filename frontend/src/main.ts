@@ -56,6 +56,8 @@ async function start(): Promise<void> {
   const contentTypes = new Map(graph.nodes.filter((n) => n.kind === "endpoint").map((n) => [n.id.replace(/^endpoint:/, ""), n.detail]));
   const panel = new Panel(graph.pipeline, contentTypes);
   let latest: Figures | null = null;
+  const lastDead = new Map<string, number | null>();
+  const kinds = new Map(graph.nodes.map((n) => [n.id, n.kind]));
   const drawn: Drawn = draw(place(graph), (id) => {
     void panel.open(id).then(() => panel.showState(latest?.nodes[id]));
   });
@@ -67,7 +69,17 @@ async function start(): Promise<void> {
       drawn.update(latest);
       showProblems(latest.problems);
       byId("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
-      if (panel.selected) panel.showState(latest.nodes[panel.selected]);
+      if (panel.selected) {
+        const shown = latest.nodes[panel.selected];
+        panel.showState(shown);
+        // New dead letters (or fewer, after a replay) show in the open panel without asking.
+        const kind = kinds.get(panel.selected);
+        const dead = !shown || kind === "endpoint" ? null : kind === "dead-letter" ? shown.in : shown.deadLetters;
+        if (dead !== lastDead.get(panel.selected)) {
+          if (lastDead.has(panel.selected)) void panel.refresh();
+          lastDead.set(panel.selected, dead);
+        }
+      }
     } catch (e) {
       showProblems([e instanceof Error ? e.message : String(e)]);
     }

@@ -1,7 +1,7 @@
 // Draws the placed graph as SVG and writes the live figures onto it. Elements carry data-* attributes naming
 // their node or edge, so the page's tests and styles find them without knowing positions.
 import type { EdgeFigures, Figures, NodeFigures } from "./api";
-import { count, rate, shorten } from "./format";
+import { clip, count, rate, shorten } from "./format";
 import type { Placement, PlacedEdge, PlacedNode, Point } from "./layout";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -152,7 +152,7 @@ function writeNode(group: SVGGElement, lines: SVGTextElement[], f: NodeFigures):
     if (f.retries !== null) trouble.push(`retries ${count(f.retries)}`);
     if (f.deadLetters !== null) trouble.push(`dead ${count(f.deadLetters)}`);
     third!.textContent = trouble.join(" · ");
-    if (reason) reason.textContent = f.state === "up" ? "" : `${f.state}${f.reason ? `: ${shorten(f.reason, 34)}` : ""}`;
+    if (reason) reason.textContent = f.state === "up" ? "" : clip(`${f.state}${f.reason ? `: ${f.reason}` : ""}`, 40);
   }
   for (const [key, value] of Object.entries({
     in: f.in,
@@ -169,6 +169,7 @@ function writeNode(group: SVGGElement, lines: SVGTextElement[], f: NodeFigures):
     tooltip = el("title", { class: "state-reason" }, group);
   }
   tooltip.textContent = f.reason ?? f.state;
+  group.setAttribute("data-reason", f.reason ?? "");
 }
 
 function writeEdge(group: SVGGElement, label: SVGTextElement, f: EdgeFigures): void {
