@@ -89,6 +89,8 @@ def get(headers: Iterable[tuple[str, bytes]], name: str) -> str | None:
 
 
 _GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+RUN_TRUE_RAW = frozenset(v.encode() for v in _GO_TRUE)
+"""`parse_run`'s true spellings as raw header values, for a caller that reads headers without decoding them."""
 
 
 def parse_run(value: str | None) -> bool:
@@ -269,11 +271,28 @@ NOT_INHERITED = PER_HOP_HEADERS | frozenset(_OUTPUT_SET)
 _EMBEDDED_HEADER = _DATA_TYPE_HEADERS[MessageDataType.EMBEDDED]
 
 
-def usual_output(trace: bytes, content_type: bytes, traceparent: bytes) -> Headers:
-    """`output`'s headers for the usual message: embedded, with a content type, no file name, nothing inherited
-    (no input header outside `NOT_INHERITED`). The runner's per-message path calls this directly with what it
-    already has: `trace` (the traceID, encoded), the content type (encoded, ASCII) and the child traceparent."""
+PLAIN_LAYOUT = (TRACE_ID, RUN, CONTENT_TYPE, MESSAGE_DATA_TYPE, TRACEPARENT)
+"""The header names of a *plain* message, in this order and nothing else: what `plain_output` writes, and what
+`first_hop` writes for a request with a content type and neither parameters nor a file name. The runner's inline
+path compares a message's header names with these by position (a dict per message costs more); `read_plain` is
+the same reader for everyone else. tests/unit/bus/test_plain_layout.py fails when writer and reader drift."""
+
+
+def plain_output(trace: bytes, content_type: bytes, traceparent: bytes) -> Headers:
+    """`output`'s headers for a plain message (`PLAIN_LAYOUT`): embedded, with a content type, no file name,
+    nothing inherited (no input header outside `NOT_INHERITED`). The runner's per-message path calls this
+    directly with what it already has: `trace` (the traceID, encoded), the content type (encoded, ASCII) and the
+    child traceparent."""
     return [(TRACE_ID, trace), _RUN_TRUE, (CONTENT_TYPE, content_type), _EMBEDDED_HEADER, (TRACEPARENT, traceparent)]
+
+
+def read_plain(headers: Headers) -> tuple[bytes, bytes, bytes, bytes, bytes] | None:
+    """The values of a plain message's headers in `PLAIN_LAYOUT` order (traceID, run, contentType,
+    messageDataType, traceparent), or None when `headers` are laid out any other way."""
+    if len(headers) != len(PLAIN_LAYOUT) or any(h[0] != name for h, name in zip(headers, PLAIN_LAYOUT, strict=True)):
+        return None
+    trace, run, content_type, data_type, traceparent = (v for _, v in headers)
+    return trace, run, content_type, data_type, traceparent
 
 
 def output(
@@ -294,7 +313,7 @@ def output(
     the output's own when given.
 
     The runner calls this per produced message. `by_name` is the input headers as a dict (the last value of a
-    name wins, as in Kafka) when the caller already built one: if none of its names is inherited (the usual
+    name wins, as in Kafka) when the caller already built one: if none of its names is inherited (the plain
     message, straight from an endpoint or a runner), the per-header pass is skipped. `trace` is `trace_id`
     encoded, when the caller has it (the runner reads it from the input's header).
     """
@@ -316,7 +335,7 @@ def output(
     else:
         ct = None
     if ct is not None and file_name is None and not out and data_type is MessageDataType.EMBEDDED:
-        return usual_output(trace, ct, traceparent)
+        return plain_output(trace, ct, traceparent)
     out.append((TRACE_ID, trace))
     out.append(_RUN_TRUE)
     if ct is not None:

@@ -66,5 +66,10 @@ class Staging:
         self.count -= dropped
         return dropped
 
+    def clear(self) -> None:
+        """Forget every part (an aborted transaction reads them again)."""
+        self._parts.clear()
+        self.count = 0
+
     def __len__(self) -> int:
         return self.count
