@@ -6,6 +6,8 @@ import { place } from "./layout";
 import { Panel } from "./panel";
 import { draw, type Drawn } from "./render";
 
+const MIN_SCALE = 0.75;
+
 function showFatal(message: string, known: string[] = []): void {
   const box = byId("message");
   box.hidden = false;
@@ -58,10 +60,23 @@ async function start(): Promise<void> {
   let latest: Figures | null = null;
   const lastDead = new Map<string, number | null>();
   const kinds = new Map(graph.nodes.map((n) => [n.id, n.kind]));
-  const drawn: Drawn = draw(place(graph), (id) => {
-    void panel.open(id).then(() => panel.showState(latest?.nodes[id]));
+  const placement = place(graph);
+  // Shrunk to the room beside the panel, down to MIN_SCALE (text stays readable); past that the graph scrolls.
+  const fit = (): void => {
+    const scale = Math.min(1, Math.max(MIN_SCALE, (byId("graph").clientWidth - 8) / placement.width));
+    drawn.svg.setAttribute("width", String(Math.round(placement.width * scale)));
+    drawn.svg.setAttribute("height", String(Math.round(placement.height * scale)));
+  };
+  const drawn: Drawn = draw(placement, (id) => {
+    void panel.open(id).then(() => {
+      panel.showState(latest?.nodes[id]);
+      fit();
+    });
   });
   byId("graph").replaceChildren(drawn.svg);
+  fit();
+  window.addEventListener("resize", fit);
+  byId<HTMLButtonElement>("panel-close").addEventListener("click", fit);
 
   const poll = async (): Promise<void> => {
     try {
