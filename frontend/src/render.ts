@@ -152,7 +152,7 @@ function writeNode(group: SVGGElement, lines: SVGTextElement[], f: NodeFigures):
     if (f.retries !== null) trouble.push(`retries ${count(f.retries)}`);
     if (f.deadLetters !== null) trouble.push(`dead ${count(f.deadLetters)}`);
     third!.textContent = trouble.join(" · ");
-    if (reason) reason.textContent = f.state === "up" ? "" : clip(`${f.state}${f.reason ? `: ${f.reason}` : ""}`, 40);
+    if (reason) reason.textContent = f.state === "up" ? "" : clip(`${f.state}${f.reason ? `: ${f.reason}` : ""}`, 36);
   }
   for (const [key, value] of Object.entries({
     in: f.in,
