@@ -21,6 +21,7 @@ decision) and an invalid URL.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import random
 import time
@@ -80,6 +81,12 @@ class Outcome:
 AttemptCallback = Callable[[Webhook, Attempt], None]
 
 
+@functools.lru_cache(maxsize=64)
+def _timeout(total_s: float) -> aiohttp.ClientTimeout:
+    """One (immutable) timeout object per distinct limit, not one per request."""
+    return aiohttp.ClientTimeout(total=total_s)
+
+
 def retry_after_seconds(value: str | None) -> float | None:
     """A `Retry-After` in seconds; an HTTP date is ignored (the backoff applies), as is anything malformed."""
     if not value:
@@ -136,7 +143,7 @@ class Delivery:
                 hook.url,
                 data=body,
                 headers=sent,
-                timeout=aiohttp.ClientTimeout(total=hook.timeout_s),
+                timeout=_timeout(hook.timeout_s),
                 allow_redirects=False,
                 ssl=hook.verify_tls,
             ) as resp:

@@ -17,7 +17,7 @@ PREFIX = "sha256="
 
 def sign(secret: bytes, body: bytes) -> str:
     """The signature header value for `body`."""
-    return PREFIX + hmac.new(secret, body, hashlib.sha256).hexdigest()
+    return PREFIX + hmac.digest(secret, body, hashlib.sha256).hex()
 
 
 def verify(secret: bytes, body: bytes, header: str | None) -> bool:
