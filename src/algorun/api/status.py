@@ -24,7 +24,7 @@ class ContainerStatus(ApiModel):
 
 
 class ComponentStatus(ApiModel):
-    """One Deployment or StatefulSet of the pipeline."""
+    """One Deployment, StatefulSet or KafkaConnect (a data connector) of the pipeline."""
 
     component_type: ComponentType | None = None
     name: str | None = None
@@ -41,7 +41,7 @@ class ComponentStatus(ApiModel):
     reason: str | None = Field(
         default=None,
         description="Why the component fails (CrashLoopBackOff, ImagePullBackOff, ReadinessProbeFailing, "
-        "CreateContainerConfigError, ProgressDeadlineExceeded...); absent when it does not",
+        "CreateContainerConfigError, ProgressDeadlineExceeded, ConnectorFailed...); absent when it does not",
     )
     message: str | None = Field(default=None, description="What fails: the pod, the container and its state")
     log_tail: list[str] = Field(default_factory=list, description="The last lines of the failing container's log")

@@ -353,11 +353,15 @@ class Reconciler:
         if ident is not None:
             if result.outcome is not None:
                 workloads = [
-                    o for k, o in result.outcome.live.items() if k[0] in ("Deployment", "StatefulSet", "KafkaConnect")
+                    o
+                    for k, o in result.outcome.live.items()
+                    if k[0] in ("Deployment", "StatefulSet", "KafkaConnect", "KafkaConnector")
                 ]
             else:
                 workloads = await self._live_workloads(ident, (await self.discovery.served()).strimzi_version)
             pods = [p for p in await self.cluster.list(kinds.POD, ident.deployment_namespace, owned_selector(ident))]
+        connectors = [w for w in workloads if w.get("kind") == "KafkaConnector"]
+        workloads = [w for w in workloads if w.get("kind") != "KafkaConnector"]
         expected = (
             list(rendered.workloads)
             if rendered is not None
@@ -375,6 +379,7 @@ class Reconciler:
             expected=expected,
             workloads=workloads,
             pods=pods,
+            connectors=connectors,
             algo_count=len(spec.get("algos") or []),
             problems=result.problems,
             problem_reason=result.problem_reason,
@@ -451,7 +456,11 @@ class Reconciler:
             self.request(*key)
 
     async def _live_workloads(self, ident: Identity, strimzi_version: str | None) -> list[dict[str, Any]]:
-        connect = [kinds.strimzi(kinds.KAFKA_CONNECT, strimzi_version)] if strimzi_version else []
+        connect = (
+            [kinds.strimzi(kinds.KAFKA_CONNECT, strimzi_version), kinds.strimzi(kinds.KAFKA_CONNECTOR, strimzi_version)]
+            if strimzi_version
+            else []
+        )
         out: list[dict[str, Any]] = []
         for kind in (kinds.DEPLOYMENT, kinds.STATEFUL_SET, *connect):
             try:

@@ -98,6 +98,8 @@ class Observed:
     workloads: list[dict[str, Any]]
     """Live Deployments, StatefulSets and KafkaConnects of the pipeline."""
     pods: list[dict[str, Any]]
+    connectors: list[dict[str, Any]] = field(default_factory=list)
+    """Live KafkaConnectors (each named like its KafkaConnect)."""
     algo_count: int = 0
     problems: list[str] = field(default_factory=list)
     """Why the spec cannot be realised (Degraded, status Error)."""
@@ -369,8 +371,25 @@ def _failing(workload: dict[str, Any], pods: list[_Pod]) -> Failure | None:
     return None
 
 
+def connector_failure(connector: dict[str, Any] | None) -> Failure | None:
+    """A KafkaConnector whose connector or a task is FAILED, from the Connect REST status Strimzi copies into
+    `status.connectorStatus`: the Connect cluster's pods can be ready while the connector they run has failed
+    (a missing file, a refused record), and only this says so. The message is the trace's first line."""
+    rest = ((connector or {}).get("status") or {}).get("connectorStatus") or {}
+    parts = [("connector", rest.get("connector") or {})]
+    parts += [(f"task {t.get('id', '?')}", t) for t in rest.get("tasks") or []]
+    for what, part in parts:
+        if part.get("state") == "FAILED":
+            trace = str(part.get("trace") or "no trace").strip().splitlines()
+            return Failure("ConnectorFailed", f"{what} FAILED: {trace[0] if trace else 'no trace'}")
+    return None
+
+
 def component_status(
-    workload: dict[str, Any], pods: list[_Pod], logs: dict[tuple[str, str], list[str]] | None = None
+    workload: dict[str, Any],
+    pods: list[_Pod],
+    logs: dict[tuple[str, str], list[str]] | None = None,
+    connector: dict[str, Any] | None = None,
 ) -> ComponentStatus:
     meta = workload.get("metadata") or {}
     spec = workload.get("spec") or {}
@@ -388,7 +407,7 @@ def component_status(
         available = int(status.get("availableReplicas") or (ready if workload.get("kind") == "StatefulSet" else 0))
         up_to_date = int(status.get("updatedReplicas") or 0)
     generation_seen = status.get("observedGeneration", 0) >= meta.get("generation", 0)
-    failure = _failing(workload, pods)
+    failure = _failing(workload, pods) or connector_failure(connector)
     if failure is not None:
         state = DeploymentStatus.ERROR
     elif ready >= desired and generation_seen and (workload.get("kind") == "KafkaConnect" or up_to_date >= desired):
@@ -454,7 +473,16 @@ def compute(
         for p in sorted(observed.pods, key=lambda p: str((p.get("metadata") or {}).get("name") or ""))
     ]
     by_key = {(w.get("kind"), (w.get("metadata") or {}).get("name")): w for w in observed.workloads}
-    components = [component_status(w, pods, observed.logs) for w in sorted(observed.workloads, key=_sort_key)]
+    connectors = {(c.get("metadata") or {}).get("name"): c for c in observed.connectors}
+    components = [
+        component_status(
+            w,
+            pods,
+            observed.logs,
+            connectors.get((w.get("metadata") or {}).get("name")) if w.get("kind") == "KafkaConnect" else None,
+        )
+        for w in sorted(observed.workloads, key=_sort_key)
+    ]
     missing = [f"{kind} {name}" for kind, name in observed.expected if (kind, name) not in by_key]
     failing = [c for c in components if c.reason]
     errors = [f"{component_label(c)} ({c.deployment_name}): {c.reason}: {c.message}" for c in failing]

@@ -308,3 +308,58 @@ def test_the_reconciler_reads_logs_at_a_bounded_rate(monkeypatch: pytest.MonkeyP
         assert result.log_reads == 1 and logs[("p1", "c")] != [], "but after the refresh, even for an exited one"
 
     asyncio.run(scenario())
+
+
+def _connect(name: str = "ops-file-copy-file-source-1") -> dict[str, Any]:
+    labels = {
+        "app.kubernetes.io/component": "dataconnector",
+        "algo.run/dataconnector": "file-source",
+        "algo.run/dataconnector-version": "3.9",
+        "algo.run/index": "1",
+    }
+    return {
+        "kind": "KafkaConnect",
+        "metadata": {"name": name, "generation": 1, "labels": labels},
+        "spec": {"replicas": 1},
+        "status": {"observedGeneration": 1, "replicas": 1, "conditions": [{"type": "Ready", "status": "True"}]},
+    }
+
+
+def _connector(task_state: str, name: str = "ops-file-copy-file-source-1") -> dict[str, Any]:
+    trace = "org.apache.kafka.connect.errors.ConnectException: /data/in.txt (No such file or directory)\n\tat ..."
+    task = {"id": 0, "state": task_state, "worker_id": "10.0.0.5:8083"}
+    if task_state == "FAILED":
+        task["trace"] = trace
+    return {
+        "kind": "KafkaConnector",
+        "metadata": {"name": name},
+        "status": {"connectorStatus": {"connector": {"state": "RUNNING"}, "tasks": [task]}},
+    }
+
+
+@pytest.mark.parametrize("task_state", ["RUNNING", "FAILED"])
+def test_a_failed_connector_task_fails_its_data_connector_though_the_connect_pods_are_ready(task_state: str) -> None:
+    """The Connect cluster is Ready either way; only the KafkaConnector's copy of the REST status says the task
+    that moves the data has died, and the pipeline must not read Deployed then."""
+    connect = _connect()
+    observed = Observed(
+        owner="ops",
+        name="file-copy",
+        namespace="ns",
+        generation=1,
+        expected=[("KafkaConnect", connect["metadata"]["name"])],
+        workloads=[connect],
+        pods=[],
+        connectors=[_connector(task_state)],
+    )
+    status = compute(observed, None, at=STARTED)
+    (component,) = status.component_statuses
+    if task_state == "RUNNING":
+        assert status.status == "Deployed" and component.reason is None
+        return
+    assert status.status == "Error"
+    assert component.reason == "ConnectorFailed"
+    assert component.message == (
+        "task 0 FAILED: org.apache.kafka.connect.errors.ConnectException: /data/in.txt (No such file or directory)"
+    )
+    assert _degraded(status)[0] == "ConnectorFailed"
