@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 if TYPE_CHECKING:
     from algorun.api.configs import RunnerConfig
-    from algorun.bus.interface import Bus
+    from algorun.runner.config import RunnerOptions
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="Runner config JSON (else the ALGO_RUNNER_CONFIG variable).")
@@ -25,34 +25,6 @@ BusOpt = Annotated[
         "with the KAFKA_TLS/KAFKA_AUTH_* security settings.",
     ),
 ]
-
-
-def open_runner_bus(config: RunnerConfig, url: str | None) -> Bus:
-    """The bus of `--bus URL`, else Kafka from the environment (KAFKA_BROKERS, KAFKA_TLS, KAFKA_AUTH_*).
-
-    `ALGORUN_RUNNER_SESSION_TIMEOUT_MS` shortens how long a crashed runner keeps its partitions (librdkafka's
-    default is 45 s); `ALGORUN_RUNNER_GROUP_INSTANCE_ID` turns on static membership (a restarted pod with the
-    same id gets its partitions back without a rebalance).
-    """
-    from algorun.bus import KafkaSettings, open_bus
-
-    consumer: dict[str, str | int | float | bool] = {}
-    if os.environ.get("ALGORUN_RUNNER_SESSION_TIMEOUT_MS"):
-        consumer["session.timeout.ms"] = int(os.environ["ALGORUN_RUNNER_SESSION_TIMEOUT_MS"])
-    if os.environ.get("ALGORUN_RUNNER_GROUP_INSTANCE_ID"):
-        consumer["group.instance.id"] = os.environ["ALGORUN_RUNNER_GROUP_INSTANCE_ID"]
-    if url and not url.startswith("kafka://"):
-        return open_bus(url)
-    if url:
-        settings = KafkaSettings(bootstrap_servers=url.split("://", 1)[1].strip("/"))
-    else:
-        env = dict(os.environ)
-        if not env.get("KAFKA_BROKERS") and config.kafka.brokers:
-            env["KAFKA_BROKERS"] = config.kafka.brokers
-        settings = KafkaSettings.from_env(env)
-    if consumer:
-        settings = settings.model_copy(update={"consumer_config": {**settings.consumer_config, **consumer}})
-    return open_bus(settings)
 
 
 def runner(
@@ -119,43 +91,13 @@ def runner(
     raise typer.Exit(code)
 
 
-def _run_runner(cfg: RunnerConfig, options: Any) -> int:
-    import asyncio
-    import logging
-    import signal
-
+def _run_runner(cfg: RunnerConfig, options: RunnerOptions) -> int:
     from algorun.cli.component_options import run_uvloop
-    from algorun.runner.executors import create
-    from algorun.runner.service import Runner
-    from algorun.telemetry import HealthServer, configure_logging
+    from algorun.runner.main import serve
+    from algorun.telemetry import configure_logging
 
     configure_logging("runner", instance=options.instance, level=options.log_level)
-    log = logging.getLogger("algorun.runner")
-
-    async def main() -> int:
-        try:
-            bus = open_runner_bus(cfg, options.bus)
-            executor = create(cfg, options)
-        except Exception as e:
-            log.error("cannot start: %s", e)
-            return 2
-        r = Runner(cfg, options, bus, executor)
-        health = HealthServer(options.health_port, r.readiness, r.metrics.registry, host=options.health_host)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await health.start()
-        log.info("runner of %s (%s) started; health on :%s", cfg.full_name, cfg.executor.value, health.port)
-        try:
-            await r.run(stop)
-        finally:
-            await health.stop()
-            await bus.close()
-        log.info("runner stopped")
-        return 0
-
-    result: int = run_uvloop(main())
+    result: int = run_uvloop(serve(cfg, options))
     return result
 
 
@@ -178,6 +120,8 @@ def replay(
     except (OSError, ValueError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
+
+    from algorun.runner.main import open_runner_bus
 
     async def main() -> None:
         b = open_runner_bus(cfg, bus)

@@ -22,7 +22,7 @@ GrpcMode = Literal["unary", "stream"]
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> RunnerConfig:
     """The config from a file, or inline JSON in `ALGO_RUNNER_CONFIG` (the original's fallback).
 
-    A missing or invalid config is an error naming the file (the original logged it and ran with nothing).
+    A missing or invalid config is an error naming the file: a runner never runs with nothing.
     """
     e = os.environ if env is None else env
     if path is not None:

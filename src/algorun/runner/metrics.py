@@ -1,15 +1,15 @@
-"""The runner's Prometheus metrics: the original's `algorunner_*` families (names and labels kept for the chart's
-dashboard, values fixed) plus what it lacked: lag, in-flight, outcomes, dead letters by step.
+"""The runner's Prometheus metrics: the `algorunner_*` families of the original Algo.Run (names and labels kept
+for the chart's dashboard) plus lag, in-flight, outcomes and dead letters by step.
 
-Fixed values: byte counters count real sizes for every message (the original added a constant 8 under an empty
-input label and counted 0 for embedded data); output bytes are counted when the broker acknowledged them, not
-when enqueued; `algorunner_algo_error` counts every failed run and `algorunner_runner_error` every runner-side
-failure (both were dead). The registry is our own, with the process and platform collectors (resident memory).
+Byte counters count the real size of every message, under its input or output name; output bytes are counted
+when the broker acknowledged them, not when enqueued; `algorunner_algo_error` counts every failed run and
+`algorunner_runner_error` every runner-side failure. The registry is our own, with the process and platform
+collectors (resident memory).
 
 Per-message families (bytes, outcomes, acks, the two duration histograms) are plain Python counters exported by
 one custom collector at scrape time: a prometheus_client `inc`/`observe` takes a lock and walks label maps, and
-at tens of thousands of messages per second those calls were a tenth of the runner's CPU. The exposition is the
-same (`_total` on counters, `_bucket`/`_sum`/`_count` on histograms); only when a value is computed changed.
+at tens of thousands of messages per second those calls show in `benchmarks/runner.py`. The exposition is the
+usual one (`_total` on counters, `_bucket`/`_sum`/`_count` on histograms); values are computed at scrape time.
 Rare events (retries, dead letters, errors, lag, gauges) keep the ordinary prometheus_client objects.
 """
 

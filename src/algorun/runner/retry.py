@@ -1,8 +1,8 @@
 """Retry routing: given a strategy and a message's retry state, which step comes next and when. Pure.
 
-The original moved to the next step only when consecutive steps had equal `repeat` values (so most chains went
-to the dead-letter topic early). Here a step is an ordered stage: `repeat` attempts with its backoff, then the
-next step by `index`, then the dead-letter topic. `repeat: 0` counts as one attempt, as the API documents.
+A step is an ordered stage: `repeat` attempts with its backoff, then the next step by `index`, then the
+dead-letter topic (whatever the `repeat` values of consecutive steps). `repeat: 0` counts as one attempt, as the
+API documents.
 """
 
 from __future__ import annotations
@@ -80,9 +80,9 @@ def _steps(steps: list[RetryStep]) -> tuple[Step, ...]:
 def plan(enabled: bool, strategy: RetryStrategy | None, override: RetryStrategy | None = None) -> Plan:
     """The plan for a topic: its own strategy when it overrides the algo's, else the algo's.
 
-    `enabled=False` (or no strategy, or no steps) dead-letters at once: the original committed and dropped.
-    StatefulOrdered/StatefulUnordered were never implemented by the original; they behave as Simple (which
-    keeps per-key order) and RetryTopics (which does not) respectively.
+    `enabled=False` (or no strategy, or no steps) dead-letters at once: a failed message is never dropped.
+    StatefulOrdered/StatefulUnordered behave as Simple (which keeps per-key order) and RetryTopics (which does
+    not) respectively.
     """
     chosen = override or strategy
     if not enabled or chosen is None or not chosen.steps:

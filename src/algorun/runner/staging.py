@@ -1,10 +1,10 @@
 """`run=false` staging: parts of one trace wait here until a `run=true` message (or a trigger-only, empty one)
 starts the run with all of them.
 
-Unlike the original (parts in memory, implicitly committed by later messages, lost on a crash), a staged part's
-offset stays uncommitted until the run that used it is finished, so after a crash the parts are read and staged
-again. Parts that wait longer than the TTL are taken out (the runner dead-letters them), so one missing trigger
-cannot hold a partition's commits back forever. Pure: the caller passes the clock.
+A staged part is kept in memory, and its offset stays uncommitted until the run that used it is finished, so
+after a crash the parts are read and staged again. Parts that wait longer than the TTL are taken out (the runner
+dead-letters them), so one missing trigger cannot hold a partition's commits back forever.
+Pure: the caller passes the clock.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from algorun.bus.types import Message, TopicPartition
 from algorun.runner.model import Part
 
 StageKey = tuple[str, str]
-"""(input name, traceID): there is no join across inputs (as in the original), each input runs on its own."""
+"""(input name, traceID): there is no join across inputs, each input runs on its own."""
 
 
 @dataclass(slots=True)

@@ -2,7 +2,7 @@
 
     {entrypoint words} {param value}... {output params} {input args}     (stdin: the StdIn parts)
 
-Fixes of the original: the process is started before its pipes are read, and stdin/stdout/stderr are pumped
+The process is started before its pipes are read, and stdin/stdout/stderr are pumped
 concurrently (no deadlock on any size); the parent environment is inherited; `EnvironmentVariable`,
 `FileArrayParameter` and `StdOut` are implemented; a non-zero exit, a timeout, or (policy `fail`) stderr output
 is a failure; each file output gets its own directory, so a file goes to its own output only, read once the
@@ -123,7 +123,7 @@ def _plan_input(inv: Invocation, algo_input: RunnerInput, request: Request, in_d
                 f"input {algo_input.name}: environment variable {var} needs UTF-8 text", "BadInput"
             ) from None
         return
-    # File inputs: one file per part under the input directory, distinct names (the original overwrote).
+    # File inputs: one file per part under the input directory, each under a distinct name (none overwrites another).
     paths: list[Path] = []
     used: set[str] = set()
     for i, part in enumerate(parts):

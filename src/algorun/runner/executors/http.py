@@ -1,8 +1,8 @@
 """The `http` executor: each part is one request to the algo's local server, `{verb} http(s)://localhost:{port}{path}`.
 
-Fixes of the original: any 2xx is success (it accepted only 200), every staged part is sent (it sent the first
-and ignored the rest), configured headers are sent, `Https` verifies against a configurable CA (`http.caFile`),
-and connection failures mean "algo unavailable" (wait, then rerun), not a failed message. Keep-alive connections
+Any 2xx is success, every staged part is sent, configured headers are sent, `Https` verifies against a
+configurable CA (`http.caFile`), and connection failures mean "algo unavailable" (wait, then rerun), not a failed
+message. Keep-alive connections
 are pooled, at most `concurrency` at once.
 """
 
@@ -26,7 +26,7 @@ MAX_ERROR_BODY = 1000
 
 def query_params(parameters: list[tuple[str, str]], endpoint_params: str | None) -> list[tuple[str, str]]:
     """Configured parameters, each overridden by an endpoint parameter of the same name (case-insensitive),
-    then the endpoint parameters that match none (the original dropped those)."""
+    then the endpoint parameters that match none (they are passed on too)."""
     given = parse_qsl(endpoint_params or "", keep_blank_values=True)
     by_name = {k.lower(): (k, v) for k, v in given}
     out: list[tuple[str, str]] = []
