@@ -86,12 +86,16 @@ export interface NodeDetail {
   deadLetters: DeadLetter[];
   canReplay: boolean;
   problems: string[];
+  /** What the panel cannot show here and why (not an error). */
+  notes?: string[];
 }
 
 export interface ReplayResult {
   replayed: number;
   skipped: number;
   targets: Record<string, number>;
+  /** On Kubernetes: the Job that runs the replay. */
+  job?: string;
 }
 
 /** An answer that was not 2xx: the server's own sentence when it sent one. */

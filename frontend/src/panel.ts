@@ -57,6 +57,7 @@ export class Panel {
   private render(detail: NodeDetail): Node[] {
     const parts: Node[] = [];
     for (const problem of detail.problems) parts.push(h("p", { class: "error", role: "alert" }, problem));
+    for (const note of detail.notes ?? []) parts.push(h("p", { class: "note" }, note));
     if (detail.node.kind === "endpoint") parts.push(this.sendForm(detail.node.id.replace(/^endpoint:/, "")));
     parts.push(h("h3", {}, "Settings"), h("pre", { class: "settings" }, JSON.stringify(detail.settings, null, 2)));
     if (detail.processes.length > 0) {
@@ -141,7 +142,9 @@ export class Panel {
     try {
       const answer = await api.replay(this.pipeline, detail.node.id, traceId);
       const where = Object.entries(answer.targets).map(([t, n]) => `${t}: ${n}`).join(", ") || "nothing";
-      result.textContent = `replayed ${answer.replayed} (${where}); skipped ${answer.skipped}`;
+      result.textContent = answer.job
+        ? `replay started in the cluster as Job ${answer.job}`
+        : `replayed ${answer.replayed} (${where}); skipped ${answer.skipped}`;
     } catch (e) {
       result.className = "error";
       result.textContent = e instanceof ApiError && e.status === 403 ? `not allowed: ${e.message}` : e instanceof Error ? e.message : String(e);

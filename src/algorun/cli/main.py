@@ -13,6 +13,7 @@ from algorun.cli import (
     operator_commands,
     runner_commands,
     spec_commands,
+    web_console_commands,
 )
 
 app = typer.Typer(
@@ -45,6 +46,7 @@ local_commands.register(app)
 operator_commands.register(app)
 endpoint_commands.register(app)
 hook_commands.register(app)
+web_console_commands.register(app)
 
 
 def main() -> None:

@@ -86,7 +86,8 @@ async def pipelines(request: web.Request) -> web.Response:
 
 async def graph(request: web.Request) -> web.Response:
     source = _source(request)
-    return web.json_response({**source.graph.to_json(), "intervalSeconds": source.poller.interval})
+    shown = {**source.graph.to_json(), "pipeline": source.pipeline, "intervalSeconds": source.poller.interval}
+    return web.json_response(shown)
 
 
 async def figures(request: web.Request) -> web.Response:
