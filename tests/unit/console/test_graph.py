@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from algorun.api import load_pipeline
 from algorun.console.graph import build_graph
-from tests.integration.local.harness import EXAMPLES
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
 def test_retry_dead_letter_example_has_every_branch() -> None:
