@@ -7,7 +7,8 @@ before it starts (a producer in the same event loop would be charged to the hook
 delivery the runner reports to the last (consume, sign, POST, offset tracking and commits included); it runs on
 Kafka (a throwaway test-bed broker, or BENCH_KAFKA=host:port) and on the embedded local log. Prints one JSON
 object with msgs/s, the ratio hook/raw (best of BENCH_ROUNDS each, interleaved; each round's ratio too), the
-target (ratio >= 0.6) and whether it is met, and the core count.
+target (ratio >= 0.6) and whether it is met, and the core count. Beside it, each side's CPU time per message in
+this process (the receiver is another) and their ratio: steadier than throughput when other work shares the cores.
 
     .venv/bin/python -m benchmarks.hooks            # from the repository root, or: make bench
 """
@@ -88,7 +89,8 @@ def start_receiver() -> tuple[subprocess.Popen[bytes], str]:
 # ---- baseline: raw aiohttp POSTs ----
 
 
-async def raw_posts(url: str) -> float:
+async def raw_posts(url: str) -> tuple[float, float]:
+    """(POSTs/s, CPU seconds of this process per POST)."""
     headers = {"Content-Type": "application/json"}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         next_i = 0
@@ -101,9 +103,9 @@ async def raw_posts(url: str) -> float:
                     await resp.read()
                     assert resp.status == 200, resp.status
 
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-        return N / (time.perf_counter() - start)
+        return N / (time.perf_counter() - start), (time.process_time() - cpu) / N
 
 
 # ---- the hook runner ----
@@ -121,7 +123,8 @@ async def fill(bus: Bus, topic: str) -> None:
         await asyncio.gather(*acks)
 
 
-async def hook_delivery(bus: Bus, url: str, partitions: int) -> float:
+async def hook_delivery(bus: Bus, url: str, partitions: int) -> tuple[float, float]:
+    """(deliveries/s, CPU seconds of this process per delivery: the runner's loop and its bus's threads)."""
     topic, dlq = f"bench-hook-{uuid.uuid4().hex[:8]}", f"bench-hook-dlq-{uuid.uuid4().hex[:8]}"
     await bus.create_topics([TopicSpec(topic, partitions), TopicSpec(dlq, 1)])
     await fill(bus, topic)
@@ -152,20 +155,20 @@ async def hook_delivery(bus: Bus, url: str, partitions: int) -> float:
 
         # From the first delivery seen to the last (as benchmarks/runner.py measures): the topic was filled
         # before the runner started, so neither the producer nor the group join shares the measured window.
-        first: tuple[float, float] | None = None
+        first: tuple[float, float, float] | None = None
         while (got := delivered()) < N:
             if task.done():
                 task.result()
             if got and first is None:
-                first = (time.perf_counter(), got)
+                first = (time.perf_counter(), got, time.process_time())
             await asyncio.sleep(0.02)  # each reading collects the registry, on the runner's own loop
-        end = time.perf_counter()
+        end, cpu_end = time.perf_counter(), time.process_time()
         stop.set()
         await task
     await bus.delete_topics([topic, dlq])
     if first is None or end <= first[0]:
         raise RuntimeError(f"all {N} deliveries came in one reading: too few to time, raise BENCH_MESSAGES")
-    return (N - first[1]) / (end - first[0])
+    return (N - first[1]) / (end - first[0]), (cpu_end - first[2]) / (N - first[1])
 
 
 async def suite(bus_url: str, url: str) -> dict[str, Any]:
@@ -175,17 +178,22 @@ async def suite(bus_url: str, url: str) -> dict[str, Any]:
         for partitions in (1, 4):
             best = {"raw": 0.0, "hook": 0.0}
             per_round: dict[str, list[float]] = {"raw": [], "hook": []}
+            cpu_best = {"raw": float("inf"), "hook": float("inf")}
             sides = [("raw", partial(raw_posts, url)), ("hook", partial(hook_delivery, bus, url, partitions))]
             for round_index in range(ROUNDS):  # interleaved, best of: the machine is shared, single runs are noisy
                 for side, run in rotated(sides, round_index):  # which goes first alternates (benchmarks/_rounds.py)
-                    rate = await run()
+                    rate, cpu = await run()
                     per_round[side].append(rate)
                     best[side] = max(best[side], rate)
+                    cpu_best[side] = min(cpu_best[side], cpu)
             raw, hook = best["raw"], best["hook"]
             out[f"{partitions}_partition"] = {
                 "raw_aiohttp_posts_per_s": round(raw),
                 "hook_deliveries_per_s": round(hook),
                 "ratio": round(hook / raw, 3),
+                "raw_cpu_us_per_post": round(cpu_best["raw"] * 1e6, 1),
+                "hook_cpu_us_per_delivery": round(cpu_best["hook"] * 1e6, 1),
+                "ratio_by_cpu": round(cpu_best["raw"] / cpu_best["hook"], 3),
                 "rounds_ratio": [round(h / r, 3) for h, r in zip(per_round["hook"], per_round["raw"], strict=True)],
                 f"target_ratio>={TARGET}": hook / raw >= TARGET,
             }

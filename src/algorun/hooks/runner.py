@@ -1,7 +1,11 @@
 """The hook runner: consume the topics piped into `EventHook`, deliver each message to every matching webhook.
 
-- Every (message, webhook) pair is its own task, so a webhook that is down only delays itself. Each webhook has
-  a gate of `concurrency` requests; messages waiting for their next retry do not hold a place in it.
+- Each webhook has its own queue of messages to deliver, worked by at most `concurrency` worker tasks, so a
+  webhook that is down only delays itself. A delivery that must wait for a retry leaves the pool (it goes on in
+  its own task, and a new worker takes its seat), so messages waiting for their next retry never hold a place
+  that a deliverable message could use. Workers rather than a task per message: a task and a contended
+  semaphore per delivery were a large share of a delivery's cost. Each webhook's `gate` still bounds the
+  requests in flight, retries included.
 - A delivery is retried with backoff and jitter (`algorun.hooks.delivery`), its budget counted from when the
   message was read; after it, the message goes to the dead-letter topic with the last error and the hook id
   in its headers.
@@ -20,8 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -52,6 +58,24 @@ HOOK_INPUT_HEADER = "hookInputName"
 DEAD_LETTER_ERROR_TYPE = "WebhookDeliveryFailed"
 
 
+_Job = tuple[Message, Ticket, float]
+"""A message a webhook owes, its tracker ticket, and when it was read (`time.monotonic()`)."""
+
+
+@dataclass(eq=False)
+class _Seat:
+    """A worker of a webhook's pool, and the job it is on. `pooled` turns False when its delivery leaves the
+    pool to wait for a retry."""
+
+    hook: _Hook
+    job: _Job | None = None
+    pooled: bool = True
+
+
+_SEAT: contextvars.ContextVar[_Seat | None] = contextvars.ContextVar("algorun_hook_seat", default=None)
+"""The seat of the worker running in this task (each task has its own context), read by the retry wait."""
+
+
 @dataclass(eq=False)
 class _Hook:
     """Runtime state of one webhook: its request gate, the messages it still owes, and its metric children
@@ -63,7 +87,10 @@ class _Hook:
     metrics: HookMetrics
     circuit: Circuit | None = None
     owed: int = 0
+    queue: deque[_Job] = field(default_factory=deque)
+    seats: dict[asyncio.Task[None], _Seat] = field(default_factory=dict)
     tasks: dict[TopicPartition, set[asyncio.Task[None]]] = field(default_factory=dict)
+    """Deliveries that left the pool to wait for a retry, by partition (cancelled when it is revoked)."""
 
     def __post_init__(self) -> None:
         name = self.target.id
@@ -110,12 +137,13 @@ class HookRunner:
             self.hooks[target.id] = hook
             for topic in sorted(topics):
                 self.by_topic.setdefault(topic, []).append(hook)
-        self.delivery = Delivery(session, settings.policy, on_attempt=self._attempted)
+        self.delivery = Delivery(session, settings.policy, on_attempt=self._attempted, sleep=self._retry_wait)
         self.tracker = OffsetTracker()
         self._progress = asyncio.Event()
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
         self._paused: set[TopicPartition] = set()
+        self._closing = False
         self.running = False
 
     @property
@@ -145,11 +173,52 @@ class HookRunner:
             self.metrics.failures.labels(hook.name, reason).inc()
 
     def _spawn(self, hook: _Hook, msg: Message, ticket: Ticket, read_at: float) -> None:
-        task = asyncio.get_running_loop().create_task(self._deliver(hook, msg, ticket, read_at))
-        tasks = hook.tasks.setdefault(msg.tp, set())
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+        hook.queue.append((msg, ticket, read_at))
         hook.owed += 1
+        if len(hook.seats) < self.settings.concurrency:
+            self._start_worker(hook)
+
+    def _start_worker(self, hook: _Hook) -> None:
+        seat = _Seat(hook)
+        task = asyncio.get_running_loop().create_task(self._work(seat))
+        hook.seats[task] = seat
+        task.add_done_callback(lambda t: self._worker_done(hook, t))
+
+    def _worker_done(self, hook: _Hook, task: asyncio.Task[None]) -> None:
+        """A worker that was cancelled (its partition revoked) leaves jobs queued: another takes its seat."""
+        hook.seats.pop(task, None)
+        if hook.queue and not self._closing and len(hook.seats) < self.settings.concurrency:
+            self._start_worker(hook)
+
+    async def _work(self, seat: _Seat) -> None:
+        """Deliver the webhook's queued jobs one after another, until none is left or the current delivery
+        left the pool to wait for a retry."""
+        _SEAT.set(seat)
+        hook = seat.hook
+        while hook.queue and seat.pooled:
+            seat.job = job = hook.queue.popleft()
+            await self._deliver(hook, *job)
+        seat.job = None
+
+    async def _retry_wait(self, seconds: float) -> None:
+        """The backoff of a delivery (`Delivery.sleep`): a pooled worker's delivery leaves the pool first, so
+        its seat goes to the next queued message while it waits; its task is then cancelled with its partition
+        like any retrying delivery, and one whose partition was revoked meanwhile stops here."""
+        seat = _SEAT.get()
+        task = asyncio.current_task()
+        if seat is not None and seat.pooled and seat.job is not None and task is not None:
+            seat.pooled = False
+            hook = seat.hook
+            hook.seats.pop(task, None)
+            if hook.queue and len(hook.seats) < self.settings.concurrency:
+                self._start_worker(hook)
+            msg, ticket, _ = seat.job
+            if not self.tracker.current(ticket):
+                raise asyncio.CancelledError  # its new owner delivers it
+            tasks = hook.tasks.setdefault(msg.tp, set())
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        await asyncio.sleep(seconds)
 
     async def _deliver(self, hook: _Hook, msg: Message, ticket: Ticket, read_at: float) -> None:
         target = hook.target
@@ -170,7 +239,7 @@ class HookRunner:
             if outcome.delivered:
                 hook.delivered.inc()
                 hook.delivery_latency.observe(time.monotonic() - read_at)
-            else:
+            elif self.tracker.current(ticket):  # else its partition was revoked: the new owner delivers it
                 log.warning("webhook %s gave up on %s@%d: %s", target.id, msg.tp, msg.offset, outcome.error)
                 await self._dead_letter(target, msg, outcome)
             self.tracker.done(ticket)
@@ -236,7 +305,14 @@ class HookRunner:
         """Partitions handed to another member: drop their deliveries (the new owner redelivers them)."""
         self.tracker.forget(tps)
         self._paused.difference_update(tps)
+        gone = set(tps)
         for hook in self.hooks.values():
+            kept = deque(job for job in hook.queue if job[0].tp not in gone)
+            hook.owed -= len(hook.queue) - len(kept)
+            hook.queue = kept
+            for task, seat in list(hook.seats.items()):
+                if seat.job is not None and seat.job[0].tp in gone:
+                    task.cancel()
             for tp in tps:
                 for task in hook.tasks.pop(tp, set()):
                     task.cancel()
@@ -324,7 +400,9 @@ class HookRunner:
             await self._drain(consumer)
         finally:
             self.running = False
-            tasks = [t for h in self.hooks.values() for ts in h.tasks.values() for t in ts]
+            self._closing = True
+            tasks = [t for h in self.hooks.values() for ts in (h.tasks.values()) for t in ts]
+            tasks += [t for h in self.hooks.values() for t in h.seats]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
