@@ -84,7 +84,7 @@ def _bytewax_argv(home: Path, _bootstrap: str, _n: dict[str, str], work: Path) -
     recovery.mkdir()
     subprocess.run([python, "-m", "bytewax.recovery", str(recovery), "1"], check=True, capture_output=True)
     flow = f"{APPS / 'bytewax_passthrough.py'}:flow"
-    # Recovery on (the only at-least-once mode): a snapshot each epoch, the epoch 1 s, no extra backups kept.
+    # Recovery on (the only at-least-once mode): a snapshot every second (what a resume may replay), no backups kept.
     return [python, "-m", "bytewax.run", flow, "-r", str(recovery), "-s", "1", "-b", "0"]
 
 

@@ -1,6 +1,6 @@
 """Bytewax passthrough with its Kafka operators. Bytewax keeps the source offsets in its recovery snapshots, not
 in a consumer group: at-least-once holds only with recovery on, so `benchmarks/peers.py` runs this flow with a
-recovery directory (`-r`, one partition initialised by `python -m bytewax.recovery`) and snapshots every epoch.
+recovery directory (`-r`, one partition initialised by `python -m bytewax.recovery`), snapshotting every second.
 `batch_size` is the source's documented throughput knob."""
 
 import os
