@@ -178,8 +178,16 @@ class KubeSource:
             return sample
         figures = metrics.get(node.component, {})
         if figures:
+            # On Kubernetes the counts come from the components' own counters (the data plane is out of reach).
             sample.errors = figures.get("errors")
-            sample.retries = figures.get("retries") if node.kind == "algo" else None
+            if node.kind == "algo":
+                sample.retries = figures.get("retries")
+                sample.count_in = int(figures.get("consumed", 0))
+                sample.count_out = int(figures.get("produced", 0))
+            elif node.kind == "endpoint":
+                sample.count_in = sample.count_out = int(figures.get("produced", 0))
+            elif node.kind == "hook":
+                sample.count_out = int(figures.get("deliveries", 0))
         statuses = self._components(node.component)
         sample.replicas = sum(s.desired for s in statuses) if statuses else None
         sample.ready = sum(s.ready for s in statuses) if statuses else None

@@ -8,6 +8,8 @@ COUNTERS = {
     "errors": ("algorunner_algo_error", "algorun_hook_delivery_failures", "endpoint_broker_errors"),
     "retries": ("algorunner_retry",),
     "deliveries": ("algorun_hook_deliveries",),
+    "consumed": ("algorunner_messages",),
+    "produced": ("kafka_client_ack_cnt", "endpoint_broker_acks"),
 }
 """Console figure -> the counter families summed into it (runner, hook runner and endpoint names)."""
 

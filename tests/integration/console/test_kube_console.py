@@ -215,6 +215,7 @@ def test_console_on_kubernetes_with_the_users_credentials(
             page.wait_for_function(f"""() => document.querySelector('[data-node-id="{ALGO}"]').dataset.errors !== ''""")
         except Exception as exc:
             raise AssertionError(f"no runner counters; the page says: {page.inner_text('#problems')}") from exc
+        assert algo.get_attribute("data-in") == "0"  # the runner's consumed count, read the same way
         algo.click()
         page.wait_for_selector('[data-process="charge-abc"]:has-text("4 restarts")')
         assert "does not reach on Kubernetes" in page.inner_text("#panel-body")

@@ -20,7 +20,7 @@ something_else_total 99.0
 
 
 def test_counters_sum_total_samples_only() -> None:
-    assert counters(RUNNER_TEXT) == {"errors": 3.0, "retries": 3.0, "deliveries": 0.0}
+    assert counters(RUNNER_TEXT) == {"errors": 3.0, "retries": 3.0, "deliveries": 0.0, "consumed": 0.0, "produced": 0.0}
 
 
 def test_rates_are_count_differences_over_the_time_between_samples() -> None:
