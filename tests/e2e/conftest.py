@@ -1,7 +1,8 @@
 """The e2e tests' cluster and what surrounds it, started once for the tests/e2e package and removed after it.
 
 - `cluster`: the single-node cluster (tests.support.cluster) with algorun's images loaded;
-- `cluster_kafka`: a test-bed broker listening on the address pods reach the host at;
+- `cluster_kafka`: a test-bed broker listening on the address pods reach the host at, named in the cluster as
+  the examples name it (`kafka-kafka-bootstrap.kafka:9093`, resolved by the cluster's DNS);
 - `strimzi`: Strimzi's stand-in (tests.support.strimzi) creating the topics, users and Connect clusters of the
   objects the operator writes;
 - `operator`: the chart installed with helm (`helm install --wait`: the operator pod is Ready);
@@ -22,7 +23,7 @@ from tests.integration.conftest import _TIMINGS, FIGURES, _start, require
 from tests.support import cluster as cluster_support
 from tests.support.chart_install import install_operator
 from tests.support.cluster import Cluster
-from tests.support.e2e import Operator, Receiver, webhook_receiver
+from tests.support.e2e import Operator, Receiver, name_broker, webhook_receiver
 from tests.support.helm import Helm
 from tests.support.kafka import KafkaBroker, start_kafka
 from tests.support.strimzi import StrimziStandIn
@@ -56,6 +57,7 @@ def cluster_kafka(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) ->
     libs = require("kafka")
     workdir = tmp_path_factory.mktemp("cluster-kafka")
     broker = _start("kafka for the cluster", lambda: start_kafka(libs, workdir, host=cluster.host_address))
+    name_broker(cluster, broker)
     try:
         yield broker
     finally:

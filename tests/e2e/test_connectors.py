@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from tests.support.e2e import Operator, Receiver, eventually
 from tests.support.strimzi import StrimziStandIn
@@ -25,7 +26,7 @@ def test_data_connector_example_moves_a_file_through_the_pipeline(
 ) -> None:
     source, sink = tmp_path / "in.txt", tmp_path / "out.txt"
     source.write_text("\n".join(LINES) + "\n")
-    pd = operator.prepare("data-connector", receiver)
+    pd = operator.prepare("data-connector", receiver, listener="PLAINTEXT")  # the workers run on the host
     files = {"/data/in.txt": str(source), "/data/out.txt": str(sink)}
     for connector in pd["spec"]["dataConnectors"]:
         connector["options"]["file"] = files[connector["options"]["file"]]
@@ -54,13 +55,52 @@ def test_data_connector_example_moves_a_file_through_the_pipeline(
         assert sink.read_text().splitlines() == [line.strip().lower() for line in LINES]
 
         version = strimzi.version()
-        _, connectors = operator.api.request(
-            "GET", f"/apis/kafka.strimzi.io/{version}/namespaces/{namespace}/kafkaconnectors"
+
+        def states() -> dict[str, list[str]]:
+            _, connectors = operator.api.request(
+                "GET", f"/apis/kafka.strimzi.io/{version}/namespaces/{namespace}/kafkaconnectors"
+            )
+            return {
+                c["metadata"]["name"]: [x["type"] for x in (c.get("status") or {}).get("conditions") or []]
+                for c in connectors["items"]
+            }
+
+        # Both KafkaConnectors report Ready (their tasks RUNNING), as Strimzi reports them.
+        eventually(
+            lambda: len(states()) == 2 and all(s == ["Ready"] for s in states().values()),
+            60,
+            "both KafkaConnectors Ready",
+            lambda: json.dumps(states()),
         )
-        states = {
-            c["metadata"]["name"]: [x["type"] for x in (c.get("status") or {}).get("conditions") or []]
-            for c in connectors["items"]
-        }
-        assert states and all(s == ["Ready"] for s in states.values()), json.dumps(states)
+    finally:
+        operator.delete_namespace(namespace)
+
+
+def test_a_connector_whose_task_fails_shows_in_the_pipeline_status(
+    operator: Operator, strimzi: StrimziStandIn, receiver: Receiver, tmp_path: Path
+) -> None:
+    """The sink is told to write where no file can be created: its Connect cluster is Ready, its task FAILED.
+    The PipelineDeployment says Error, with the data connector, the reason and the task's exception."""
+    source = tmp_path / "in.txt"
+    source.write_text("one line\n")
+    pd = operator.prepare("data-connector", receiver, listener="PLAINTEXT")
+    files = {"/data/in.txt": str(source), "/data/out.txt": str(tmp_path / "no-such-folder" / "out.txt")}
+    for connector in pd["spec"]["dataConnectors"]:
+        connector["options"]["file"] = files[connector["options"]["file"]]
+    namespace = operator.api.create_namespace("e2e-connect-fail")
+    name = pd["metadata"]["name"]
+    operator.apply(pd, namespace)
+    try:
+
+        def failed() -> dict[str, Any] | None:
+            status = operator.pipeline(namespace, name).get("status") or {}
+            broken = [c for c in status.get("componentStatuses") or [] if c.get("reason") == "ConnectorFailed"]
+            return broken[0] if status.get("status") == "Error" and broken else None
+
+        component = eventually(
+            failed, 240, "the pipeline in Error with the sink's failed task", lambda: operator.describe(namespace, name)
+        )
+        assert component["componentType"] == "DataConnector" and component["name"] == "file-sink", component
+        assert "task 0 FAILED" in component["message"] and "out.txt" in component["message"], component
     finally:
         operator.delete_namespace(namespace)

@@ -11,8 +11,9 @@ Network: a bridge `algorun0` with the gateway address 10.244.77.1/24 carries the
 API server listens on the gateway address, so pods reach it through the `kubernetes` Service; anything else a
 pod must reach on this machine (the test-bed broker, a webhook receiver) listens on that address too
 (`Cluster.host_address`). ClusterIP Services route through kube-proxy, which masquerades all Service traffic so
-replies from a pod on the same bridge come back through the host. There is no cluster DNS: Service names do
-not resolve in pods, so what the e2e pipelines configure uses addresses.
+replies from a pod on the same bridge come back through the host. CoreDNS (tests.support.cluster_dns) answers
+for `cluster.local` at the `kube-dns` Service: Service names resolve in pods, and `host_service` gives a
+service on this machine (the test-bed broker) a name in the cluster.
 
 One cluster per machine at a time: kubelet, containerd and CNI use machine-wide paths (/run/netns,
 /var/log/containers, the `kubepods` cgroups, iptables, the bridge). A lock file serialises test runs; each
@@ -22,7 +23,8 @@ networks), processes (the shims by their containerd address), mounts, network na
 kube-proxy's rules, and the sysctls it changed are restored.
 
 What is not like a production cluster: one node named `localhost` (its kubelet listens on 127.0.0.1), every
-component authenticates with the admin certificate, no cluster DNS, no cloud provider, no storage class.
+component authenticates with the admin certificate, DNS for cluster names only (no upstream resolver), no cloud
+provider, no storage class.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from typing import Any
 
 import yaml
 
-from tests.support import images, testbin
+from tests.support import cluster_dns, images, testbin
 from tests.support.kube import KubeAPI, _kubeconfig, start_kube
 from tests.support.procs import ManagedProcess, StartError, free_ports, wait_for
 
@@ -69,8 +71,9 @@ PARTS = (
     "pause-image",
     "image",
     "examples-image",
+    "coredns-image",
 )
-IMAGE_PARTS = ("pause-image", "image", "examples-image")
+IMAGE_PARTS = ("pause-image", "image", "examples-image", "coredns-image")
 
 
 class ClusterBusy(StartError):
@@ -395,6 +398,8 @@ def _kubelet_config(workdir: Path, socket: Path, ca_file: Path, port: int, healt
         },
         "authorization": {"mode": "AlwaysAllow"},
         "nodeStatusUpdateFrequency": "4s",
+        "clusterDNS": [cluster_dns.DNS_SERVICE_IP],
+        "clusterDomain": cluster_dns.CLUSTER_DOMAIN,
     }
 
 
@@ -575,6 +580,10 @@ def start(workdir: Path, *, lock_timeout: float = 1800.0, timeout: float = 120.0
             what="the default ServiceAccount and the root CA ConfigMap",
         )
         cluster.timings["node Ready"] = time.monotonic() - mark
+        mark = time.monotonic()
+        cluster_dns.install(api, images.COREDNS_IMAGE)
+        cluster_dns.wait_ready(api, timeout)
+        cluster.timings["cluster DNS ready"] = time.monotonic() - mark
         cluster.timings["total"] = time.monotonic() - began
         stack.pop_all()
         return cluster
@@ -600,6 +609,7 @@ def main() -> int:
     """`make cluster`: the cluster, a broker pods reach with Strimzi's stand-in, and the chart installed; runs
     until Ctrl-C or SIGTERM, then removes everything it created."""
     from tests.support.chart_install import install_operator
+    from tests.support.e2e import name_broker
     from tests.support.helm import Helm
     from tests.support.kafka import start_kafka
     from tests.support.strimzi import StrimziStandIn
@@ -622,6 +632,7 @@ def main() -> int:
     try:
         kafka_libs = testbin.PARTS["kafka"].path()
         broker = start_kafka(kafka_libs, workdir / "kafka", host=cluster.host_address)
+        bootstrap_name = name_broker(cluster, broker)
         standin = StrimziStandIn(cluster.api, broker, kafka_libs=kafka_libs, workdir=workdir / "connect").start()
         helm = Helm(binary=testbin.PARTS["helm"].path(), home=workdir / "helm")
         install_operator(cluster.api, helm, workdir / "chart")
@@ -630,7 +641,8 @@ def main() -> int:
             f"{images.EXAMPLES_IMAGE} loaded, the pipeline-operator chart installed (release "
             f"algorun, namespace algorun-system).\n"
             f"  export KUBECONFIG={cluster.kubeconfig}\n"
-            f"  export KAFKA={broker.bootstrap()}     # the broker, for spec.kafkaBrokers\n"
+            f"  export KAFKA={broker.bootstrap()}     # the broker, for spec.kafkaBrokers; in pods also"
+            f" {bootstrap_name}, the examples' address\n"
             f"Pods reach this machine at {cluster.host_address}: a webhook receiver must listen there.\n"
             "Ctrl-C stops the cluster and removes everything it created.",
             flush=True,

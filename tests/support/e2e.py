@@ -28,6 +28,9 @@ from tests.support.kafka import KafkaBroker
 from tests.support.procs import ManagedProcess, free_port, wait_for
 
 T = TypeVar("T")
+# The broker address every example names (Strimzi's bootstrap Service for a cluster named `kafka`). The e2e
+# cluster gives it to the test-bed broker's PLAINTEXT listener (name_broker), so examples keep it as written.
+EXAMPLES_BOOTSTRAP = ("kafka", "kafka-kafka-bootstrap", 9093)
 PD_PATH = "/apis/algo.run/v1beta1/namespaces/{ns}/pipelinedeployments"
 
 
@@ -79,6 +82,15 @@ def webhook_receiver(tmp: Path, host: str) -> Iterator[Receiver]:
         process.stop(grace=2)
 
 
+def name_broker(cluster: Cluster, kafka: KafkaBroker) -> str:
+    """Give the broker's PLAINTEXT listener the examples' bootstrap name in the cluster; returns the name."""
+    from tests.support.cluster_dns import host_service
+
+    namespace, service, port = EXAMPLES_BOOTSTRAP
+    host_service(cluster.api, namespace, service, port, cluster.host_address, kafka.ports["PLAINTEXT"])
+    return f"{service}.{namespace}:{port}"
+
+
 def example_documents(name: str) -> list[dict[str, Any]]:
     return [d for p in sorted((EXAMPLES / name).glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d]
 
@@ -96,15 +108,17 @@ class Operator:
         return self.cluster.api
 
     def prepare(
-        self, name: str, receiver: Receiver, *, hook_prefix: str = "", listener: str = "PLAINTEXT"
+        self, name: str, receiver: Receiver, *, hook_prefix: str = "", listener: str | None = None
     ) -> dict[str, Any]:
-        """An example's PipelineDeployment as a user adapts it to this cluster: its brokers are the test-bed
-        broker's, its webhooks go to `receiver` (their paths under `hook_prefix`), and its deploymentName is
-        made unique, so its topics and consumer groups are its own on the shared broker."""
+        """An example's PipelineDeployment as a user adapts it to this cluster: its webhooks go to `receiver`
+        (their paths under `hook_prefix`), and its deploymentName is made unique, so its topics and consumer
+        groups are its own on the shared broker. Its brokers stay as written (the cluster's DNS name for the
+        test-bed broker) unless `listener` names one of the broker's listeners to use by address."""
         docs = example_documents(name)
         pd = copy.deepcopy(next(d for d in docs if d["kind"] == "PipelineDeployment"))
         spec = pd["spec"]
-        spec["kafkaBrokers"] = self.kafka.bootstrap(listener)
+        if listener is not None:
+            spec["kafkaBrokers"] = self.kafka.bootstrap(listener)
         spec.pop("deploymentNamespace", None)
         pd["metadata"].pop("namespace", None)
         spec["deploymentName"] = f"{spec['deploymentName']}-{uuid.uuid4().hex[:6]}"

@@ -33,6 +33,7 @@ BASE_PACKAGES = ("python3.11", "python3.11-venv", "python3-pip", "python3-venv",
                  "ca-certificates")  # fmt: skip
 BASE_IMAGE = "docker.io/library/python:3.11-slim-bookworm"
 PAUSE_IMAGE = "localhost/algorun-testbed/pause:1"
+COREDNS_IMAGE = "localhost/algorun-testbed/coredns:1.15.0"  # the version pinned in testbin/go/coredns
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 HOST_CA_IN_BUILD = "/run/algorun-build/ca-certificates.crt"
 
@@ -167,6 +168,16 @@ def build_pause(buildah: Buildah, source: Path, archive: Path, log: Path) -> Non
         run(["strip", str(rootfs / "pause")], log)
         buildah.commit_rootfs(rootfs, PAUSE_IMAGE, ["--entrypoint", '["/pause"]', "--user", "65535:65535"])
     buildah.save(PAUSE_IMAGE, archive)
+
+
+def build_single_binary(buildah: Buildah, binary: Path, image: str, archive: Path) -> None:
+    """An image of one static binary at /<name>, its entrypoint (nothing else: no shell, no libc)."""
+    with tempfile.TemporaryDirectory(prefix="algorun-binary-") as tmp:
+        rootfs = Path(tmp) / "rootfs"
+        rootfs.mkdir()
+        shutil.copy2(binary, rootfs / binary.name)
+        buildah.commit_rootfs(rootfs, image, ["--entrypoint", f'["/{binary.name}"]'])
+    buildah.save(image, archive)
 
 
 def build_base(buildah: Buildah, archive: Path, log: Path) -> None:

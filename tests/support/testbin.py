@@ -277,6 +277,13 @@ def _pause_image(part: Part, cache: Path, log: Path) -> None:
     _image_step(lambda: images.build_pause(_buildah(cache, log), INPUTS / "pause" / "pause.c", part.output(cache), log))
 
 
+def _coredns_image(part: Part, cache: Path, log: Path) -> None:
+    binary = PARTS["coredns"].path()
+    _image_step(
+        lambda: images.build_single_binary(_buildah(cache, log), binary, images.COREDNS_IMAGE, part.output(cache))
+    )
+
+
 def _base_image(part: Part, cache: Path, log: Path) -> None:
     if os.geteuid() != 0:
         raise BuildError("debootstrap needs root to bootstrap the images' base")
@@ -383,6 +390,23 @@ PARTS: dict[str, Part] = {
             output=lambda r: r / "bin" / "containerd",
             recipe=_go_build("containerd", *(f"github.com/containerd/containerd/v2/cmd/{c}" for c in CONTAINERD)),
             extra_key=" ".join((*GO_BUILD_FLAGS, *CONTAINERD)),
+        ),
+        Part(
+            name="coredns",
+            toolchains=(("go", f"{_GO} CoreDNS, the cluster's DNS"),),
+            inputs=_go_inputs("coredns"),
+            output=lambda r: r / "bin" / "coredns",
+            recipe=_go_build("coredns", "github.com/coredns/coredns"),
+            extra_key=" ".join(GO_BUILD_FLAGS),
+        ),
+        Part(
+            name="coredns-image",
+            toolchains=(_BUILDAH,),
+            inputs=(Path(images.__file__),),
+            output=lambda r: r / "images" / "coredns.tar",
+            recipe=_coredns_image,
+            extra_key=images.COREDNS_IMAGE,
+            after=("coredns",),
         ),
         Part(
             name="helm",
