@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from asyncio.subprocess import PIPE
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -160,6 +161,24 @@ async def test_exec_stdin_stdout_and_failures() -> None:
         await strict.run(request(config, b"x"))
     lenient = await started(exec_config(f"{PY} -c 'import sys; sys.stderr.write(\"warn\")'"))
     assert await lenient.run(request(config, b"x")) == [Output("out", b"", content_type="text/plain")]
+
+
+@pytest.mark.parametrize("data", [b"", b"input the algo never reads"])
+def test_exec_an_algo_that_exits_before_its_input_is_written_is_judged_by_its_exit(data: bytes) -> None:
+    """On uvloop (the runner's loop) `communicate` raises RuntimeError when the process is gone before its stdin
+    is written, which the runner counts as an internal error (the message never committed). Here the process
+    has exited and been reaped before the exchange begins, the widest form of that race."""
+    import uvloop
+
+    from algorun.runner.executors.executable import exchange
+
+    async def scenario() -> tuple[bytes, bytes, int | None]:
+        proc = await asyncio.create_subprocess_exec("sh", "-c", "echo done", stdin=PIPE, stdout=PIPE, stderr=PIPE)
+        await proc.wait()
+        stdout, stderr = await exchange(proc, data)
+        return stdout, stderr, proc.returncode
+
+    assert uvloop.run(scenario()) == (b"done\n", b"", 0)
 
 
 async def test_exec_timeout_kills_the_process_group() -> None:

@@ -235,7 +235,7 @@ class ExecutableExecutor(Executor):
             raise AlgoUnavailable(f"cannot start {inv.argv[0]!r}: {e}") from e
         try:
             async with asyncio.timeout(self._timeout):
-                stdout, stderr = await proc.communicate(inv.stdin)
+                stdout, stderr = await exchange(proc, inv.stdin)
         except TimeoutError:
             kill_group(proc)
             await proc.wait()
@@ -259,6 +259,33 @@ class ExecutableExecutor(Executor):
     async def close(self) -> None:
         if self._own_dir is not None:
             shutil.rmtree(self._own_dir, ignore_errors=True)
+
+
+async def exchange(proc: asyncio.subprocess.Process, data: bytes | None) -> tuple[bytes, bytes]:
+    """Write `data` to the process's stdin and close it, read stdout and stderr to their end, wait for the exit.
+
+    A process that exits, or closes its stdin, before taking all of `data` is not an error here: its exit status
+    and what it wrote decide, as for any process. `communicate` holds to that on asyncio's loop but not on
+    uvloop's, which reports a write to a pipe closed at the process's exit as RuntimeError: a quick algo that
+    does not read its stdin would fail its run as an internal error (never committed, never retried).
+    """
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    stdin = proc.stdin
+
+    async def feed() -> None:
+        try:
+            if data and not stdin.is_closing():
+                stdin.write(data)
+                await stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        finally:
+            if not stdin.is_closing():
+                stdin.close()
+
+    stdout, stderr, _ = await asyncio.gather(proc.stdout.read(), proc.stderr.read(), feed())
+    await proc.wait()
+    return stdout, stderr
 
 
 def _status(code: int | None) -> str:
