@@ -15,8 +15,8 @@ from aiohttp import web
 
 from algorun.api import load_pipeline
 from algorun.bus import TopicSpec, open_bus
-from algorun.console.local_source import LocalSource
 from algorun.console.server import ConsoleServer
+from algorun.local.console_source import LocalSource
 from algorun.local.plan import Ports, build_plan
 from algorun.local.runtime import local_bus_url
 from algorun.local.supervisor import Supervisor

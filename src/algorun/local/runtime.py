@@ -192,8 +192,8 @@ async def _web_console(
     if not options.console:
         yield
         return
-    from algorun.console.local_source import LocalSource
     from algorun.console.server import ConsoleServer
+    from algorun.local.console_source import LocalSource
 
     source = LocalSource(topology, plan, supervisor, bus, options.ports)
     server = ConsoleServer([source], host=options.ports.host, port=options.console_port)

@@ -1,4 +1,5 @@
-"""A pipeline that `algorun run` supervises on this machine, as the console sees it.
+"""A pipeline that `algorun run` supervises on this machine, as the console sees it (a console
+`PipelineSource`; it lives with the local mode, which serves the console, so the dependency runs one way).
 
 Figures come from the data plane (each consumer group's committed offsets and each topic's end offsets) and
 from the components' own /metrics pages (errors, retries); states from the supervisor. Actions go through the
