@@ -1,13 +1,21 @@
-"""The runner's inputs: the `RunnerConfig` JSON written by `algorun.api` (what to run), and `RunnerOptions`
-(how to run it: concurrency, executable mode, stderr policy, exactly-once...), which come from CLI options or
-`ALGORUN_RUNNER_*` environment variables until the config carries them (see docs/runner.md)."""
+"""The runner's inputs: the `RunnerConfig` JSON written by `algorun.api` (*config*: what to run, mounted by the
+operator), and `RunnerOptions` (*settings*: how the process runs it: concurrency, executable mode, stderr policy,
+exactly-once...).
+
+Each option is declared once, in `RunnerOptions`, with its default, its unit (in its name: `_seconds`) and a
+docstring. Its environment name is `ALGORUN_RUNNER_{FIELD}` (upper case), parsed by the field's declared type.
+Precedence, lowest first: the default, the config's `runtime` block (what the pipeline YAML says), the environment,
+then the CLI's options (`from_env(**overrides)`). See docs/runner.md.
+"""
 
 from __future__ import annotations
 
 import os
 import socket
+import types
+import typing
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -44,25 +52,42 @@ _ENV_PREFIX = "ALGORUN_RUNNER_"
 
 @dataclass(slots=True)
 class RunnerOptions:
-    """How to run. Every field can be set by `ALGORUN_RUNNER_{FIELD}` (upper case), CLI options win."""
+    """How to run. Every field can be set by `ALGORUN_RUNNER_{FIELD}` (upper case), CLI options win.
+
+    A dataclass (not a pydantic-settings model): `benchmarks/runner.py` and the runner's test harness derive
+    options with `dataclasses.replace`."""
 
     bus: str | None = None
+    """`kafka://host:port` or `local:///path/log.db`; None: Kafka from KAFKA_BROKERS (also `ALGORUN_BUS`)."""
     health_port: int = 10080
+    """Port of /health, /ready and /metrics."""
     health_host: str = "0.0.0.0"
     concurrency: int = 64
+    """Runs in progress at once, over every lane."""
     key_concurrency: bool = False
+    """Run the keys of a partition in parallel (a lane per key), keeping each key's order."""
     max_buffered: int = 2000
+    """Fetched messages queued per partition before its consumption pauses (it resumes below half)."""
     exactly_once: bool = False
+    """Kafka transactions: outputs and input offsets commit together (Kafka-only effects)."""
     exec_mode: ExecMode = "per-message"
+    """Executable algos: a process per message, or one long-running process (`streaming`)."""
     stream_window: int = 64
+    """Streaming executables and gRPC streams: requests in flight at once."""
     grpc_mode: GrpcMode = "unary"
     stderr_policy: StderrPolicy = "log"
+    """Executable stderr: logged, or a failure of the run (`fail`)."""
     grace_seconds: float = 30.0
+    """Time to finish in-flight work on SIGTERM before exiting."""
     staging_ttl_seconds: float = 600.0
+    """How long `run=false` parts wait for their run before they are dead-lettered."""
     commit_interval_seconds: float = 0.2
+    """At-least-once: how often the finished prefix of offsets is committed."""
     workdir: Path = field(default_factory=Path.cwd)
+    """Working directory of the algo (python imports, executable cwd)."""
     data_dir: Path | None = None
     instance: str = field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
+    """This process's name in logs and in the transactional id (also `INSTANCE_NAME`)."""
     log_level: str = "INFO"
 
     @classmethod
@@ -101,22 +126,26 @@ class RunnerOptions:
             raise ValueError("concurrency, max_buffered and stream_window must be at least 1")
 
 
-_BOOLS = {"key_concurrency", "exactly_once"}
-_INTS = {"health_port", "concurrency", "max_buffered", "stream_window"}
-_FLOATS = {"grace_seconds", "staging_ttl_seconds", "commit_interval_seconds"}
-_PATHS = {"workdir", "data_dir"}
+def _truthy(raw: str) -> bool:
+    return raw.strip().lower() in ("1", "t", "true", "yes", "on")
+
+
+_PARSERS: dict[object, Callable[[str], Any]] = {bool: _truthy, int: int, float: float, Path: Path}
+"""How an environment value becomes a field's declared type; any other type (str, a Literal) takes the text."""
+
+
+def _parser(annotation: object) -> Callable[[str], Any]:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):  # `X | None`: parsed as X
+        kinds = [a for a in typing.get_args(annotation) if a is not type(None)]
+        annotation = kinds[0] if len(kinds) == 1 else str
+    return _PARSERS.get(annotation, str)
+
+
+_FIELD_PARSERS = {name: _parser(kind) for name, kind in typing.get_type_hints(RunnerOptions).items()}
 
 
 def _parse(name: str, raw: str) -> Any:
     try:
-        if name in _BOOLS:
-            return raw.strip().lower() in ("1", "t", "true", "yes", "on")
-        if name in _INTS:
-            return int(raw)
-        if name in _FLOATS:
-            return float(raw)
-        if name in _PATHS:
-            return Path(raw)
+        return _FIELD_PARSERS[name](raw)
     except ValueError as err:
         raise ValueError(f"{_ENV_PREFIX}{name.upper()}={raw!r}: {err}") from err
-    return raw
