@@ -7,7 +7,7 @@ failure reopens it (sony/gobreaker's semantics, which the original endpoint used
 failure count periodically. It never gives up for good: it closes again by itself once probes succeed.
 
 Used over broker acknowledgements by the endpoint (an open breaker answers 503 at once instead of letting every
-client wait for the delivery timeout) and over webhook requests by the hook runner (`algorun.hooks.circuit`).
+client wait for the delivery timeout) and over webhook requests by the hook runner (`algorun.webhook.circuit`).
 
 Pure: the clock is passed in, so the state machine is tested without waiting.
 """

@@ -6,10 +6,10 @@
   that a deliverable message could use. Workers rather than a task per message: a task and a contended
   semaphore per delivery were a large share of a delivery's cost. Each webhook's `gate` still bounds the
   requests in flight, retries included.
-- A delivery is retried with backoff and jitter (`algorun.hooks.delivery`), its budget counted from when the
+- A delivery is retried with backoff and jitter (`algorun.webhook.delivery`), its budget counted from when the
   message was read; after it, the message goes to the dead-letter topic with the last error and the hook id
   in its headers.
-- Each webhook has a circuit (`algorun.hooks.circuit`): after repeated failed requests it stops sending and
+- Each webhook has a circuit (`algorun.webhook.circuit`): after repeated failed requests it stops sending and
   probes the receiver now and then, so a receiver that is down is not hit by every retry of every message.
 - A webhook's backlog (messages it still owes) is bounded by `max_backlog`: when full, the partitions of the
   topics that feed it are paused (never dropped, and the consumer keeps polling so it stays in its group);
@@ -39,13 +39,13 @@ from algorun.bus import contract
 from algorun.bus.errors import BusError, MessageTooLarge
 from algorun.bus.interface import Bus, Consumer, Producer
 from algorun.bus.types import Message, TopicPartition
-from algorun.hooks.circuit import Circuit
-from algorun.hooks.delivery import Attempt, Delivery, Outcome, Webhook
 from algorun.hooks.message import request_headers, trace_id
 from algorun.hooks.metrics import HookMetrics
 from algorun.hooks.settings import HookSettings, HookTarget
 from algorun.hooks.tracker import OffsetTracker, Ticket
 from algorun.telemetry.logs import TRACE_ID
+from algorun.webhook.circuit import Circuit
+from algorun.webhook.delivery import Attempt, Delivery, Outcome, Webhook
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from algorun.api.configs import HookConfig
-from algorun.hooks.backoff import RetryPolicy
-from algorun.hooks.delivery import Webhook
+from algorun.webhook.backoff import RetryPolicy
+from algorun.webhook.delivery import Webhook
 
 PREFIX = "ALGORUN_HOOK_"
 
@@ -57,7 +57,7 @@ class HookSettings:
     concurrency: int = 8
     max_backlog: int = 1000
     circuit_fails: int = 10
-    """Failed requests in a row that open a webhook's circuit (`algorun.hooks.circuit`); 0 turns it off."""
+    """Failed requests in a row that open a webhook's circuit (`algorun.webhook.circuit`); 0 turns it off."""
     circuit_open_s: float = 10.0
     monitoring_port: int = 10080
     monitoring_host: str = "0.0.0.0"

@@ -1,7 +1,7 @@
 """Notifications: POST the original's NotifMessage JSON to `<NOTIF_URL>/<Type>changed`.
 
 Sent from one background queue, in order, after the status write that caused them succeeded, so a reconcile
-never waits on the receiver. Delivery is the hook runner's (`algorun.hooks.delivery`): the same success rule
+never waits on the receiver. Delivery is the hook runner's (`algorun.webhook.delivery`): the same success rule
 (2xx), retries with exponential backoff and jitter, timeouts, TLS verification and optional HMAC signing
 (`X-Algorun-Signature`, see docs/hooks.md), so a receiver handles both kinds of webhook alike. The original sent
 once, without a timeout, with TLS verification off, and disabled notifications for the whole process if the URL
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 from algorun.api.resources import NotifMessage
-from algorun.hooks.backoff import RetryPolicy
-from algorun.hooks.delivery import post_json
+from algorun.webhook.backoff import RetryPolicy
+from algorun.webhook.delivery import post_json
 
 if TYPE_CHECKING:
     from algorun.operator.settings import OperatorSettings

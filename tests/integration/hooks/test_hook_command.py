@@ -12,7 +12,7 @@ import pytest
 from algorun.api.configs import HookTarget
 from algorun.bus import open_bus
 from algorun.bus.types import TopicSpec
-from algorun.hooks.signing import SIGNATURE_HEADER, verify
+from algorun.webhook.signing import SIGNATURE_HEADER, verify
 from tests.integration.hooks.helpers import (
     SECRET,
     all_committed,

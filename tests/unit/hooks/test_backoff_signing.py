@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from algorun.hooks.backoff import RetryPolicy
-from algorun.hooks.signing import PREFIX, sign, verify
+from algorun.webhook.backoff import RetryPolicy
+from algorun.webhook.signing import PREFIX, sign, verify
 
 
 def test_steps_double_from_base_up_to_the_cap() -> None:

@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 
 from algorun.breaker import State
-from algorun.hooks.backoff import RetryPolicy
-from algorun.hooks.circuit import Circuit
-from algorun.hooks.delivery import Delivery, Webhook
+from algorun.webhook.backoff import RetryPolicy
+from algorun.webhook.circuit import Circuit
+from algorun.webhook.delivery import Delivery, Webhook
 from tests.unit.hooks.test_delivery import Script, _serve
 
 OPEN_S = 0.2

@@ -13,9 +13,9 @@ from algorun.bus import contract
 from algorun.bus.errors import BusError, MessageTooLarge
 from algorun.bus.interface import Bus, Producer
 from algorun.bus.types import Headers, Message
-from algorun.hooks.delivery import Outcome
 from algorun.hooks.runner import HookRunner
 from algorun.hooks.settings import build_settings
+from algorun.webhook.delivery import Outcome
 
 VALUE = b"v" * 1000
 

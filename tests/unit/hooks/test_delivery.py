@@ -10,9 +10,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from algorun.hooks.backoff import RetryPolicy
-from algorun.hooks.delivery import ATTEMPT_HEADER, Delivery, Webhook, classify, post_json, retry_after_seconds
-from algorun.hooks.signing import SIGNATURE_HEADER, verify
+from algorun.webhook.backoff import RetryPolicy
+from algorun.webhook.delivery import ATTEMPT_HEADER, Delivery, Webhook, classify, post_json, retry_after_seconds
+from algorun.webhook.signing import SIGNATURE_HEADER, verify
 
 
 class Script:

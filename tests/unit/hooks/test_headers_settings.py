@@ -12,11 +12,11 @@ from algorun.api.configs import HookConfig, HookTarget, Identity
 from algorun.api.headers import parse_http_headers
 from algorun.bus import contract
 from algorun.bus.types import Message
-from algorun.hooks.delivery import ATTEMPT_HEADER, Webhook
-from algorun.hooks.delivery import request_headers as sent_headers
 from algorun.hooks.message import request_headers, trace_id
 from algorun.hooks.settings import SettingsError, build_settings
-from algorun.hooks.signing import SIGNATURE_HEADER, verify
+from algorun.webhook.delivery import ATTEMPT_HEADER, Webhook
+from algorun.webhook.delivery import request_headers as sent_headers
+from algorun.webhook.signing import SIGNATURE_HEADER, verify
 
 
 def _msg(headers: list[tuple[str, bytes]] | None = None) -> Message:

@@ -32,9 +32,9 @@ from typing import Any
 
 import aiohttp
 
-from algorun.hooks.backoff import RetryPolicy
-from algorun.hooks.circuit import Circuit
-from algorun.hooks.signing import SIGNATURE_HEADER, sign
+from algorun.webhook.backoff import RetryPolicy
+from algorun.webhook.circuit import Circuit
+from algorun.webhook.signing import SIGNATURE_HEADER, sign
 
 ATTEMPT_HEADER = "X-Algorun-Attempt"
 RETRIABLE_STATUS = frozenset({408, 425, 429})
