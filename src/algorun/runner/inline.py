@@ -2,7 +2,7 @@
 semaphore per message.
 
 It takes a first attempt of an embedded, `run=true` message with nothing staged for its trace, when the executor
-never waits (a sync python function: `Executor.sync_runner`/`payload_runner`). Runs go through one loop per
+never waits (a sync python function: `executors.base.InlineExecutor`). Runs go through one loop per
 fetched batch (`InlinePath.run`: its `_loop` is the runner's hottest code, kept as one function so a message costs
 no call but the algo's), and a plain run's write joins the batch's `PendingBatch` as a bare record. Inputs and
 algo durations are counted per batch (`flush_counts`). Whatever the loop declines goes to the lane's general path

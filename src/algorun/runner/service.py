@@ -29,7 +29,7 @@ from algorun.bus.types import Message, TopicPartition
 from algorun.runner.commit import AtLeastOnce, CommitPolicy, Transactional
 from algorun.runner.config import RunnerOptions
 from algorun.runner.delivery import OffsetTracker, lane_key
-from algorun.runner.executors.base import Executor
+from algorun.runner.executors.base import Executor, InlineExecutor
 from algorun.runner.general import GeneralPath
 from algorun.runner.health import AlgoHealth, monitor_lag
 from algorun.runner.inline import Handover, InlinePath
@@ -155,8 +155,11 @@ class Runner:
             concurrency=self.options.concurrency,
             sleep=self.lanes.sleep,
         )
-        if all(o.message_data_type.value == MessageDataType.EMBEDDED.value for o in config.outputs):
-            run_sync = self.executor.sync_runner()
+        executor = self.executor
+        if isinstance(executor, InlineExecutor) and all(
+            o.message_data_type.value == MessageDataType.EMBEDDED.value for o in config.outputs
+        ):
+            run_sync = executor.sync_runner()
             if run_sync is not None:
                 self._inline = InlinePath(
                     config,
@@ -166,7 +169,7 @@ class Runner:
                     self.progress,
                     metrics,
                     run_sync=run_sync,
-                    run_payload=self.executor.payload_runner(),
+                    run_payload=executor.payload_runner(),
                     offload_above=self.claim_check.offload_above,
                 )
 

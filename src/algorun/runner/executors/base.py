@@ -1,9 +1,11 @@
-"""The executor interface: start, readiness, one run per request, close."""
+"""The executor interface: start, readiness, one run per request, close. An executor whose algo never waits
+may also be an `InlineExecutor`: the runner then runs its common messages inline (`runner.inline`)."""
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 from algorun.api.configs import RunnerConfig, RunnerOutput
 from algorun.api.enums import OutputDeliveryType
@@ -27,21 +29,6 @@ class Executor(abc.ABC):
     async def run(self, request: Request) -> list[Output]:
         """Run the algo once. Raises AlgoFailure (retry/dead letter) or AlgoUnavailable (wait and rerun)."""
 
-    def sync_runner(self) -> Callable[[Request], list[Output]] | None:
-        """A plain function doing what `run` does, for executors that never wait (an in-process sync callable).
-
-        The runner calls it inline while dispatching a fetched batch: no coroutine, task or semaphore per message,
-        which is most of the per-message cost when the algo itself takes microseconds. None: always use `run`.
-        It must raise AlgoFailure exactly as `run` would (never AlgoUnavailable: it cannot wait).
-        """
-        return None
-
-    def payload_runner(self) -> Callable[[bytes], bytes | list[Output]] | None:
-        """`sync_runner` for an algo that reads nothing but the payload of a single-part run: the runner then
-        builds no `Request` (and decodes no headers) for it. It returns the bytes of the first declared output
-        (the common case, without an `Output` object) or the outputs. None: use `sync_runner`."""
-        return None
-
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and processes."""
 
@@ -54,3 +41,20 @@ class Executor(abc.ABC):
                 if o.name.lower() == input_name.lower():
                     return o
         return candidates[0] if candidates else None
+
+
+@runtime_checkable
+class InlineExecutor(Protocol):
+    """An executor that can also run a request as a plain function call (an in-process sync callable).
+
+    The runner calls it inline while dispatching a fetched batch: no coroutine, task or semaphore per message,
+    which is most of the per-message cost when the algo itself is fast (`benchmarks/runner.py`)."""
+
+    def sync_runner(self) -> Callable[[Request], list[Output]] | None:
+        """A plain function doing what `run` does; None: always use `run`. It must raise AlgoFailure exactly as
+        `run` would (never AlgoUnavailable: it cannot wait)."""
+
+    def payload_runner(self) -> Callable[[bytes], bytes | list[Output]] | None:
+        """`sync_runner` for an algo that reads nothing but the payload of a single-part run: the runner then
+        builds no `Request` (and decodes no headers) for it. It returns the bytes of the first declared output
+        (the common case, without an `Output` object) or the outputs. None: use `sync_runner`."""
