@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from lightkube import ApiError, AsyncClient
 from lightkube.resources import core_v1
@@ -50,6 +50,15 @@ def _list_namespace(kind: Kind, namespace: str | None) -> str | None:
     if not kind.namespaced:
         return None
     return namespace if namespace is not None else "*"
+
+
+class NameTaken(Exception):
+    """Another PipelineDeployment that still exists owns objects of this deploymentOwner/deploymentName."""
+
+    def __init__(self, holder: str, outcome: Outcome) -> None:
+        super().__init__(holder)
+        self.holder = holder
+        self.outcome = outcome
 
 
 class Cluster:
@@ -206,8 +215,11 @@ async def read_owned(
     owner_key: str,
     places: Iterable[tuple[Kind, str]],
     needed: set[str],
+    foreign: set[str] | None = None,
 ) -> dict[ObjKey, dict[str, Any]]:
-    """Owned objects of every (kind, namespace). A kind that is not served is fine unless it is `needed`."""
+    """Owned objects of every (kind, namespace). A kind that is not served is fine unless it is `needed`.
+
+    Objects with the deployment's labels but another owner add that owner's key to `foreign`."""
     live: dict[ObjKey, dict[str, Any]] = {}
     for kind, namespace in places:
         try:
@@ -219,6 +231,10 @@ async def read_owned(
         for obj in objects:
             if owned_by(obj, owner_key):
                 live[key_of(obj)] = obj
+            elif foreign is not None:
+                other = ((obj.get("metadata") or {}).get("annotations") or {}).get(OWNER_ANNOTATION)
+                if other:
+                    foreign.add(str(other))
     return live
 
 
@@ -230,15 +246,26 @@ async def converge(
     owner_key: str,
     namespaces: dict[Kind, str],
     keep_topics: bool = True,
+    holder_of: Callable[[set[str]], Awaitable[str | None]] | None = None,
 ) -> Outcome:
     """Apply what differs, then delete owned objects that are not desired.
 
     `namespaces` says where each managed kind lives (the deployment namespace, or the Kafka namespace for
     topics and users). KafkaTopics that are no longer desired are kept unless `keep_topics` is False: deleting
     a topic deletes its data.
+
+    Two PipelineDeployments with one deploymentOwner/deploymentName would share topics, consumer groups and
+    object names, and a forced apply of each would take the other's objects in turn. `holder_of` is given the
+    owners of objects that carry this deployment's labels but are not ours; when it names one that keeps the
+    name (it exists and came first), nothing is applied, what we own is removed (topics kept) and NameTaken is
+    raised. Objects of an owner that is gone (a deleted pipeline's kept topics) are taken over.
     """
     needed = {o["kind"] for o in desired}
-    live = await read_owned(cluster, selector, owner_key, namespaces.items(), needed)
+    foreign: set[str] = set()
+    live = await read_owned(cluster, selector, owner_key, namespaces.items(), needed, foreign)
+    holder = await holder_of(foreign) if foreign and holder_of is not None else None
+    if holder is not None:
+        await _give_way(cluster, live, holder, keep_topics)
     outcome = Outcome(live=dict(live))
     wanted: set[ObjKey] = set()
     for obj in desired:
@@ -263,6 +290,18 @@ async def converge(
         outcome.live.pop(key, None)
         outcome.deleted.append(key)
     return outcome
+
+
+async def _give_way(cluster: Cluster, live: dict[ObjKey, dict[str, Any]], holder: str, keep_topics: bool) -> NoReturn:
+    outcome = Outcome(live=dict(live))
+    for key, obj in sorted(live.items()):
+        if key[0] == "KafkaTopic" and keep_topics:
+            outcome.kept.append(key)
+            continue
+        await _delete(cluster, obj)
+        outcome.live.pop(key, None)
+        outcome.deleted.append(key)
+    raise NameTaken(holder, outcome)
 
 
 async def _delete(cluster: Cluster, obj: dict[str, Any]) -> bool:

@@ -37,7 +37,7 @@ from algorun.api.topology import Catalog, build_topology
 from algorun.api.validation import validate_spec
 from algorun.operator import events, kinds
 from algorun.operator.apis import STRIMZI_MISSING
-from algorun.operator.apply import Cluster, MissingKind, Outcome, converge, delete_owned
+from algorun.operator.apply import Cluster, MissingKind, NameTaken, Outcome, converge, delete_owned
 from algorun.operator.bucket import ensure_bucket, parse_connection_string
 from algorun.operator.discovery import Discovery
 from algorun.operator.metrics import RECONCILE_SECONDS, RECONCILES
@@ -126,6 +126,8 @@ class Reconciler:
         self._last_problem: dict[Key, str] = {}
         self._logs: dict[Key, dict[LogRequest, _LogEntry]] = {}
         self._rechecks: dict[Key, asyncio.TimerHandle] = {}
+        self._waiting_for: dict[str, set[Key]] = {}
+        """owner key of a PipelineDeployment -> the ones refused because it holds their deployment name"""
         self.reconciles = 0
         self.discovery = Discovery(cluster)
 
@@ -244,8 +246,19 @@ class Reconciler:
                         owner_key=ident.owner_key,
                         namespaces=self._namespaces(ident, strimzi),
                         keep_topics=not self._delete_topics(raw),
+                        holder_of=lambda owners: self._holder(raw, owners),
                     )
                     await self._ensure_bucket(ident, facts, rendered.notes)
+            except NameTaken as exc:
+                result.outcome = exc.outcome
+                rendered = None
+                problems.append(
+                    f"spec.deploymentOwner/spec.deploymentName {ident.deployment_owner}/{ident.deployment_name} is "
+                    f"already deployed by PipelineDeployment {exc.holder}: two deployments of one name would share "
+                    "topics, consumer groups and objects; choose another deploymentName (nothing of this one runs)"
+                )
+                result.problem_reason = "NameTaken"
+                self._waiting_for.setdefault(exc.holder, set()).add(key)
             except MissingKind as exc:
                 self.discovery.invalidate()  # what is served changed since it was read, or a CRD is missing
                 problems.append(_problem_text(exc))
@@ -256,6 +269,21 @@ class Reconciler:
         result.problems = problems
         await self._report(raw, ident, rendered, result)
         return result
+
+    async def _holder(self, raw: dict[str, Any], owners: set[str]) -> str | None:
+        """Of the PipelineDeployments that own objects of this one's deployment name, the one that keeps the
+        name: it still exists (not being deleted) and was created first (ties: by namespace/name)."""
+        meta = raw["metadata"]
+        mine = (str(meta.get("creationTimestamp") or ""), f"{meta['namespace']}/{meta['name']}")
+        for owner in sorted(owners):
+            namespace, _, name = owner.partition("/")
+            other = await self.cluster.get(kinds.PIPELINE_DEPLOYMENT, name, namespace) if name else None
+            other_meta = (other or {}).get("metadata") or {}
+            if other is None or other_meta.get("deletionTimestamp"):
+                continue
+            if (str(other_meta.get("creationTimestamp") or ""), owner) < mine:
+                return owner
+        return None
 
     async def _catalog(self, pipeline: PipelineDeployment) -> Catalog | None:
         spec = pipeline.spec
@@ -534,6 +562,8 @@ class Reconciler:
                 message += f"; kept {len(kept)} KafkaTopics (annotate {DELETE_TOPICS_ANNOTATION}=true to delete them)"
             await events.post(self.cluster, raw, "Normal", "CleanedUp", message)
             self.forget(*key)
+            for waiting in sorted(self._waiting_for.pop(ident.owner_key, set())):
+                self.request(*waiting)  # the name is free: a refused deployment takes it (and the kept topics)
             return len(deleted), len(kept)
 
 
