@@ -46,7 +46,8 @@ def open_runner_bus(config: RunnerConfig, url: str | None) -> Bus:
 
 async def serve(config: RunnerConfig, options: RunnerOptions) -> int:
     """Health first (so probes answer while the algo starts), then run until a signal, then drain. The exit
-    code: 0 after a drain, 2 when the bus or the executor cannot be set up."""
+    code: 0 after a drain, 2 when the bus or the executor cannot be set up, 3 when an internal error stopped
+    the runner (its message is read again after the restart the exit causes)."""
     try:
         bus = open_runner_bus(config, options.bus)
         executor = create(config, options)
@@ -66,5 +67,8 @@ async def serve(config: RunnerConfig, options: RunnerOptions) -> int:
     finally:
         await health.stop()
         await bus.close()
+    if runner.failed:
+        log.error("runner stopped: %s", runner.failed)
+        return 3
     log.info("runner stopped")
     return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from algorun.bus.types import Message
 from algorun.runner.delivery import OffsetTracker
@@ -20,13 +20,15 @@ log = logging.getLogger(__name__)
 
 
 class Progress:
-    __slots__ = ("idle", "tracker", "unfinished")
+    __slots__ = ("idle", "on_internal_error", "tracker", "unfinished")
 
     def __init__(self) -> None:
         self.tracker = OffsetTracker()
         self.unfinished = 0
         self.idle = asyncio.Event()
         self.idle.set()
+        self.on_internal_error: Callable[[Message], None] | None = None
+        """Called after an internal error is logged (the runner stops: see Runner.run)."""
 
     def fetched(self, messages: list[Message]) -> None:
         """All of a fetched batch first: one that is not finished holds the commit of the later ones back."""
@@ -51,6 +53,8 @@ class Progress:
         log.exception("unexpected error handling %s[%d]@%d", m.topic, m.partition, m.offset)
         metrics.runner_error("internal")
         self.count(-1)
+        if self.on_internal_error is not None:
+            self.on_internal_error(m)
 
     def reset(self) -> None:
         """Forget everything: an aborted transaction reads again from the last commit."""

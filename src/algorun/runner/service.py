@@ -80,6 +80,8 @@ class Runner:
         self.outbox: Outbox | None = None
         self._general: GeneralPath | None = None
         self._inline: InlinePath | None = None  # set once the executor started, if it runs inline
+        self.failed: str | None = None
+        """Why the runner stopped by itself (an internal error), else None."""
 
     @property
     def tracker(self) -> OffsetTracker:
@@ -96,6 +98,11 @@ class Runner:
     # ---- lifecycle ----
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set, then drain. An internal error (a bug, not the message's fault) sets
+        `failed` and stops the runner too: its message stays uncommitted, and holds back the commits of its
+        partition, until a restart reads it again, so the process ends (non-zero, see main.serve) rather than
+        keep running with a partition that can never commit."""
+        self.progress.on_internal_error = lambda m: self._fail(m, stop)
         await self.claim_check.start()
         try:
             await self._run(stop)
@@ -124,6 +131,12 @@ class Runner:
                 t.cancel()
             await asyncio.gather(*monitors, return_exceptions=True)
             await self.executor.close()
+
+    def _fail(self, m: Message, stop: asyncio.Event) -> None:
+        if self.failed is None:
+            self.failed = f"an internal error handling {m.topic}[{m.partition}]@{m.offset}"
+            log.error("stopping: %s; it is read again after the restart", self.failed)
+        stop.set()
 
     def _assemble(self) -> None:
         """The producer, the outbox and the two paths, once the executor has started (it says whether it runs

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
-from algorun.bus import Bus, contract
+from algorun.bus import Bus, TopicPartition, contract
 from algorun.runner.executors import create
+from algorun.runner.executors.base import Executor
+from algorun.runner.model import Output, Request
 from algorun.runner.replay import replay
 from algorun.runner.service import Runner
 from tests.algos.configs import names, runner_config
@@ -229,3 +231,45 @@ async def test_config_from_the_example_pipeline(local_bus: Bus) -> None:
         out = await collect(local_bus, config.outputs[0].topic or "", 1)
     assert out[0].value == b"olleh"
     assert header(out[0], contract.CONTENT_TYPE) == "text/plain"
+
+
+class _BuggyExecutor(Executor):
+    """A real executable algo behind an executor with a bug on one input: `run` raises what no executor may
+    (not AlgoFailure, not AlgoUnavailable)."""
+
+    def __init__(self, inner: Executor) -> None:
+        super().__init__(inner.config)
+        self.inner = inner
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def run(self, request: Request) -> list[Output]:
+        if request.parts[0].data == b"bug":
+            raise KeyError("a bug in the runner, not the message's fault")
+        return await self.inner.run(request)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+async def test_an_internal_error_stops_the_runner_and_its_message_stays_uncommitted(bus: Bus) -> None:
+    """A runner that keeps running after a bug would hold its partition's commits back for good (the message is
+    never finished); it stops instead (its process exits 3 and is restarted), and the message is read again."""
+    config = runner_config(names(), executor="Executable", entrypoint="tests/algos/exec_upper.sh")
+    await create_topics(bus, config)
+    source = config.inputs[0].topics[0].topic
+    await send(bus, source, [b"a", b"bug", b"c"], partition=0)
+    opts = options(concurrency=1)
+    runner = Runner(config, opts, bus, _BuggyExecutor(create(config, opts)))
+    stop = asyncio.Event()
+    await asyncio.wait_for(runner.run(stop), 30)  # returns by itself: nothing here sets `stop`
+    assert runner.failed == f"an internal error handling {source}[0]@1"
+    out = await collect(bus, config.outputs[0].topic, 1)
+    assert b"A" in [m.value for m in out]
+    reader = bus.consumer(config.consumer_group, [source])
+    try:
+        committed = await reader.committed([TopicPartition(source, 0)])
+    finally:
+        await reader.close()
+    assert (committed[TopicPartition(source, 0)] or 0) <= 1, "the message of the internal error was committed"
