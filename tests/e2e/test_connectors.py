@@ -21,18 +21,24 @@ from tests.support.strimzi import StrimziStandIn
 LINES = ["  Hello World  ", "ALGORUN", "  Mixed Case Line"]
 
 
+def _apply(operator: Operator, receiver: Receiver, source: Path, sink: Path, prefix: str) -> tuple[str, str]:
+    """The example with its files at `source` and `sink` (the stand-in's workers run on this machine, so they
+    reach the broker by its address), applied in a new namespace; (namespace, name)."""
+    pd = operator.prepare("data-connector", receiver, listener="PLAINTEXT")
+    files = {"/data/in.txt": str(source), "/data/out.txt": str(sink)}
+    for connector in pd["spec"]["dataConnectors"]:
+        connector["options"]["file"] = files[connector["options"]["file"]]
+    namespace = operator.api.create_namespace(prefix)
+    operator.apply(pd, namespace)
+    return namespace, str(pd["metadata"]["name"])
+
+
 def test_data_connector_example_moves_a_file_through_the_pipeline(
     operator: Operator, strimzi: StrimziStandIn, receiver: Receiver, tmp_path: Path
 ) -> None:
     source, sink = tmp_path / "in.txt", tmp_path / "out.txt"
     source.write_text("\n".join(LINES) + "\n")
-    pd = operator.prepare("data-connector", receiver, listener="PLAINTEXT")  # the workers run on the host
-    files = {"/data/in.txt": str(source), "/data/out.txt": str(sink)}
-    for connector in pd["spec"]["dataConnectors"]:
-        connector["options"]["file"] = files[connector["options"]["file"]]
-    namespace = operator.api.create_namespace("e2e-connect")
-    name = pd["metadata"]["name"]
-    operator.apply(pd, namespace)
+    namespace, name = _apply(operator, receiver, source, sink, "e2e-connect")
     try:
 
         def seen() -> str:
@@ -83,13 +89,7 @@ def test_a_connector_whose_task_fails_shows_in_the_pipeline_status(
     The PipelineDeployment says Error, with the data connector, the reason and the task's exception."""
     source = tmp_path / "in.txt"
     source.write_text("one line\n")
-    pd = operator.prepare("data-connector", receiver, listener="PLAINTEXT")
-    files = {"/data/in.txt": str(source), "/data/out.txt": str(tmp_path / "no-such-folder" / "out.txt")}
-    for connector in pd["spec"]["dataConnectors"]:
-        connector["options"]["file"] = files[connector["options"]["file"]]
-    namespace = operator.api.create_namespace("e2e-connect-fail")
-    name = pd["metadata"]["name"]
-    operator.apply(pd, namespace)
+    namespace, name = _apply(operator, receiver, source, tmp_path / "no-such-folder" / "out.txt", "e2e-connect-fail")
     try:
 
         def failed() -> dict[str, Any] | None:

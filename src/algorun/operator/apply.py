@@ -12,7 +12,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any
 
 from lightkube import ApiError, AsyncClient
 from lightkube.resources import core_v1
@@ -263,10 +263,11 @@ async def converge(
     needed = {o["kind"] for o in desired}
     foreign: set[str] = set()
     live = await read_owned(cluster, selector, owner_key, namespaces.items(), needed, foreign)
+    outcome = Outcome(live=dict(live))
     holder = await holder_of(foreign) if foreign and holder_of is not None else None
     if holder is not None:
-        await _give_way(cluster, live, holder, keep_topics)
-    outcome = Outcome(live=dict(live))
+        await _prune(cluster, outcome, live, set(), keep_topics)
+        raise NameTaken(holder, outcome)
     wanted: set[ObjKey] = set()
     for obj in desired:
         key = key_of(obj)
@@ -280,6 +281,14 @@ async def converge(
         if needs_apply(final, current):
             outcome.live[key] = await cluster.apply(final)
             outcome.applied.append(key)
+    await _prune(cluster, outcome, live, wanted, keep_topics)
+    return outcome
+
+
+async def _prune(
+    cluster: Cluster, outcome: Outcome, live: dict[ObjKey, dict[str, Any]], wanted: set[ObjKey], keep_topics: bool
+) -> None:
+    """Delete the live objects not `wanted` (KafkaTopics only when `keep_topics` is False), into `outcome`."""
     for key, obj in sorted(live.items()):
         if key in wanted:
             continue
@@ -289,19 +298,6 @@ async def converge(
         await _delete(cluster, obj)
         outcome.live.pop(key, None)
         outcome.deleted.append(key)
-    return outcome
-
-
-async def _give_way(cluster: Cluster, live: dict[ObjKey, dict[str, Any]], holder: str, keep_topics: bool) -> NoReturn:
-    outcome = Outcome(live=dict(live))
-    for key, obj in sorted(live.items()):
-        if key[0] == "KafkaTopic" and keep_topics:
-            outcome.kept.append(key)
-            continue
-        await _delete(cluster, obj)
-        outcome.live.pop(key, None)
-        outcome.deleted.append(key)
-    raise NameTaken(holder, outcome)
 
 
 async def _delete(cluster: Cluster, obj: dict[str, Any]) -> bool:
