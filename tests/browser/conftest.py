@@ -21,8 +21,11 @@ def chromium_path() -> str | None:
     return os.environ.get("ALGORUN_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[object]:
+    """Chromium, for the tests of this package only. Playwright's sync API runs an event loop in this thread
+    until it stops: held for the whole session, every asyncio test after this package would find a loop
+    already running ("cannot be called from a running event loop")."""
     found = chromium_path()
     if found is None:
         message = "chromium is not installed: `make chromium` installs Debian's package"
