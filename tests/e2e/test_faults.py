@@ -96,7 +96,7 @@ def wait_complete(operator: Operator, receiver: Receiver, namespace: str, name: 
         lambda: (lambda t: t if t.complete else None)(tally(receiver, name, sent)),
         120,
         "every output at the webhook",
-        lambda: f"{tally(receiver, name, sent).summary()}\n{operator.describe(namespace, name)}",
+        lambda: f"{tally(receiver, name, sent).summary()}\n{operator.describe(namespace, name, logs=True)}",
     )
 
 

@@ -11,10 +11,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from algorun.api.configs import RunnerConfig
 from algorun.bus import Bus
+from algorun.runner.executors import create
+from algorun.runner.model import AlgoFailure, AlgoUnavailable, Part, Request
 from tests.algos.configs import names, runner_config
 from tests.integration.runner.harness import collect, create_topics, options, running, send
 from tests.support.certs import CertificateAuthority
@@ -119,3 +122,60 @@ async def test_https_with_a_wrong_ca_is_not_ready_and_consumes_nothing(local_bus
         assert r.readiness.reasons()["consumer"] == "not consuming yet (waiting for the algo)"
         lag = await local_bus.lag(n["group"], [n["input"]])
         assert sum(x.lag for x in lag.values()) == 2  # nothing consumed, nothing dead-lettered
+
+
+def _request(config: RunnerConfig, data: bytes) -> Request:
+    trace = "cd" * 16
+    return Request(
+        trace_id=trace,
+        input=config.inputs[0],
+        parts=[Part(data, "text/plain", "in.txt")],
+        parameters=config.parameters,
+        endpoint_params=None,
+        headers={"traceID": trace},
+    )
+
+
+async def test_an_algo_that_goes_away_mid_request_is_unavailable_not_failed() -> None:
+    """The algo stops (its container stopping, its pod deleted) while a request is in flight: the run waits and
+    reruns, so the message is read again rather than dead-lettered for the algo's restart."""
+    port = free_port()
+    config = http_config(names(), port)
+    server: asyncio.Server | None = None
+
+    async def die_mid_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")  # the request's head: it is in flight
+        assert server is not None
+        server.close()  # the listener goes, then this connection, as when the algo's process ends
+        writer.transport.abort()
+
+    server = await asyncio.start_server(die_mid_request, "127.0.0.1", port)
+    executor = create(config, options())
+    await executor.start()
+    try:
+        with pytest.raises(AlgoUnavailable, match="not reachable"):
+            await asyncio.wait_for(executor.run(_request(config, b"x")), 10)
+    finally:
+        server.close()
+        await executor.close()
+
+
+async def test_an_algo_that_drops_one_request_and_stays_up_failed_it() -> None:
+    """The algo closes the connection of one request and keeps serving: that is its answer to the message."""
+    port = free_port()
+    config = http_config(names(), port)
+
+    async def drop(request: web.Request) -> web.Response:
+        assert request.transport is not None
+        request.transport.close()
+        await asyncio.sleep(1)
+        return web.Response()
+
+    executor = create(config, options())
+    await executor.start()
+    try:
+        async with serving(drop, port):
+            with pytest.raises(AlgoFailure, match="stayed reachable"):
+                await asyncio.wait_for(executor.run(_request(config, b"x")), 10)
+    finally:
+        await executor.close()

@@ -130,6 +130,8 @@ class HttpExecutor(Executor):
                 ) from None
             except aiohttp.ClientConnectorError as e:
                 raise AlgoUnavailable(f"{target.url}: {e}") from e
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as e:
+                raise await self._broken(target.url, e) from e
             except aiohttp.ClientError as e:
                 raise AlgoFailure(f"{target.method} {target.url}: {e.__class__.__name__}: {e}", "HttpError") from e
             if not 200 <= status < 300:
@@ -138,6 +140,17 @@ class HttpExecutor(Executor):
             if output is not None and status != 204:
                 outputs.append(Output(output.name, body, content_type=resp_type or output.content_type))
         return outputs
+
+    async def _broken(self, url: str, error: Exception) -> AlgoFailure | AlgoUnavailable:
+        """A connection that broke after it was made: the algo went away (its container stopping, restarting or
+        deleted with its pod) or dropped this one request. Which is told by reaching it again: gone, the run
+        waits and reruns (at a stop its offset stays uncommitted, for the replacement), so no message is
+        dead-lettered for an algo's restart; still there, the break is its answer to this message."""
+        detail = f"{error.__class__.__name__}: {error}"
+        reason = await self.check()
+        if reason is not None:
+            return AlgoUnavailable(f"{url}: {detail}; then {reason}")
+        return AlgoFailure(f"{url}: {detail} (the algo stayed reachable)", "HttpError")
 
     async def close(self) -> None:
         if self._session is not None:
