@@ -21,7 +21,7 @@ from algorun.runner.executors.base import Executor
 from algorun.runner.health import AlgoHealth
 from algorun.runner.inline import Handover
 from algorun.runner.metrics import RunnerMetrics
-from algorun.runner.model import AlgoFailure, AlgoUnavailable, Output, Part, Request
+from algorun.runner.model import MAX_BROKEN_RUNS, AlgoFailure, AlgoUnavailable, Output, Part, Request
 from algorun.runner.outbox import Outbox
 from algorun.runner.payloads import ClaimCheck, FileReference
 from algorun.runner.progress import Progress
@@ -154,13 +154,19 @@ class GeneralPath:
         return Part(data, content_type, inb.file_name)
 
     async def _run_algo(self, request: Request) -> list[Output]:
-        """One run; an unreachable algo is waited for (not the message's fault, no retry used)."""
+        """One run; an unreachable algo is waited for (not the message's fault, no retry used), unless its
+        connection keeps breaking while it stays reachable (AlgoUnavailable.broke)."""
+        broken = 0
         while True:
             began = time.monotonic()
             try:
                 async with self._sem:
                     return await self._executor.run(request)
             except AlgoUnavailable as e:
+                if e.broke is not None:
+                    broken += 1
+                    if broken >= MAX_BROKEN_RUNS:
+                        raise e.broke from e
                 self._health.unavailable(str(e))
             finally:
                 self._metrics.algo_duration.observe(time.monotonic() - began)

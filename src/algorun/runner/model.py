@@ -61,6 +61,18 @@ class AlgoFailure(Exception):
         self.error_type = error_type
 
 
+MAX_BROKEN_RUNS = 3
+"""Runs of one message whose connection broke while the algo stayed reachable, before that is its failure."""
+
+
 class AlgoUnavailable(Exception):
     """The algo could not be reached (connection refused, process cannot start). Not the message's fault:
-    the runner waits until the algo is back and runs the same message again, without using a retry."""
+    the runner waits until the algo is back and runs the same message again, without using a retry.
+
+    `broke` is set when a connection broke mid-request and the algo answered a connection right after: an algo
+    whose process is ending can still accept connections for a moment, so that is not yet the message's fault;
+    after MAX_BROKEN_RUNS such runs of one message it is, and `broke` is raised (retried, then dead-lettered)."""
+
+    def __init__(self, message: str, *, broke: AlgoFailure | None = None) -> None:
+        super().__init__(message)
+        self.broke = broke

@@ -15,11 +15,11 @@ import pytest
 from aiohttp import web
 
 from algorun.api.configs import RunnerConfig
-from algorun.bus import Bus
+from algorun.bus import Bus, contract
 from algorun.runner.executors import create
 from algorun.runner.model import AlgoFailure, AlgoUnavailable, Part, Request
 from tests.algos.configs import names, runner_config
-from tests.integration.runner.harness import collect, create_topics, options, running, send
+from tests.integration.runner.harness import collect, create_topics, header, options, running, send
 from tests.support.certs import CertificateAuthority
 from tests.support.procs import free_port
 from tests.support.waiting import wait_until
@@ -160,22 +160,40 @@ async def test_an_algo_that_goes_away_mid_request_is_unavailable_not_failed() ->
         await executor.close()
 
 
-async def test_an_algo_that_drops_one_request_and_stays_up_failed_it() -> None:
-    """The algo closes the connection of one request and keeps serving: that is its answer to the message."""
+async def test_an_algo_that_drops_a_message_three_times_while_staying_up_failed_it(local_bus: Bus) -> None:
+    """The algo closes the connection of every request for one message and keeps serving. One break may be its
+    process ending (it accepts connections a moment longer), so the run is repeated; the third break while it
+    stays reachable is its answer to the message: dead-lettered, with the error, after exactly three runs."""
     port = free_port()
-    config = http_config(names(), port)
+    n = names()
+    config = http_config(n, port)
+    seen: list[bytes] = []
 
-    async def drop(request: web.Request) -> web.Response:
-        assert request.transport is not None
-        request.transport.close()
-        await asyncio.sleep(1)
-        return web.Response()
+    async def drop_poison(request: web.Request) -> web.Response:
+        body = await request.read()
+        if body == b"poison":
+            seen.append(body)
+            assert request.transport is not None
+            request.transport.close()
+            await asyncio.sleep(1)
+        return web.Response(body=body.upper(), content_type="text/plain")
 
     executor = create(config, options())
     await executor.start()
     try:
-        async with serving(drop, port):
-            with pytest.raises(AlgoFailure, match="stayed reachable"):
-                await asyncio.wait_for(executor.run(_request(config, b"x")), 10)
+        async with serving(drop_poison, port):
+            with pytest.raises(AlgoUnavailable) as raised:
+                await asyncio.wait_for(executor.run(_request(config, b"poison")), 10)
+            assert isinstance(raised.value.broke, AlgoFailure)
     finally:
         await executor.close()
+    seen.clear()
+
+    await create_topics(local_bus, config)
+    async with serving(drop_poison, port), running(config, local_bus):
+        await send(local_bus, n["input"], [b"poison", b"fine"])
+        (letter,) = await collect(local_bus, config.retry.dead_letter_topic, 1)
+        (out,) = await collect(local_bus, n["output"], 1)
+    assert out.value == b"FINE"
+    assert len(seen) == 3
+    assert "in 3 runs while the algo stayed reachable" in (header(letter, contract.ERROR_MESSAGE) or "")

@@ -18,7 +18,7 @@ from algorun.api.configs import RunnerConfig, RunnerInput
 from algorun.api.enums import InputDeliveryType, OutputDeliveryType
 from algorun.runner.config import RunnerOptions
 from algorun.runner.executors.base import Executor
-from algorun.runner.model import AlgoFailure, AlgoUnavailable, Output, Request
+from algorun.runner.model import MAX_BROKEN_RUNS, AlgoFailure, AlgoUnavailable, Output, Request
 
 DEFAULT_TIMEOUT_S = 10.0
 MAX_ERROR_BODY = 1000
@@ -141,16 +141,20 @@ class HttpExecutor(Executor):
                 outputs.append(Output(output.name, body, content_type=resp_type or output.content_type))
         return outputs
 
-    async def _broken(self, url: str, error: Exception) -> AlgoFailure | AlgoUnavailable:
+    async def _broken(self, url: str, error: Exception) -> AlgoUnavailable:
         """A connection that broke after it was made: the algo went away (its container stopping, restarting or
-        deleted with its pod) or dropped this one request. Which is told by reaching it again: gone, the run
-        waits and reruns (at a stop its offset stays uncommitted, for the replacement), so no message is
-        dead-lettered for an algo's restart; still there, the break is its answer to this message."""
+        deleted with its pod) or dropped this one request. Either way the run waits and reruns (at a stop its
+        offset stays uncommitted, for the replacement), so no message is dead-lettered for an algo's restart;
+        when the algo still accepts connections, `broke` is the failure it becomes if it keeps happening (see
+        AlgoUnavailable)."""
         detail = f"{error.__class__.__name__}: {error}"
         reason = await self.check()
         if reason is not None:
             return AlgoUnavailable(f"{url}: {detail}; then {reason}")
-        return AlgoFailure(f"{url}: {detail} (the algo stayed reachable)", "HttpError")
+        failure = AlgoFailure(
+            f"{url}: {detail}, in {MAX_BROKEN_RUNS} runs while the algo stayed reachable", "HttpError"
+        )
+        return AlgoUnavailable(f"{url}: {detail} (the algo stayed reachable)", broke=failure)
 
     async def close(self) -> None:
         if self._session is not None:
