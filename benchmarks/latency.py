@@ -32,6 +32,7 @@ import aiohttp
 from aiohttp import web
 
 from benchmarks._broker import kafka_bootstrap
+from benchmarks.local import STAGE  # one python-function stage of a benchmark pipeline
 
 HERE = Path(__file__).resolve().parent / "local_pipeline"
 BURST = int(os.environ.get("BENCH_BURST", "3000"))
@@ -59,16 +60,6 @@ STAGES
     - {sourceName: Endpoint, sourceOutputName: in, destName: "bench/parse:1[1]", destInputName: data}
     - {sourceName: "bench/parse:1[1]", sourceOutputName: out, destName: "bench/enrich:1[1]", destInputName: data}
     - {sourceName: "bench/enrich:1[1]", sourceOutputName: out, destName: EventHook, destInputName: results}
-"""
-STAGE = """    - version: "1"
-      index: 1
-      spec:
-        owner: bench
-        name: {name}
-        executor: python
-        versions: [{{versionTag: "1", entrypoint: "stages:{name}"}}]
-        inputs: [{{name: data, inputDeliveryType: StdIn, contentTypes: [application/octet-stream]}}]
-        outputs: [{{name: out, outputDeliveryType: StdOut, contentType: application/octet-stream}}]
 """
 
 
