@@ -81,6 +81,7 @@ class RunnerRuntime(ApiModel):
     grpc_mode: GrpcMode | None = None
     stderr_policy: StderrPolicy | None = None
     concurrency: int | None = None
+    workers: int | None = None
     key_concurrency: bool | None = None
     exactly_once: bool | None = None
     stream_window: int | None = None

@@ -64,6 +64,8 @@ class RunnerOptions:
     health_host: str = "0.0.0.0"
     concurrency: int = 64
     """Runs in progress at once, over every lane."""
+    workers: int = 1
+    """Runner processes in this pod or `algorun run` instance, each a member of the instance's consumer group."""
     key_concurrency: bool = False
     """Run the keys of a partition in parallel (a lane per key), keeping each key's order."""
     max_buffered: int = 2000
