@@ -14,6 +14,10 @@ LOG_REFRESH_SECONDS. When an unready container will have outlived its readiness 
 scheduled for that moment (nothing in the cluster changes then, so no watch event would come).
 
 Requests are coalesced per object (a burst of child events makes one reconcile) and serialised per object.
+
+The module is longer than most (about 575 lines) because its sections (scheduling, reconcile, status and Events,
+deletion) share one per-object state: the lock, the set of known objects, the log cache and the scheduled
+rechecks; the pure parts it calls live in `render`, `apply`, `status` and `failures`.
 """
 
 from __future__ import annotations
@@ -40,26 +44,28 @@ from algorun.operator.apis import STRIMZI_MISSING
 from algorun.operator.apply import Cluster, MissingKind, NameTaken, Outcome, converge, delete_owned
 from algorun.operator.bucket import ensure_bucket, parse_connection_string
 from algorun.operator.discovery import Discovery
+from algorun.operator.failures import (
+    LOG_READ_BYTES,
+    LOG_TAIL_LINES,
+    LogRequest,
+    log_requests,
+    now,
+    recheck_after,
+    tail_lines,
+)
 from algorun.operator.metrics import RECONCILE_SECONDS, RECONCILES
 from algorun.operator.notify import Notifier
 from algorun.operator.render import ClusterFacts, identity_of, render
 from algorun.operator.render.labels import Identity, owned_selector
 from algorun.operator.settings import OperatorSettings
 from algorun.operator.status import (
-    LOG_READ_BYTES,
-    LOG_TAIL_LINES,
-    LogRequest,
     Observed,
     component_events,
     compute,
     deleted_notification,
-    log_requests,
     notifications,
-    now,
     parse_status,
-    recheck_after,
     status_patch,
-    tail_lines,
 )
 
 log = logging.getLogger(__name__)
