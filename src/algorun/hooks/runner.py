@@ -38,11 +38,11 @@ from algorun.breaker import STATE_VALUE, State
 from algorun.bus import contract
 from algorun.bus.errors import BusError, MessageTooLarge
 from algorun.bus.interface import Bus, Consumer, Producer
+from algorun.bus.offsets import OffsetTracker, Ticket
 from algorun.bus.types import Message, TopicPartition
 from algorun.hooks.message import request_headers, trace_id
 from algorun.hooks.metrics import HookMetrics
 from algorun.hooks.settings import HookSettings, HookTarget
-from algorun.hooks.tracker import OffsetTracker, Ticket
 from algorun.telemetry.logs import TRACE_ID
 from algorun.webhook.circuit import Circuit
 from algorun.webhook.delivery import Attempt, Delivery, Outcome, Webhook
@@ -242,7 +242,7 @@ class HookRunner:
             elif self.tracker.current(ticket):  # else its partition was revoked: the new owner delivers it
                 log.warning("webhook %s gave up on %s@%d: %s", target.id, msg.tp, msg.offset, outcome.error)
                 await self._dead_letter(target, msg, outcome)
-            self.tracker.done(ticket)
+            self.tracker.finish(ticket)
             self._store()
         finally:
             TRACE_ID.reset(token)
@@ -318,7 +318,7 @@ class HookRunner:
                     task.cancel()
 
     def _store(self) -> None:
-        offsets = self.tracker.take_committable()
+        offsets = self.tracker.take_moved()
         if offsets and self._consumer is not None:
             self._consumer.store(offsets)
 
@@ -328,7 +328,7 @@ class HookRunner:
             await consumer.commit()
         except BusError as e:
             log.warning("committing offsets failed (will retry with the next commit): %s", e)
-        self.metrics.uncommitted.set(self.tracker.pending)
+        self.metrics.uncommitted.set(self.tracker.uncommitted)
 
     def _fetch_size(self) -> int:
         """Bounded by the smallest room among webhooks still reading, so none overshoots its backlog. Full webhooks
@@ -355,7 +355,7 @@ class HookRunner:
         now = time.monotonic()
         for msg in messages:
             hooks = self.by_topic.get(msg.topic, [])
-            ticket = self.tracker.add(msg.tp, msg.offset, len(hooks))
+            ticket = self.tracker.owe(msg.tp, msg.offset, len(hooks))
             if ticket is None:
                 continue  # a re-fetch of a message already owed
             for hook in hooks:
@@ -416,7 +416,7 @@ class HookRunner:
         """Shutdown: give in-flight deliveries up to `DRAIN_S` to finish so their offsets can be committed; the
         rest is redelivered after the restart."""
         deadline = time.monotonic() + DRAIN_S
-        while self.tracker.pending and time.monotonic() < deadline:
+        while self.tracker.uncommitted and time.monotonic() < deadline:
             self._progress.clear()
             await self._commit(consumer)
             with contextlib.suppress(TimeoutError):

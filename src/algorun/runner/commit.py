@@ -2,7 +2,7 @@
 commit mode.
 
 - `AtLeastOnce`: fetched batches are dispatched as they come; every `commit_interval_seconds` the contiguous
-  finished prefix (`delivery.OffsetTracker`) is stored and committed. A message is finished only once its writes
+  finished prefix (`bus.offsets.OffsetTracker`) is stored and committed. A message is finished only once its writes
   are acknowledged (`outbox.Outbox`), so a crash reads again what was not, and an output may be written twice.
 - `Transactional` (`exactly_once`): each fetched batch is processed inside a Kafka transaction that carries its
   writes and its input offsets (`outbox.TransactionalOutbox`): begin, dispatch, wait until every run is

@@ -155,3 +155,14 @@ class Lanes(Generic[H]):
         self._lanes.clear()
         self._ready.clear()
         self._queued.clear()
+
+
+def lane_key(tp: TopicPartition, key: bytes | None, by_key: bool) -> Hashable:
+    """Messages with the same lane run one after another, in read order; different lanes run concurrently.
+
+    A lane is a partition, or (when `by_key`) a key within a partition: per-key order is what Kafka promises
+    producers, so it is kept either way. Keyless messages share one lane per partition.
+    """
+    if by_key and key is not None:
+        return (tp, key)
+    return tp

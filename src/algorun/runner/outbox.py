@@ -30,8 +30,8 @@ from algorun.api.configs import RunnerOutput
 from algorun.bus.batch import Failures
 from algorun.bus.errors import BusError, MessageTooLarge
 from algorun.bus.interface import Consumer, Producer
+from algorun.bus.offsets import OffsetTracker
 from algorun.bus.types import Delivery, Message, OutRecord
-from algorun.runner.delivery import OffsetTracker
 from algorun.runner.metrics import RunnerMetrics
 from algorun.runner.oversize import Oversize, Refused
 from algorun.runner.progress import Progress

@@ -12,8 +12,8 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 
+from algorun.bus.offsets import OffsetTracker
 from algorun.bus.types import Message
-from algorun.runner.delivery import OffsetTracker
 from algorun.runner.metrics import RunnerMetrics
 
 log = logging.getLogger(__name__)

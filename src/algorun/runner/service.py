@@ -12,7 +12,7 @@
 A fetched batch is dispatched in read order: while no lane exists (the steady state of a fast algo) it runs inline
 in one loop until a message is not for that path; the rest queue in their lanes. A message is finished when every
 write it caused is acknowledged, and only then can its offset be committed, as part of the contiguous finished
-prefix (`delivery.OffsetTracker`).
+prefix (`bus.offsets.OffsetTracker`).
 """
 
 from __future__ import annotations
@@ -25,15 +25,15 @@ from algorun.api.configs import RunnerConfig
 from algorun.api.enums import MessageDataType
 from algorun.bus.errors import BusError
 from algorun.bus.interface import Bus, Consumer
+from algorun.bus.offsets import OffsetTracker
 from algorun.bus.types import Message, TopicPartition
 from algorun.runner.commit import AtLeastOnce, CommitPolicy, Transactional
 from algorun.runner.config import RunnerOptions
-from algorun.runner.delivery import OffsetTracker, lane_key
 from algorun.runner.executors.base import Executor, InlineExecutor
 from algorun.runner.general import GeneralPath
 from algorun.runner.health import AlgoHealth, monitor_lag
 from algorun.runner.inline import Handover, InlinePath
-from algorun.runner.lanes import Abandoned, Lanes, Queued
+from algorun.runner.lanes import Abandoned, Lanes, Queued, lane_key
 from algorun.runner.metrics import RunnerMetrics
 from algorun.runner.outbox import Outbox
 from algorun.runner.oversize import Oversize

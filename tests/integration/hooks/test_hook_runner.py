@@ -66,7 +66,7 @@ async def test_a_receiver_down_for_60s_then_back_gets_every_message_signed(kafka
             )
             assert min(r.at for r in receiver.accepted) >= receiver.fail_until
             await wait_until(lambda: all_committed(bus, config.consumer_group, [topic]), 20, "offsets committed")
-            assert runner.tracker.pending == 0
+            assert runner.tracker.uncommitted == 0
             assert runner.metrics.circuit_state.labels("results-0")._value.get() == 0, "closed again"
         failed = [r for r in receiver.requests if r.status == 503]
         # The first attempt of each message, then one probe per open period (5 s) of the outage, and a few more

@@ -21,7 +21,7 @@ async def test_a_revoked_partition_leaves_the_queue_and_its_worker_is_cancelled(
     runner = _runner()
     hook = runner.hooks["slow-0"]
     for tp, offset in ((A0, 0), (A1, 0), (A0, 1), (A1, 1)):
-        ticket = runner.tracker.add(tp, offset, 1)
+        ticket = runner.tracker.owe(tp, offset, 1)
         assert ticket is not None
         hook.queue.append((_message(tp, offset), ticket, 0.0))
         hook.owed += 1

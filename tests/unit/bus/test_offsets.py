@@ -1,17 +1,21 @@
-"""The commit-prefix tracker: only the contiguous finished prefix of a partition is ever committable."""
+"""The commit-prefix tracker: only the contiguous finished prefix of a partition is ever committable, a message
+owing several finishes is finished after the last one, and nothing from a revoked assignment counts towards a
+later one."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from algorun.bus.offsets import OffsetTracker, PartitionOffsets, Ticket
 from algorun.bus.types import Message, TopicPartition
-from algorun.runner.delivery import OffsetTracker, PartitionOffsets, lane_key
 
 TP = TopicPartition("t", 0)
+OTHER = TopicPartition("t", 1)
 
 
 def test_commits_only_the_contiguous_prefix() -> None:
@@ -100,14 +104,6 @@ def test_forget_drops_revoked_partitions() -> None:
     assert not t.owns(TP)
 
 
-def test_lanes_keep_per_key_order() -> None:
-    a, b = TopicPartition("t", 0), TopicPartition("t", 1)
-    assert lane_key(a, b"k", by_key=False) == lane_key(a, b"j", by_key=False)
-    assert lane_key(a, b"k", by_key=True) != lane_key(a, b"j", by_key=True)
-    assert lane_key(a, b"k", by_key=True) != lane_key(b, b"k", by_key=True)
-    assert lane_key(a, None, by_key=True) == a
-
-
 @given(
     st.lists(st.tuples(st.sampled_from(["a", "b"]), st.integers(0, 2)), min_size=1, max_size=40),
     st.randoms(use_true_random=False),
@@ -134,3 +130,103 @@ def test_batch_operations_equal_one_at_a_time(reads: list[tuple[str, int]], rnd:
         many.done_all(chunk)
         assert many.take_moved() == one.take_moved()
     assert many.in_flight == one.in_flight == len(messages) - len(finished)
+
+
+def _ticket(tracker: OffsetTracker, offset: int, pending: int, tp: TopicPartition = TP) -> Ticket:
+    ticket = tracker.owe(tp, offset, pending)
+    assert ticket is not None
+    return ticket
+
+
+def test_an_offset_waits_for_every_hook() -> None:
+    tracker = OffsetTracker()
+    t = _ticket(tracker, 10, 2)
+    tracker.finish(t)
+    assert tracker.take_moved() == {}
+    tracker.finish(t)
+    assert tracker.take_moved() == {TP: 11}
+    assert tracker.take_moved() == {}, "only what advanced since the last call"
+    assert tracker.uncommitted == 0
+
+
+def test_a_slow_earlier_message_holds_back_later_ones() -> None:
+    tracker = OffsetTracker()
+    first, second, third = (_ticket(tracker, o, 1) for o in (0, 1, 2))
+    tracker.finish(third)
+    tracker.finish(second)
+    assert tracker.take_moved() == {}
+    tracker.finish(first)
+    assert tracker.take_moved() == {TP: 3}
+
+
+def test_messages_without_hooks_are_done_at_once_but_keep_their_place() -> None:
+    tracker = OffsetTracker()
+    owed = _ticket(tracker, 0, 1)
+    _ticket(tracker, 1, 0)
+    assert tracker.take_moved() == {}
+    tracker.finish(owed)
+    assert tracker.take_moved() == {TP: 2}
+
+
+def test_partitions_are_independent() -> None:
+    tracker = OffsetTracker()
+    _ticket(tracker, 0, 1)
+    other = _ticket(tracker, 5, 1, OTHER)
+    tracker.finish(other)
+    assert tracker.take_moved() == {OTHER: 6}
+
+
+def test_a_refetched_offset_is_not_owed_twice() -> None:
+    tracker = OffsetTracker()
+    t = _ticket(tracker, 3, 1)
+    assert tracker.owe(TP, 3, 1) is None
+    assert tracker.owe(TP, 2, 1) is None
+    tracker.finish(t)
+    assert tracker.take_moved() == {TP: 4}
+
+
+def test_a_late_finisher_from_a_revoked_assignment_counts_for_nothing() -> None:
+    tracker = OffsetTracker()
+    old = _ticket(tracker, 7, 2)
+    tracker.forget([TP])
+    assert not tracker.current(old)
+    new = _ticket(tracker, 7, 2)  # the partition came back and the message was read again
+    tracker.finish(old)
+    tracker.finish(new)
+    assert tracker.take_moved() == {}, "the old delivery must not complete the new one"
+    tracker.finish(new)
+    assert tracker.take_moved() == {TP: 8}
+
+
+def test_done_twice_for_one_ticket_never_goes_negative_or_skips() -> None:
+    tracker = OffsetTracker()
+    a = _ticket(tracker, 0, 1)
+    b = _ticket(tracker, 1, 1)
+    tracker.finish(a)
+    tracker.finish(a)
+    assert tracker.take_moved() == {TP: 1}
+    assert tracker.current(b)
+
+
+@given(
+    pendings=st.lists(st.integers(min_value=0, max_value=3), min_size=1, max_size=40),
+    seed=st.integers(),
+)
+def test_committed_offset_is_always_the_end_of_the_finished_prefix(pendings: list[int], seed: int) -> None:
+    tracker = OffsetTracker()
+    tickets = [_ticket(tracker, offset, p) for offset, p in enumerate(pendings)]
+    remaining = list(pendings)
+    finishes = [i for i, p in enumerate(pendings) for _ in range(p)]
+    random.Random(seed).shuffle(finishes)
+    committed = 0
+    for i in [-1, *finishes]:
+        if i >= 0:
+            tracker.finish(tickets[i])
+            remaining[i] -= 1
+        committed = tracker.take_moved().get(TP, committed)
+        prefix = 0
+        while prefix < len(remaining) and remaining[prefix] == 0:
+            prefix += 1
+        assert committed == prefix
+    assert committed == len(pendings)
+    assert tracker.uncommitted == 0
