@@ -2,8 +2,8 @@
 
 Closed: requests go through. After `fails` consecutive failures it opens: nothing is sent for `timeout` seconds.
 Then it goes half-open and lets `requests` probes through: once that many succeed in a row it closes, and any
-failure reopens it (sony/gobreaker's semantics, which the original endpoint used, with its `cb.fails`,
-`cb.timeout`, `cb.requests` and `cb.interval` settings). While closed, `interval` (seconds, 0 = never) clears the
+failure reopens it (sony/gobreaker's semantics, configured by the endpoint's `cb.fails`, `cb.timeout`,
+`cb.requests` and `cb.interval` settings, as in the original). While closed, `interval` (seconds, 0 = never) clears the
 failure count periodically. It never gives up for good: it closes again by itself once probes succeed.
 
 Used over broker acknowledgements by the endpoint (an open breaker answers 503 at once instead of letting every

@@ -1,6 +1,6 @@
 """The base model every algo.run/v1beta1 type derives from, and the small value types they share.
 
-JSON names are camelCase (the original API's), Python names snake_case. Unknown fields are errors: a typo in a
+JSON names are camelCase (the YAML users write), Python names snake_case. Unknown fields are errors: a typo in a
 pipeline YAML must be reported, not silently dropped (the API server would prune it without a word).
 """
 
@@ -80,7 +80,7 @@ IntOrString = Annotated[
     BeforeValidator(_int_or_string),
     WithJsonSchema({"x-kubernetes-preserve-unknown-fields": True}),
 ]
-"""A port given as a number, a named port, or the original API's Int32OrStringV1 object."""
+"""A port given as a number, a named port, or an Int32OrStringV1 object (`_int_or_string`)."""
 
 
 class ContainerImage(ApiModel):
@@ -91,7 +91,7 @@ class ContainerImage(ApiModel):
     image_pull_policy: ImagePullPolicy | None = None
 
     def reference(self, default_tag: str = "latest") -> str:
-        """`repository:tag`, with `default_tag` when the tag is empty (the original produced an invalid `repo:`)."""
+        """`repository:tag`, with `default_tag` when the tag is empty (`repo:` is not a valid reference)."""
         return f"{self.repository}:{self.tag or default_tag}"
 
 

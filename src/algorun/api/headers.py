@@ -1,7 +1,7 @@
 """The `httpHeaders` string of webhooks and flat algo inputs.
 
-The original typed it as one string and never defined its format. algorun accepts either a JSON object
-(`{"Authorization": "Bearer x"}`) or `Name: value` pairs separated by newlines or `;`.
+The API types it as one string; algorun accepts either a JSON object (`{"Authorization": "Bearer x"}`) or
+`Name: value` pairs separated by newlines or `;`, and refuses anything else (docs/compat.md).
 """
 
 from __future__ import annotations

@@ -1,15 +1,15 @@
 """Every generated name, as pure functions: component full names, topics, consumer groups, object names.
 
 Topic names follow the original: the template's `{deploymentowner}` and `{deploymentname}` are substituted and
-the whole name is lower-cased. When a topic has no `topicName`, algorun uses a documented default built on the
-convention of the original's samples:
+the whole name is lower-cased, so existing topics keep their names. When a topic has no `topicName`, algorun
+uses a documented default:
 
     endpoint path:      algorun.{deploymentowner}.{deploymentname}.endpoint.{path}
     algo output:        algorun.{deploymentowner}.{deploymentname}.{algo name}.{index}.{output}
     connector output:   algorun.{deploymentowner}.{deploymentname}.{connector name}.{index}.{output}
 
-Retry and dead-letter topics belong to the *consuming* algo (the original derived them from the source topic, so
-two algos reading one topic shared, and fought over, the same retry topics):
+Retry and dead-letter topics belong to the *consuming* algo, so two algos reading one topic never share, and
+fight over, the same retry topics:
 
     retry step:         algorun.{owner}.{name}.{algo name}.{index}.retry.{backoff}
     dead letters:       algorun.{owner}.{name}.{algo name}.{index}.{deadLetterSuffix or "dlq"}
@@ -54,7 +54,7 @@ def topic_key(source_name: str, output_name: str) -> str:
 
 
 def resolve_topic_template(template: str, deployment_owner: str, deployment_name: str) -> str:
-    """Substitute `{deploymentowner}`/`{deploymentname}` (any case) and lower-case, as the original did."""
+    """Substitute `{deploymentowner}`/`{deploymentname}` (any case) and lower-case (module docstring)."""
     result = re.sub(r"\{deploymentowner\}", deployment_owner, template, flags=re.IGNORECASE)
     result = re.sub(r"\{deploymentname\}", deployment_name, result, flags=re.IGNORECASE)
     return result.lower()
@@ -163,7 +163,7 @@ def is_secret_key(key: str) -> bool:
 
 
 def round_half_away_from_zero(value: float) -> int:
-    """Go's math.Round. Python's round() rounds half to even, which gives 1 -> 1 where the original gives 2."""
+    """Go's math.Round. Python's round() rounds half to even, which gives 1 -> 1 where Go gives 2."""
     return int(Decimal(str(value)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 

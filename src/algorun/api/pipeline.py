@@ -106,7 +106,7 @@ class EndpointPath(ApiModel):
 
 
 class SnakeModel(BaseModel):
-    """The endpoint's `producer` block keeps the original's snake_case JSON keys."""
+    """The endpoint's `producer` block has snake_case JSON keys (`rate_limit`), as existing pipelines write them."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -262,7 +262,7 @@ class PipelineDeploymentSpec(ApiModel):
     @model_validator(mode="before")
     @classmethod
     def _null_means_default(cls, data: object) -> object:
-        """`endpoint: ~` and `eventHook: ~` mean "none" (the original crashed on them)."""
+        """`endpoint: ~` and `eventHook: ~` mean "none", like leaving them out."""
         if isinstance(data, dict):
             data = dict(data)
             for key in ("endpoint", "eventHook", "event_hook", "algos", "dataConnectors", "pipes"):

@@ -73,7 +73,7 @@ class DeploymentStatusMessage(ApiModel):
 
 
 class NotifMessage(ApiModel):
-    """The body the operator POSTs to `<NOTIF_URL>/<type>changed` (the original's NotifMessage)."""
+    """The body the operator POSTs to `<NOTIF_URL>/<type>changed`, in the original's NotifMessage format."""
 
     key: str | None = None
     message_timestamp: str

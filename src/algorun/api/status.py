@@ -1,7 +1,8 @@
-"""The PipelineDeployment status: the original's fields plus Kubernetes-style conditions.
+"""The PipelineDeployment status: the original's fields, which notifications carry too, plus Kubernetes-style
+conditions.
 
-Written by the operator through the status subresource (the original wrote it to the main resource, where the
-API server discarded it).
+Written by the operator through the status subresource only: the API server discards a status written to the
+main resource of a kind with that subresource.
 """
 
 from __future__ import annotations

@@ -45,7 +45,8 @@ def _matches(metadata_name: str, labels: dict[str, str], ref: CustomResourceRef)
 class Catalog:
     """A Resolver over templates given as objects (local files, or a list read from the API server).
 
-    The match is the one the original made (name and/or labels), made deterministic: the first by name.
+    A reference matches by name and/or labels; when several templates match, the first by name is taken, so the
+    choice is deterministic.
     `documents` says the templates are the YAML documents a user gave on the command line: a reference that
     matches none of them is then reported as missing from those documents, with how to give it.
     """
@@ -235,7 +236,7 @@ class Topology:
 
 
 def is_hook_name(pipe: Pipe) -> bool:
-    """Whether a pipe feeds the event hook. The original only recognised `hook`; its own sample says `EventHook`."""
+    """Whether a pipe feeds the event hook: a destination named `hook` or `EventHook` (any case) counts."""
     return pipe.dest_component_type == ComponentType.EVENT_HOOK or pipe.dest_name.lower() in (
         "hook",
         "eventhook",
@@ -351,7 +352,7 @@ def _plan_topics(topology: Topology) -> None:
     entries: list[tuple[str, str, str, TopicConfig, str | None]] = list(_declared_topics(topology))
     declared = {naming.topic_key(src, out) for src, out, *_ in entries}
     # Outputs that are piped somewhere (or written because writeAllOutputs) but have no declared topic get
-    # the default one, instead of the original's nil-map panic.
+    # the default one.
     for pipe in spec.pipes:
         key = naming.topic_key(pipe.source_name, pipe.source_output_name)
         if key in declared:

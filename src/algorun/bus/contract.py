@@ -1,12 +1,10 @@
 """The message contract: header names and value formats shared with the original Algo.Run, and our additions.
 
-Pure functions only. The original's names and formats are kept so that existing producers and consumers
-interoperate (original-runtime.md 0.2); its gaps are fixed here, in one place:
+Pure functions only. The names and formats are kept so that existing producers and consumers interoperate
+(docs/compat.md, "Message contract"), and the rules each message follows are set here, in one place:
 
-- `messageDataType` is set on *every* hop (the original set it only on retries, so FileReference payloads
-  reached algos as the reference JSON);
-- outputs inherit their input's headers (`traceID`, `contentType`, `endpointParams`, custom headers) instead
-  of only `traceID`/`fileName`;
+- `messageDataType` is set on *every* hop, so an algo knows whether a payload is a FileReference;
+- outputs inherit their input's headers (`traceID`, `contentType`, `endpointParams`, custom headers);
 - every message carries a W3C `traceparent` whose trace-id is the `traceID`, so one request can be followed;
 - dead letters carry the failure (`errorMessage`, `errorType`, where it came from).
 
@@ -132,7 +130,7 @@ def new_trace_id() -> str:
     """A traceID in the original's format: UUID4 as 32 lower-case hex digits, no dashes.
 
     Built from 16 random bytes with the version and variant bits set, as `uuid.uuid4()` does, without the UUID
-    object (a third of the cost: the endpoint makes one per request)."""
+    object: the endpoint makes one per request (`benchmarks/endpoint.py`)."""
     b = bytearray(os.urandom(16))
     b[6] = b[6] & 0x0F | 0x40  # version 4
     b[8] = b[8] & 0x3F | 0x80  # RFC 4122 variant
@@ -383,7 +381,7 @@ def retry(
             MESSAGE_DATA_TYPE: data_type(hs).value,
             RETRY_STEP_INDEX: str(step_index),
             RETRY_NUM: str(retry_num),
-            # whole seconds (the original's format), rounded up: rounding down ran a copy up to a second early
+            # whole seconds (the original's format), rounded up: rounding down would run a copy up to a second early
             RETRY_TIMESTAMP: str(math.ceil(due_unix_seconds)),
         },
     )

@@ -1,6 +1,7 @@
 """Client authentication for the ingestion endpoint: bearer tokens and/or API keys (optional).
 
-The original had none (it relied on the ingress). Tokens and keys come from environment variables or files
+Without configured credentials every request is let in (an ingress may authenticate instead). Tokens and keys
+come from environment variables or files
 (mounted Secrets), never from the config map. A request without credentials gets 401; one whose credentials
 match nothing gets 403. Comparisons take constant time per configured secret.
 

@@ -1,9 +1,8 @@
 """The endpoint's error responses: the original's JSON shape with a correct HTTP status and a clear message.
 
-The original sent `{"errors":[{"errorCode":int,"message":str}],"statusCode":400,"message":"Failed to run
-endpoint"}` as text/plain and used 400 for nearly everything (an unknown path, a failed upload). The shape and
-the codes 50001-50005 are kept so that existing clients still parse the body; the status now says what happened
-(404, 413, 415, 429, 503, ...) and the body is `application/json`.
+The body is `{"errors":[{"errorCode":int,"message":str}],"statusCode":int,"message":"Failed to run endpoint"}`:
+the shape and the codes 50001-50005 are kept so that existing clients still parse it. The status says what
+happened (404, 413, 415, 429, 503, ...) and the body is `application/json`.
 """
 
 from __future__ import annotations
@@ -66,7 +65,7 @@ class EndpointError(Exception):
 
 
 def error_body(status: int, errors: list[tuple[int, str]]) -> dict[str, object]:
-    """The original's error JSON."""
+    """The error JSON (module docstring)."""
     return {
         "errors": [{"errorCode": int(code), "message": message} for code, message in errors],
         "statusCode": status,

@@ -1,12 +1,12 @@
 """The endpoint's Prometheus metrics, on its own registry (served on the monitoring port, 28080).
 
-The original had no HTTP metrics at all; these cover requests, bytes, latency, broker acknowledgements and the
-write-ahead log's depth. Label values are bounded: `path` is a configured path name or `unknown`.
+They cover requests, bytes, latency, broker acknowledgements and the write-ahead log's depth. Label values are
+bounded: `path` is a configured path name or `unknown`.
 
 Per-request families (requests, bytes, latency, broker acks) are plain Python counters exported by a custom
-collector at scrape time, as the runner does: a prometheus_client `inc`/`observe`/`set` takes a lock and costs
-about a microsecond, and the endpoint made five of them per request (profiled under load: a few percent of the
-CPU that bounds its request rate). Every update and every scrape runs on the event loop's thread (both `/metrics`
+collector at scrape time, as the runner does: a prometheus_client `inc`/`observe`/`set` takes a lock, and five
+of them per request are a visible share of the CPU that bounds the request rate (`benchmarks/endpoint.py`,
+`http.max`). Every update and every scrape runs on the event loop's thread (both `/metrics`
 servers are on that loop), so no lock is needed. The in-flight gauge is read from the publisher at scrape time.
 Rare events (broker errors, rejections, WAL writes, breaker state) keep the ordinary prometheus_client objects.
 """

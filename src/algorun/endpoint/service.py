@@ -53,9 +53,9 @@ ENDPOINT_PRODUCER_DEFAULTS: dict[str, str | int | float | bool] = {"linger.ms": 
 """librdkafka settings of the endpoint's producer over the bus defaults (the pipeline's params override them).
 
 `linger.ms` 3 instead of the bus's 5: every request waits for its message's batch, so the linger is paid by
-each client; with 256 closed-loop connections (benchmarks/endpoint.py) 5 ms left the endpoint waiting on
-acknowledgements at 90% of a core and ~18k requests/s, 3 ms reached 19-21k at full core in the same runs.
-Lower (0-2 ms) sends more, smaller batches and costs more CPU per message than it saves in waiting."""
+each client, and a shorter one keeps the core busy instead of waiting on acknowledgements; a still shorter one
+sends more, smaller batches and costs more CPU per message than it saves in waiting (`benchmarks/endpoint.py`,
+`http.max`, with each value)."""
 
 ENDPOINT_PRODUCER_GUARANTEES: dict[str, str | int | float | bool] = {"acks": "all", "enable.idempotence": True}
 """Set over everything else: a 202 from the broker promises the message is on every in-sync replica, once and in
@@ -305,7 +305,7 @@ class EndpointService:
 
     def _broker_ready(self) -> str | None:
         """Without a log, ready only if a request would be sent: not while the breaker refuses, open or half-open
-        with every probe slot taken (it used to check OPEN only, and a breaker stuck half-open looked ready)."""
+        with every probe slot taken (a breaker stuck half-open is not ready)."""
         p = self.publisher
         if self._has_log():
             return None
@@ -336,7 +336,7 @@ class EndpointService:
         return None if self.publisher is None else self.publisher.producer
 
     async def renew_producer(self) -> bool:
-        """SIGHUP (the original's producer swap): a new producer, whose client reads the certificate files again
+        """SIGHUP, as in the original: a new producer, whose client reads the certificate files again
         (rotated credentials), takes over once the old one has delivered what it was given; the old one is closed.
         False, with the old producer kept, when the new one cannot be made (e.g. a certificate file is missing)."""
         if self.publisher is None:

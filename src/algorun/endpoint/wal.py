@@ -5,10 +5,10 @@ when it *accepts* a message, so a message that first went straight to Kafka and 
 original place in the order, and is forwarded before anything accepted after it. Rows are deleted once Kafka
 acknowledged them, so the file holds only the backlog and its size can be bounded.
 
-Why not the original's design: it keyed records by CRC32-C of the payload (identical payloads collapsed into one,
-collisions lost data), stored neither key nor headers (a staged part became a standalone run after replay),
-replayed in CRC order, and dropped the 101st write of each batch. Why not the local bus log: it keeps what was
-read until a retention limit, and a retention limit could delete messages not yet forwarded during a long outage.
+Each accepted message is its own row, whatever its payload (no key derived from the content, so identical
+payloads stay two messages), with its key and headers (a staged part stays staged after forwarding), and every
+write of a batch is committed. Why not the local bus log: it keeps what was read until a retention limit, and a
+retention limit could delete messages not yet forwarded during a long outage.
 
 Records Kafka refuses for good (too large, unknown topic, not authorised) would otherwise stay first in the log
 and be retried forever: the forwarder moves them to a second table, `dead_letter` (same columns plus `error` and

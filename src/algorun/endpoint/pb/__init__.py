@@ -1,1 +1,1 @@
-"""Generated gRPC code of the original PipelineEndpoint service (see pipeline_endpoint.proto)."""
+"""Generated gRPC code of the PipelineEndpoint service (see pipeline_endpoint.proto)."""
