@@ -3,9 +3,8 @@
 Sent from one background queue, in order, after the status write that caused them succeeded, so a reconcile
 never waits on the receiver. Delivery is the hook runner's (`algorun.webhook.delivery`): the same success rule
 (2xx), retries with exponential backoff and jitter, timeouts, TLS verification and optional HMAC signing
-(`X-Algorun-Signature`, see docs/hooks.md), so a receiver handles both kinds of webhook alike. The original sent
-once, without a timeout, with TLS verification off, and disabled notifications for the whole process if the URL
-was empty at the first try. Deletion messages carry the deployment's identity (the original's carried none).
+(`X-Algorun-Signature`, see docs/hooks.md), so a receiver handles both kinds of webhook alike. Deletion messages
+carry the deployment's identity.
 """
 
 from __future__ import annotations

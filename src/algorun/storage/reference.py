@@ -1,7 +1,7 @@
 """The original's FileReference: the JSON `{"host", "bucket", "file"}` a claim-checked value travels as.
 
-Fields are omitted when empty, as the original's Go encoder did; `host` is informational (readers use their own
-storage settings). Pure code.
+Fields are omitted when empty (Go's `omitempty`, which existing readers expect); `host` is informational
+(readers use their own storage settings). Pure code.
 """
 
 from __future__ import annotations

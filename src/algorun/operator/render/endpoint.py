@@ -3,13 +3,12 @@
 The workload is a Deployment, or a StatefulSet with a PersistentVolumeClaim per replica when the endpoint's
 write-ahead log is on disk (`producer.wal` present, mode not `disable`, not in memory): a disk log must survive
 restarts of its pod, which only a StatefulSet's claim gives. Switching between the two replaces one by the
-other (the operator prunes the old kind). The HPA targets whichever kind is rendered (the original always
-said Deployment). Kafka TLS and auth reach the endpoint through the same env vars and mounts as the runner
-(the original wrote them into a ConfigMap it had already saved, so they never arrived, and crashed for SCRAM).
+other (the operator prunes the old kind). The HPA targets whichever kind is rendered. Kafka TLS and auth
+reach the endpoint through the same env vars and mounts as the runner (`security`), for every auth type.
 
 With `ENDPOINT_TLS_ISSUER` set, the endpoint serves HTTPS and gRPC over TLS with a certificate cert-manager
 issues for its Service's names (a `Certificate` whose Secret is mounted at `TLS_DIR`); the endpoint picks up
-renewals itself. The original left TLS to Ambassador and issued nothing, so traffic inside the cluster was plain.
+renewals itself, and traffic inside the cluster is encrypted too. Without it, TLS is the ingress's job.
 
 With `spec.endpoint.auth`, the Secret it names is mounted at `AUTH_DIR` (its two keys as the files the endpoint
 reads, `ALGORUN_ENDPOINT_CREDENTIALS_DIR`), so rotated credentials reach the pod without a restart.

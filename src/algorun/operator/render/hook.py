@@ -1,7 +1,6 @@
-"""The event-hook runner: config ConfigMap (mounted, unlike the original's), Deployment and HPA.
+"""The event-hook runner: config ConfigMap (mounted where the hook runner reads it), Deployment and HPA.
 
-The HPA follows `eventHook.autoscaling` (the original gated it on the endpoint's flag and crashed when the hook
-had none).
+The HPA follows the hook's own `eventHook.autoscaling` (enabled there), whatever the endpoint's says.
 """
 
 from __future__ import annotations

@@ -8,12 +8,11 @@ as spec fields and refuses those keys in `spec.config`, where v1beta2 (every 0.x
 `authorization` simple with `acls[].resource` and `operations`) and KafkaConnector (`class`, `tasksMax`, `config`)
 are written the same way in both.
 
-Fixed from the original: retry and dead-letter topics are provisioned; the KafkaUser has the configured auth
-type (it was always `tls`) and ACLs for every topic and consumer group the pipeline uses (the original missed
-retry/DLQ topics and Kafka Connect's groups and topics, and granted every `algorun*` group); each Connect
-cluster has its own group id and storage topics (they were shared, so clusters collided); source connectors are
-told their output topic and sink connectors every upstream topic (not only the first); objects are created with
-their name and namespace (HEAD created them with empty metadata and failed).
+Retry and dead-letter topics are provisioned like the others. The KafkaUser has the configured auth type and
+ACLs for exactly the topics and consumer groups the pipeline uses (retry and dead-letter topics, Kafka Connect's
+groups and storage topics included), no more. Each Connect cluster has its own group id and storage topics, so
+two clusters never collide; a source connector is told its output topic, and a sink connector every upstream
+topic. docs/compat.md lists how this differs from the original operator.
 
 Each Connect cluster exports its metrics through Strimzi's JMX exporter (`metricsConfig`, rules in a ConfigMap of
 its own) on the pods' port 9404, and a Service labelled like every other algo.run component's metrics Service

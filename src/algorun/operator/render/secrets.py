@@ -2,9 +2,8 @@
 
 Pods can only mount secrets of their own namespace, and Strimzi writes the cluster CA and the user's
 credentials in the Kafka namespace. Each deployment gets its own copies, named after it and owned by it, so
-deleting one pipeline never removes a secret another pipeline mounts (the original shared one CA copy, owned
-by whichever pipeline came first). A copy is only rendered once its source exists: the original created an
-empty copy on the first pass, before Strimzi had issued the user's certificate.
+deleting one pipeline never removes a secret another pipeline mounts. A copy is only rendered once its source
+exists: an empty copy, made before Strimzi has issued the user's certificate, would be mounted as it is.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ This is the internal contract between the operator and the runner, endpoint and 
     ALGORUN_STORAGE_BUCKET          the pipeline's bucket
     ALGORUN_STORAGE_REGION          STORAGE_REGION
 
-Secrets are never mounted for an auth type that does not use them (the original mounted a TLS client
-certificate whenever any auth was set, and crashed for SCRAM).
+Secrets are never mounted for an auth type that does not use them: SCRAM gets the password, not a TLS client
+certificate.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """Pieces shared by the algo, endpoint and hook workloads: probes, resources, images, HPAs, config hashes.
 
-Fixes of the original kept here: user probes keep their handler; every resource name in requests and limits
-is kept (the original dropped cpu and memory); `imagePullPolicy: Always` is honoured; HPAs use
-`autoscaling/v2`, live in the workload's namespace, target the workload's real kind, and the workload leaves
-`replicas` to the HPA (the original reset it on every reconcile and fought the autoscaler).
+User probes keep their handler; every resource name in requests and limits is kept; `imagePullPolicy: Always`
+is honoured; HPAs use `autoscaling/v2`, live in the workload's namespace and target the workload's real kind,
+and an autoscaled workload leaves `replicas` to its HPA, so a reconcile never fights the autoscaler.
 """
 
 from __future__ import annotations
@@ -166,8 +165,7 @@ def content_hash(data: Any) -> str:
 def listen_port(listen: str | None, default: int) -> int:
     """The port of a `listen` value: `:18080`, `0.0.0.0:18080`, `http://host:18080` or `18080`.
 
-    The original URL-parsed these, failed on the first two forms and fell back silently; a value without a
-    port keeps the default.
+    A value without a port keeps the default.
     """
     if not listen:
         return default
