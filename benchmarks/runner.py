@@ -34,7 +34,6 @@ import subprocess  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
 from collections import deque  # noqa: E402
-from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -232,7 +231,7 @@ async def child_main(case: str, bootstrap: str, n: dict[str, str], count: int, p
             await bus_loop(bus, n["input"], n["output"], count)
         else:
             config, opts = case_config(case, n, port)
-            options = replace(RunnerOptions(workdir=REPO, health_port=0), **opts)
+            options = RunnerOptions(workdir=REPO, health_port=0).model_copy(update=opts)
             runner = Runner(config, options, bus, create(config, options))
             stop = asyncio.Event()
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)

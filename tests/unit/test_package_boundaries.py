@@ -1,8 +1,8 @@
 """The package table of DESIGN.md, checked: each package of `src/algorun` imports only the packages below it.
 
 Every `import algorun.X` and `from algorun.X import ...` counts, lazy imports inside functions too (they still
-make X a dependency). The shared base modules (`telemetry`, `breaker`) sit under every package. `cli` may import
-everything; `local` serves the console, so `console` sits below `local`.
+make X a dependency). The shared base modules (`telemetry`, `breaker`, `settings`) sit under every package. `cli`
+may import everything; `local` serves the console, so `console` sits below `local`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "algorun"
-BASE = {"telemetry", "breaker"}
+BASE = {"telemetry", "breaker", "settings"}
 MAY_IMPORT: dict[str, set[str]] = {
     "api": set(),
     "bus": {"api"},

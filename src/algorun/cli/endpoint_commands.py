@@ -12,12 +12,16 @@ from algorun.cli.component_options import BusOption, ConfigOption, LogLevelOptio
 def endpoint(
     config: ConfigOption,
     bus: BusOption = None,
-    http_listen: Annotated[str | None, typer.Option(help="HTTP listen address (default :18080).")] = None,
-    grpc_listen: Annotated[str | None, typer.Option(help="gRPC listen address (default :18282).")] = None,
-    monitoring_listen: Annotated[str | None, typer.Option(help="Metrics/health address (default :28080).")] = None,
+    http_listen: Annotated[str | None, typer.Option(help="HTTP listen address (EP_SERVER_HTTP_LISTEN).")] = None,
+    grpc_listen: Annotated[str | None, typer.Option(help="gRPC listen address (EP_SERVER_GRPC_LISTEN).")] = None,
+    monitoring_listen: Annotated[
+        str | None, typer.Option(help="Metrics/health address (EP_SERVER_MONITORING_LISTEN).")
+    ] = None,
     log_level: LogLevelOption = "info",
 ) -> None:
-    """Run the ingestion endpoint: HTTP on 18080, gRPC on 18282, metrics on 28080 (see docs/endpoint.md)."""
+    """Run the ingestion endpoint: HTTP, gRPC and metrics (see docs/endpoint.md).
+
+    Its settings are ALGORUN_ENDPOINT_* variables (docs/settings.md); the options override them."""
     from pydantic import ValidationError
 
     from algorun.api.configs import EndpointConfig, endpoint_config
@@ -28,11 +32,15 @@ def endpoint(
     data, topology = read_config(config)
     try:
         cfg = EndpointConfig.model_validate(data) if data is not None else endpoint_config(topology)
+    except ValidationError as e:
+        raise typer.BadParameter(f"{config}: {e}") from e
+    try:
         settings = build_settings(
             cfg, http_listen=http_listen, grpc_listen=grpc_listen, monitoring_listen=monitoring_listen
         )
-    except (ValidationError, SettingsError) as e:
-        raise typer.BadParameter(f"{config}: {e}") from e
+    except SettingsError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
     ident = cfg.identity
     configure_logging("endpoint", instance=f"{ident.deployment_owner}/{ident.deployment_name}", level=log_level)
     run_uvloop(serve(cfg, settings, bus_target(bus, cfg.kafka.brokers)))

@@ -12,10 +12,14 @@ from algorun.cli.component_options import BusOption, ConfigOption, LogLevelOptio
 def hook(
     config: ConfigOption,
     bus: BusOption = None,
-    health_port: Annotated[int, typer.Option("--health-port", help="Port of /health, /ready, /metrics.")] = 10080,
+    health_port: Annotated[
+        int | None, typer.Option("--health-port", help="Port of /health, /ready, /metrics (ALGORUN_HOOK_HEALTH_PORT).")
+    ] = None,
     log_level: LogLevelOption = "info",
 ) -> None:
-    """Run the event-hook runner: deliver the EventHook inputs to their webhooks (see docs/hooks.md)."""
+    """Run the event-hook runner: deliver the EventHook inputs to their webhooks (see docs/hooks.md).
+
+    Its settings are ALGORUN_HOOK_* variables (docs/settings.md); the options override them."""
     from pydantic import ValidationError
 
     from algorun.api.configs import HookConfig, hook_config
@@ -26,9 +30,13 @@ def hook(
     data, topology = read_config(config)
     try:
         cfg = HookConfig.model_validate(data) if data is not None else hook_config(topology)
-        settings = build_settings(cfg, monitoring_port=health_port)
-    except (ValidationError, SettingsError) as e:
+    except ValidationError as e:
         raise typer.BadParameter(f"{config}: {e}") from e
+    try:
+        settings = build_settings(cfg, monitoring_port=health_port)
+    except SettingsError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
     ident = cfg.identity
     configure_logging("hook", instance=f"{ident.deployment_owner}/{ident.deployment_name}", level=log_level)
     run_uvloop(serve(cfg, settings, bus_target(bus, cfg.kafka.brokers)))

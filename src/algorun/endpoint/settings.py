@@ -1,24 +1,15 @@
-"""The endpoint's runtime settings: the pipeline's `EndpointConfig` plus what the config does not carry yet.
+"""The endpoint's settings (`EndpointOptions`: how it serves) and `EndpointSettings`, what the service takes:
+those settings resolved against the pipeline's `EndpointConfig` (paths, listen addresses, write-ahead log, circuit
+breaker), as `algorun.settings` defines both words.
 
-Limits, TLS files and client credentials are not (yet) fields of the API's endpoint config, so they come from
-command-line options or environment variables (secrets only from the environment or files):
+Limits, TLS files and client credentials are not fields of the API's endpoint config, so they are settings:
+environment variables `ALGORUN_ENDPOINT_*` (secrets only from the environment or files), listed in
+docs/settings.md. The listen addresses are the config's, overridden by the original's `EP_SERVER_*_LISTEN`
+variables, then by the command-line options.
 
-| variable | default | meaning |
-|---|---|---|
-| `ALGORUN_ENDPOINT_MAX_BODY_BYTES` | 1000000 | largest inline message body (413 beyond, unless the path offloads) |
-| `ALGORUN_ENDPOINT_MAX_UPLOAD_BYTES` | 67108864 | largest body of a `FileReference` path with storage (goes to S3) |
-| `ALGORUN_ENDPOINT_MAX_IN_FLIGHT` | 20000 | accepted messages awaiting an ack before 429 |
-| `ALGORUN_ENDPOINT_MAX_IN_FLIGHT_BYTES` | 268435456 | bytes awaiting an ack before 429 |
-| `ALGORUN_ENDPOINT_ACK_TIMEOUT` | 10 | seconds to wait for the broker before a delivery counts as failed |
-| `ALGORUN_ENDPOINT_TLS_CERT`, `_TLS_KEY` | - | PEM server certificate and key: HTTPS and gRPC over TLS |
-| `ALGORUN_ENDPOINT_TLS_CLIENT_CA` | - | PEM CA bundle: require client certificates signed by it (mTLS) |
-| `ALGORUN_ENDPOINT_BEARER_TOKENS`, `_BEARER_TOKENS_FILE` | - | bearer tokens (comma-separated / one per line) |
-| `ALGORUN_ENDPOINT_API_KEYS`, `_API_KEYS_FILE` | - | accepted `X-API-Key` values |
-| `ALGORUN_ENDPOINT_CREDENTIALS_DIR` | - | files `bearer-tokens`, `api-keys` (`spec.endpoint.auth`'s Secret), re-read |
-| `EP_SERVER_HTTP_LISTEN`, `EP_SERVER_GRPC_LISTEN`, `EP_SERVER_MONITORING_LISTEN` | config | the original's overrides |
-
-`ALGORUN_ENDPOINT_CREDENTIALS_DIR` is read again when its files change; the endpoint refuses to start while it
-holds no credential (asked for authentication, it never runs open).
+`ALGORUN_ENDPOINT_CREDENTIALS_DIR` (files `bearer-tokens`, `api-keys`: `spec.endpoint.auth`'s Secret) is read
+again when its files change; the endpoint refuses to start while it holds no credential (asked for
+authentication, it never runs open).
 
 S3 storage for large bodies is read by `algorun.storage.settings.component_settings` (`MC_HOST_algorun`, `AWS_*`,
 `ALGORUN_STORAGE_BUCKET`, `ALGORUN_STORAGE_REGION`), as the runner's.
@@ -26,25 +17,68 @@ S3 storage for large bodies is read by `algorun.storage.settings.component_setti
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 
 from algorun.api.configs import EndpointConfig
 from algorun.api.enums import WalMode
 from algorun.api.units import parse_duration, parse_quantity
 from algorun.endpoint.auth import Credentials, CredentialsDirectory, secret_lines
 from algorun.endpoint.publisher import Limits, WalPolicy
+from algorun.settings import ComponentSettings, SettingsError
 
 PREFIX = "ALGORUN_ENDPOINT_"
 DEFAULT_WAL_DIR = "/data/wal"
 WAL_FILE = "endpoint-wal.db"
 
+__all__ = ["EndpointOptions", "EndpointSettings", "Listen", "SettingsError", "TlsFiles", "build_settings"]
 
-class SettingsError(ValueError):
-    """A setting that cannot work; the message names the variable or config field."""
+
+class EndpointOptions(ComponentSettings):
+    """How the endpoint serves; every field is an `ALGORUN_ENDPOINT_*` variable (the listen addresses keep the
+    original's `EP_SERVER_*_LISTEN` names), the CLI's options win."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX)
+
+    http_listen: str = Field(default=":18080", validation_alias="EP_SERVER_HTTP_LISTEN")
+    """HTTP listen address, `host:port` (over the config's `server.http.listen`)."""
+    grpc_listen: str = Field(default=":18282", validation_alias="EP_SERVER_GRPC_LISTEN")
+    """gRPC listen address (over the config's `server.grpc.listen`)."""
+    monitoring_listen: str = Field(default=":28080", validation_alias="EP_SERVER_MONITORING_LISTEN")
+    """Metrics and health address (over the config's `server.monitoring.listen`)."""
+    max_body_bytes: int = Field(default=1_000_000, ge=1)
+    """Largest inline message body (413 beyond, unless the path offloads it to storage)."""
+    max_upload_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    """Largest body of a `FileReference` path with storage (it goes to S3)."""
+    max_in_flight: int = Field(default=20_000, ge=1)
+    """Accepted messages awaiting a broker acknowledgement before requests are refused with 429."""
+    max_in_flight_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
+    """Bytes awaiting a broker acknowledgement before requests are refused with 429."""
+    ack_timeout_seconds: float = Field(default=10.0, gt=0, allow_inf_nan=False, validation_alias=PREFIX + "ACK_TIMEOUT")
+    """Time to wait for the broker before a delivery counts as failed."""
+    tls_cert: str | None = None
+    """PEM server certificate: HTTPS and gRPC over TLS (with `tls_key`)."""
+    tls_key: str | None = None
+    """PEM private key of `tls_cert`."""
+    tls_client_ca: str | None = None
+    """PEM CA bundle: client certificates signed by it are required (mTLS)."""
+    bearer_tokens: SecretStr | None = None
+    """Accepted bearer tokens, comma-separated."""
+    bearer_tokens_file: Path | None = None
+    """A file of accepted bearer tokens, one per line."""
+    api_keys: SecretStr | None = None
+    """Accepted `X-API-Key` values, comma-separated."""
+    api_keys_file: Path | None = None
+    """A file of accepted `X-API-Key` values, one per line."""
+    credentials_dir: str | None = None
+    """A directory with files `bearer-tokens` and `api-keys` (`spec.endpoint.auth`'s Secret), read again when
+    they change."""
 
 
 @dataclass(frozen=True)
@@ -73,61 +107,57 @@ class TlsFiles:
 
 @dataclass(frozen=True)
 class EndpointSettings:
-    http: Listen = field(default_factory=lambda: Listen("0.0.0.0", 18080))
-    grpc: Listen = field(default_factory=lambda: Listen("0.0.0.0", 18282))
-    monitoring: Listen = field(default_factory=lambda: Listen("0.0.0.0", 28080))
-    max_body_bytes: int = 1_000_000
-    max_upload_bytes: int = 64 * 1024 * 1024
-    ack_timeout_s: float = 10.0
-    limits: Limits = field(default_factory=Limits)
-    tls: TlsFiles | None = None
-    credentials: Credentials = field(default_factory=Credentials)
-    credentials_dir: CredentialsDirectory | None = None
+    """The `EndpointOptions` resolved against the config: what the service takes (`build_settings` makes it)."""
+
+    http: Listen
+    grpc: Listen
+    monitoring: Listen
+    max_body_bytes: int
+    max_upload_bytes: int
+    ack_timeout_s: float
+    limits: Limits
+    tls: TlsFiles | None
+    credentials: Credentials
+    credentials_dir: CredentialsDirectory | None
     """Where the credentials are read again from when they change (None: they are fixed at start)."""
-    wal_policy: WalPolicy = field(default_factory=WalPolicy)
-    wal_file: str | None = None
-    wal_in_memory: bool = False
-    wal_max_bytes: int | None = 1024**3
-    breaker_fails: int = 5
-    breaker_timeout_s: float = 20.0
-    breaker_requests: int = 3
-    breaker_interval_s: float = 0.0
-    resend_rate: int | None = None
+    wal_policy: WalPolicy
+    wal_file: str | None
+    wal_in_memory: bool
+    wal_max_bytes: int | None
+    breaker_fails: int
+    breaker_timeout_s: float
+    breaker_requests: int
+    breaker_interval_s: float
+    resend_rate: int | None
     grpc_max_message_bytes: int = 4 * 1024 * 1024
 
     def wal_enabled(self, topics: list[str]) -> bool:
         return self.wal_policy.needs_log(topics)
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(PREFIX + name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{PREFIX}{name}={raw!r} is not an integer") from None
-    if value < 1:
-        raise SettingsError(f"{PREFIX}{name} must be at least 1, not {value}")
-    return value
-
-
-def _secrets(env: Mapping[str, str], name: str) -> frozenset[str]:
-    values = secret_lines(env.get(PREFIX + name, "").replace(",", "\n"))
-    path = env.get(PREFIX + name + "_FILE")
+def _secrets(values: SecretStr | None, path: Path | None, variable: str) -> frozenset[str]:
+    """The secrets of a comma-separated variable and of its file (one per line)."""
+    found = secret_lines((values.get_secret_value() if values else "").replace(",", "\n"))
     if path:
         try:
-            values |= secret_lines(Path(path).read_text())
+            found |= secret_lines(path.read_text())
         except OSError as e:
-            raise SettingsError(f"{PREFIX}{name}_FILE: cannot read {path!r}: {e.strerror}") from e
-    return values
+            raise SettingsError(f"{PREFIX}{variable}_FILE: cannot read {str(path)!r}: {e.strerror}") from e
+    return found
 
 
 def credentials_from_env(env: Mapping[str, str]) -> tuple[Credentials, CredentialsDirectory | None]:
     """The credentials the environment configures (variables, files, a directory); SettingsError when a file
     cannot be read or a credentials directory holds none."""
-    fixed = Credentials(_secrets(env, "BEARER_TOKENS"), _secrets(env, "API_KEYS"))
-    path = env.get(PREFIX + "CREDENTIALS_DIR")
+    return _credentials(EndpointOptions.from_env(env))
+
+
+def _credentials(options: EndpointOptions) -> tuple[Credentials, CredentialsDirectory | None]:
+    fixed = Credentials(
+        _secrets(options.bearer_tokens, options.bearer_tokens_file, "BEARER_TOKENS"),
+        _secrets(options.api_keys, options.api_keys_file, "API_KEYS"),
+    )
+    path = options.credentials_dir
     if not path:
         return fixed, None
     directory = CredentialsDirectory(path, fixed)
@@ -149,6 +179,32 @@ def _existing(path: str, what: str) -> str:
     return path
 
 
+def _tls(options: EndpointOptions) -> TlsFiles | None:
+    cert, key, client_ca = options.tls_cert, options.tls_key, options.tls_client_ca
+    if cert or key:
+        if not (cert and key):
+            raise SettingsError(f"TLS needs both {PREFIX}TLS_CERT and {PREFIX}TLS_KEY")
+        return TlsFiles(
+            _existing(cert, PREFIX + "TLS_CERT"),
+            _existing(key, PREFIX + "TLS_KEY"),
+            _existing(client_ca, PREFIX + "TLS_CLIENT_CA") if client_ca else None,
+        )
+    if client_ca:
+        raise SettingsError(f"{PREFIX}TLS_CLIENT_CA (mTLS) needs {PREFIX}TLS_CERT and {PREFIX}TLS_KEY")
+    return None
+
+
+def _listen_from_config(config: EndpointConfig) -> dict[str, Any]:
+    """The config's listen addresses: the layer under the environment."""
+    server = config.server
+    found = {
+        "http_listen": server and server.http and server.http.listen,
+        "grpc_listen": server and server.grpc and server.grpc.listen,
+        "monitoring_listen": server and server.monitoring and server.monitoring.listen,
+    }
+    return {k: v for k, v in found.items() if v}
+
+
 def build_settings(
     config: EndpointConfig,
     env: Mapping[str, str] | None = None,
@@ -158,30 +214,14 @@ def build_settings(
     monitoring_listen: str | None = None,
 ) -> EndpointSettings:
     """Settings from the config, then the environment, then explicit overrides (command-line options)."""
-    e = os.environ if env is None else env
-    server = config.server
-    http = http_listen or e.get("EP_SERVER_HTTP_LISTEN") or (server and server.http and server.http.listen) or ":18080"
-    grpc = grpc_listen or e.get("EP_SERVER_GRPC_LISTEN") or (server and server.grpc and server.grpc.listen) or ":18282"
-    mon = (
-        monitoring_listen
-        or e.get("EP_SERVER_MONITORING_LISTEN")
-        or (server and server.monitoring and server.monitoring.listen)
-        or ":28080"
+    options = EndpointOptions.from_env(
+        env,
+        lower=_listen_from_config(config),
+        http_listen=http_listen,
+        grpc_listen=grpc_listen,
+        monitoring_listen=monitoring_listen,
     )
-    tls = None
-    cert, key = e.get(PREFIX + "TLS_CERT"), e.get(PREFIX + "TLS_KEY")
-    client_ca = e.get(PREFIX + "TLS_CLIENT_CA") or None
-    if cert or key:
-        if not (cert and key):
-            raise SettingsError(f"TLS needs both {PREFIX}TLS_CERT and {PREFIX}TLS_KEY")
-        tls = TlsFiles(
-            _existing(cert, PREFIX + "TLS_CERT"),
-            _existing(key, PREFIX + "TLS_KEY"),
-            _existing(client_ca, PREFIX + "TLS_CLIENT_CA") if client_ca else None,
-        )
-    elif client_ca:
-        raise SettingsError(f"{PREFIX}TLS_CLIENT_CA (mTLS) needs {PREFIX}TLS_CERT and {PREFIX}TLS_KEY")
-
+    tls = _tls(options)
     producer = config.producer
     wal = producer.wal if producer else None
     cb = producer.cb if producer else None
@@ -197,23 +237,15 @@ def build_settings(
         # Not durable by definition; a private temporary file keeps the same code path (and survives nothing).
         wal_file = str(Path(tempfile.mkdtemp(prefix="algorun-endpoint-wal-")) / WAL_FILE)
     size = wal.size if wal and wal.size else None
-    credentials, credentials_dir = credentials_from_env(e)
-    ack_raw = e.get(PREFIX + "ACK_TIMEOUT")
-    try:
-        ack_timeout = float(ack_raw) if ack_raw else 10.0
-    except ValueError:
-        raise SettingsError(f"{PREFIX}ACK_TIMEOUT={ack_raw!r} is not a number of seconds") from None
+    credentials, credentials_dir = _credentials(options)
     return EndpointSettings(
-        http=Listen.parse(http, "server.http.listen"),
-        grpc=Listen.parse(grpc, "server.grpc.listen"),
-        monitoring=Listen.parse(mon, "server.monitoring.listen"),
-        max_body_bytes=_int(e, "MAX_BODY_BYTES", 1_000_000),
-        max_upload_bytes=_int(e, "MAX_UPLOAD_BYTES", 64 * 1024 * 1024),
-        ack_timeout_s=ack_timeout,
-        limits=Limits(
-            max_in_flight=_int(e, "MAX_IN_FLIGHT", 20_000),
-            max_in_flight_bytes=_int(e, "MAX_IN_FLIGHT_BYTES", 256 * 1024 * 1024),
-        ),
+        http=Listen.parse(options.http_listen, "server.http.listen"),
+        grpc=Listen.parse(options.grpc_listen, "server.grpc.listen"),
+        monitoring=Listen.parse(options.monitoring_listen, "server.monitoring.listen"),
+        max_body_bytes=options.max_body_bytes,
+        max_upload_bytes=options.max_upload_bytes,
+        ack_timeout_s=options.ack_timeout_seconds,
+        limits=Limits(max_in_flight=options.max_in_flight, max_in_flight_bytes=options.max_in_flight_bytes),
         tls=tls,
         credentials=credentials,
         credentials_dir=credentials_dir,

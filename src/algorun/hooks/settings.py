@@ -1,42 +1,75 @@
-"""The hook runner's settings: the pipeline's `HookConfig` plus what it does not carry yet.
+"""The hook runner's settings (`HookOptions`: how it delivers) and `HookSettings`, what the hook runner takes:
+those settings resolved against the pipeline's `HookConfig` (the webhooks to deliver to), as `algorun.settings`
+defines both words.
 
-Signing secrets, retry budgets and limits are not (yet) fields of the API's hook config, so they come from
-environment variables; secrets only from the environment or a mounted file, never from the config map.
-
-| variable | default | meaning |
-|---|---|---|
-| `ALGORUN_HOOK_SECRET` | - | signing secret of every hook without its own |
-| `ALGORUN_HOOK_SECRETS_FILE` | - | JSON object: hook id (`{input}-{n}`) or webhook URL -> secret |
-| `ALGORUN_HOOK_SECRETS` | - | the same JSON object inline (its entries win) |
-| `ALGORUN_HOOK_MAX_ATTEMPTS` | 0 | attempts per message and hook before dead-lettering (0: only the budget) |
-| `ALGORUN_HOOK_RETRY_BUDGET` | 600 | seconds per message and hook, from when it is read, before dead-lettering |
-| `ALGORUN_HOOK_BACKOFF_BASE`, `_BACKOFF_MAX` | 0.5, 30 | first and largest delay between attempts (seconds) |
-| `ALGORUN_HOOK_TIMEOUT` | 10 | seconds per request |
-| `ALGORUN_HOOK_CONCURRENCY` | 8 | concurrent requests per hook (messages waiting to retry do not count) |
-| `ALGORUN_HOOK_MAX_BACKLOG` | 1000 | messages a hook may owe before the topics feeding it are paused |
-| `ALGORUN_HOOK_VERIFY_TLS` | true | verify webhook TLS certificates (the original's notifier did not) |
-| `ALGORUN_HOOK_CIRCUIT_FAILS` | 10 | failed requests in a row that open a hook's circuit (0: no circuit) |
-| `ALGORUN_HOOK_CIRCUIT_OPEN` | 10 | seconds an open circuit sends nothing before one probe request |
+Signing secrets, retry budgets and limits are not fields of the API's hook config, so they are settings:
+environment variables `ALGORUN_HOOK_*` (secrets only from the environment or a mounted file, never from the config
+map), listed in docs/settings.md. `ALGORUN_HOOK_SECRETS` (inline JSON, as a Kubernetes Secret key arrives) and
+`ALGORUN_HOOK_SECRETS_FILE` (a JSON file) map a hook id (`{input}-{n}`) or a webhook URL to its secret; the inline
+entries win, and `ALGORUN_HOOK_SECRET` signs every hook without its own.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 
 from algorun.api.configs import HookConfig
+from algorun.settings import ComponentSettings, SettingsError
 from algorun.webhook.backoff import RetryPolicy
 from algorun.webhook.delivery import Webhook
 
 PREFIX = "ALGORUN_HOOK_"
 
+__all__ = ["HookOptions", "HookSettings", "HookTarget", "SettingsError", "build_settings"]
 
-class SettingsError(ValueError):
-    """A setting that cannot work; the message names the variable."""
+
+def _seconds(default: float, variable: str) -> Any:
+    """A duration field: finite, not negative, read from `ALGORUN_HOOK_{variable}` (its name in the chart)."""
+    return Field(default=default, ge=0, allow_inf_nan=False, validation_alias=PREFIX + variable)
+
+
+class HookOptions(ComponentSettings):
+    """How the hook runner delivers; every field is an `ALGORUN_HOOK_*` variable, the CLI's options win."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX)
+
+    secret: SecretStr | None = None
+    """Signing secret of every hook without its own."""
+    secrets_file: Path | None = None
+    """JSON file: hook id (`{input}-{n}`) or webhook URL -> secret."""
+    secrets: SecretStr | None = None
+    """The same JSON object inline (its entries win over the file's)."""
+    max_attempts: int = Field(default=0, ge=0)
+    """Attempts per message and hook before dead-lettering (0: only the retry budget limits them)."""
+    retry_budget_seconds: float = _seconds(600.0, "RETRY_BUDGET")
+    """Time per message and hook, from when it is read, before dead-lettering."""
+    backoff_base_seconds: float = _seconds(0.5, "BACKOFF_BASE")
+    """First delay between attempts."""
+    backoff_max_seconds: float = _seconds(30.0, "BACKOFF_MAX")
+    """Largest delay between attempts."""
+    timeout_seconds: float = _seconds(10.0, "TIMEOUT")
+    """Time per request (0: the default)."""
+    concurrency: int = Field(default=8, ge=0)
+    """Concurrent requests per hook (messages waiting to retry do not count; 0 counts as 1)."""
+    max_backlog: int = Field(default=1000, ge=0)
+    """Messages a hook may owe before the topics feeding it are paused (0 counts as 1)."""
+    verify_tls: bool = True
+    """Verify webhook TLS certificates (the original's notifier did not)."""
+    circuit_fails: int = Field(default=10, ge=0)
+    """Failed requests in a row that open a hook's circuit (`algorun.webhook.circuit`; 0: no circuit)."""
+    circuit_open_seconds: float = _seconds(10.0, "CIRCUIT_OPEN")
+    """Time an open circuit sends nothing before one probe request."""
+    health_port: int = Field(default=10080, ge=0, le=65535)
+    """Port of /health, /ready and /metrics (0: any free port)."""
+    health_host: str = "0.0.0.0"
+    """Address the health server listens on."""
 
 
 @dataclass(frozen=True)
@@ -52,43 +85,31 @@ class HookTarget:
 
 @dataclass(frozen=True)
 class HookSettings:
-    targets: list[HookTarget] = field(default_factory=list)
-    policy: RetryPolicy = field(default_factory=RetryPolicy)
-    concurrency: int = 8
-    max_backlog: int = 1000
-    circuit_fails: int = 10
+    """The `HookOptions` resolved against the config: what the hook runner takes (`build_settings` makes it)."""
+
+    targets: list[HookTarget]
+    policy: RetryPolicy
+    concurrency: int
+    max_backlog: int
+    circuit_fails: int
     """Failed requests in a row that open a webhook's circuit (`algorun.webhook.circuit`); 0 turns it off."""
-    circuit_open_s: float = 10.0
-    monitoring_port: int = 10080
-    monitoring_host: str = "0.0.0.0"
+    circuit_open_s: float
+    monitoring_port: int
+    monitoring_host: str
 
 
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(PREFIX + name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{PREFIX}{name}={raw!r} is not a number") from None
-    if not math.isfinite(value) or value < 0:
-        raise SettingsError(f"{PREFIX}{name} must be a finite number >= 0")
-    return value
-
-
-def _secrets(env: Mapping[str, str]) -> dict[str, str]:
-    """Per-hook secrets: ALGORUN_HOOK_SECRETS (inline JSON, as a Kubernetes Secret key arrives) and
-    ALGORUN_HOOK_SECRETS_FILE (a JSON file); the inline entries win."""
+def _secrets(options: HookOptions) -> dict[str, str]:
+    """Per-hook secrets: the file's entries, then the inline ones (which win)."""
     found: dict[str, str] = {}
-    path = env.get(PREFIX + "SECRETS_FILE")
+    path = options.secrets_file
     if path:
         try:
-            text = Path(path).read_text()
+            text = path.read_text()
         except OSError as e:
-            raise SettingsError(f"{PREFIX}SECRETS_FILE: cannot read {path!r}: {e.strerror}") from e
-        found.update(_secret_map(text, f"{PREFIX}SECRETS_FILE {path!r}"))
-    inline = env.get(PREFIX + "SECRETS")
-    if inline and inline.strip():
+            raise SettingsError(f"{PREFIX}SECRETS_FILE: cannot read {str(path)!r}: {e.strerror}") from e
+        found.update(_secret_map(text, f"{PREFIX}SECRETS_FILE {str(path)!r}"))
+    inline = options.secrets.get_secret_value() if options.secrets else ""
+    if inline.strip():
         found.update(_secret_map(inline, f"{PREFIX}SECRETS"))
     return found
 
@@ -104,13 +125,14 @@ def _secret_map(text: str, where: str) -> dict[str, str]:
 
 
 def build_settings(
-    config: HookConfig, env: Mapping[str, str] | None = None, *, monitoring_port: int = 10080
+    config: HookConfig, env: Mapping[str, str] | None = None, *, monitoring_port: int | None = None
 ) -> HookSettings:
-    e = os.environ if env is None else env
-    default_secret = e.get(PREFIX + "SECRET") or None
-    secrets = _secrets(e)
-    timeout = _number(e, "TIMEOUT", 10.0) or 10.0
-    verify = (e.get(PREFIX + "VERIFY_TLS") or "true").strip().lower() not in ("0", "false", "no", "off")
+    """The settings from `env` (default: the process environment) and the CLI's `--health-port`, resolved against
+    `config`; SettingsError names a variable or option that cannot work."""
+    options = HookOptions.from_env(env, health_port=monitoring_port)
+    default_secret = options.secret.get_secret_value() if options.secret else None
+    secrets = _secrets(options)
+    timeout = options.timeout_seconds or HookOptions.model_fields["timeout_seconds"].default
     counts: dict[str, int] = {}
     targets = []
     for hook in config.web_hooks:
@@ -127,7 +149,7 @@ def build_settings(
                     method=(hook.http_verb or "POST").upper(),
                     secret=secret.encode() if secret else None,
                     timeout_s=timeout,
-                    verify_tls=verify,
+                    verify_tls=options.verify_tls,
                     name=hook_id,
                 ),
                 dict(hook.headers),
@@ -135,19 +157,20 @@ def build_settings(
         )
     try:
         policy = RetryPolicy(
-            max_attempts=int(_number(e, "MAX_ATTEMPTS", 0)),
-            budget_s=_number(e, "RETRY_BUDGET", 600.0),
-            base_s=_number(e, "BACKOFF_BASE", 0.5),
-            max_delay_s=_number(e, "BACKOFF_MAX", 30.0),
+            max_attempts=options.max_attempts,
+            budget_s=options.retry_budget_seconds,
+            base_s=options.backoff_base_seconds,
+            max_delay_s=options.backoff_max_seconds,
         )
     except ValueError as err:
         raise SettingsError(str(err)) from err
     return HookSettings(
         targets=targets,
         policy=policy,
-        concurrency=max(1, int(_number(e, "CONCURRENCY", 8))),
-        max_backlog=max(1, int(_number(e, "MAX_BACKLOG", 1000))),
-        circuit_fails=int(_number(e, "CIRCUIT_FAILS", 10)),
-        circuit_open_s=_number(e, "CIRCUIT_OPEN", 10.0),
-        monitoring_port=monitoring_port,
+        concurrency=max(1, options.concurrency),
+        max_backlog=max(1, options.max_backlog),
+        circuit_fails=options.circuit_fails,
+        circuit_open_s=options.circuit_open_seconds,
+        monitoring_port=options.health_port,
+        monitoring_host=options.health_host,
     )

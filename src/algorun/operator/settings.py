@@ -1,4 +1,5 @@
-"""The operator's whole configuration, read from the environment variables the Helm chart sets.
+"""The operator's settings (how it runs: what to watch, which images, how to reach Kafka and storage), read from
+the environment variables the Helm chart sets, as `algorun.settings` defines the word.
 
 The names are the original operator's (`WATCH_NAMESPACE`, `NOTIF_URL`, `ALGORUNNER_IMAGE`, `KAFKA_*`,
 `STORAGE_*`) so the chart's values keep their meaning; a few settings are ours (`ENDPOINT_ROUTING`,
@@ -17,10 +18,11 @@ import re
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from algorun import __version__
 from algorun.api.enums import ImagePullPolicy, KafkaAuthType
+from algorun.settings import ComponentSettings
 
 DEFAULT_IMAGE = f"algorun/algorun:{__version__}"
 
@@ -41,10 +43,13 @@ class Routing:
     NONE = "none"
 
 
-class OperatorSettings(BaseSettings):
-    """One model for every operator setting; `OperatorSettings()` reads the process environment."""
+class OperatorSettings(ComponentSettings):
+    """One model for every operator setting; `OperatorSettings()` reads the process environment, and
+    `OperatorSettings.from_env()` also turns a value that cannot work into a SettingsError naming its variable.
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+    The variables have no prefix (the chart's names); an empty one is a value, as the chart sets some to ''."""
+
+    model_config = SettingsConfigDict(env_ignore_empty=False)
 
     watch_namespace: str = Field(default="", description="'' watches all namespaces; else a comma list")
     notif_url: str = Field(default="", description="Base URL of notifications; '' disables them")

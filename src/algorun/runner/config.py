@@ -1,30 +1,33 @@
 """The runner's inputs: the `RunnerConfig` JSON written by `algorun.api` (*config*: what to run, mounted by the
 operator), and `RunnerOptions` (*settings*: how the process runs it: concurrency, executable mode, stderr policy,
-exactly-once...).
+exactly-once...), as `algorun.settings` defines both words.
 
-Each option is declared once, in `RunnerOptions`, with its default, its unit (in its name: `_seconds`) and a
-docstring. Its environment name is `ALGORUN_RUNNER_{FIELD}` (upper case), parsed by the field's declared type.
-Precedence, lowest first: the default, the config's `runtime` block (what the pipeline YAML says), the environment,
-then the CLI's options (`from_env(**overrides)`). See docs/runner.md.
+Each setting is declared once, in `RunnerOptions`, with its default, its unit (in its name: `_seconds`, `_ms`) and
+a docstring. Its environment name is `ALGORUN_RUNNER_{FIELD}` (upper case). Precedence, lowest first: the
+default, the config's `runtime` block (what the pipeline YAML says), the environment, then the CLI's options
+(`from_env(**overrides)`). See docs/runner.md and docs/settings.md.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import types
-import typing
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import SettingsConfigDict
 
 from algorun.api.configs import RunnerConfig
+from algorun.settings import ComponentSettings, SettingsError
 
 ExecMode = Literal["per-message", "streaming"]
 StderrPolicy = Literal["log", "fail"]
 GrpcMode = Literal["unary", "stream"]
+
+__all__ = ["ExecMode", "GrpcMode", "RunnerOptions", "SettingsError", "StderrPolicy", "load_config"]
 
 
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> RunnerConfig:
@@ -47,107 +50,91 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         raise ValueError(f"{where}: invalid runner config: {err}") from err
 
 
-_ENV_PREFIX = "ALGORUN_RUNNER_"
+def _instance_name() -> str:
+    return f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
 
 
-@dataclass(slots=True)
-class RunnerOptions:
-    """How to run. Every field can be set by `ALGORUN_RUNNER_{FIELD}` (upper case), CLI options win.
+_OPTION_NAMES = {"grace_seconds": "--grace"}
+"""Fields whose CLI option is not `--{field}`."""
 
-    A dataclass (not a pydantic-settings model): `benchmarks/runner.py` and the runner's test harness derive
-    options with `dataclasses.replace`."""
 
-    bus: str | None = None
+class RunnerOptions(ComponentSettings):
+    """How to run. Every field can be set by `ALGORUN_RUNNER_{FIELD}` (upper case); CLI options win.
+
+    Derive a variant with `model_copy(update=...)` (the benchmark and the test harness do)."""
+
+    model_config = SettingsConfigDict(env_prefix="ALGORUN_RUNNER_")
+
+    bus: str | None = Field(default=None, validation_alias=AliasChoices("ALGORUN_RUNNER_BUS", "ALGORUN_BUS"))
     """`kafka://host:port` or `local:///path/log.db`; None: Kafka from KAFKA_BROKERS (also `ALGORUN_BUS`)."""
-    health_port: int = 10080
-    """Port of /health, /ready and /metrics."""
+    health_port: int = Field(default=10080, ge=0, le=65535)
+    """Port of /health, /ready and /metrics (0: any free port)."""
     health_host: str = "0.0.0.0"
-    concurrency: int = 64
+    """Address the health server listens on."""
+    concurrency: int = Field(default=64, ge=1)
     """Runs in progress at once, over every lane."""
-    workers: int = 1
+    workers: int = Field(default=1, ge=1)
     """Runner processes in this pod or `algorun run` instance, each a member of the instance's consumer group."""
     key_concurrency: bool = False
     """Run the keys of a partition in parallel (a lane per key), keeping each key's order."""
-    max_buffered: int = 2000
+    max_buffered: int = Field(default=2000, ge=1)
     """Fetched messages queued per partition before its consumption pauses (it resumes below half)."""
     exactly_once: bool = False
     """Kafka transactions: outputs and input offsets commit together (Kafka-only effects)."""
     exec_mode: ExecMode = "per-message"
     """Executable algos: a process per message, or one long-running process (`streaming`)."""
-    stream_window: int = 64
+    stream_window: int = Field(default=64, ge=1)
     """Streaming executables and gRPC streams: requests in flight at once."""
     grpc_mode: GrpcMode = "unary"
+    """gRPC algos: one call per message, or one bidirectional stream (`stream`)."""
     stderr_policy: StderrPolicy = "log"
     """Executable stderr: logged, or a failure of the run (`fail`)."""
-    grace_seconds: float = 30.0
+    grace_seconds: float = Field(default=30.0, ge=0, allow_inf_nan=False)
     """Time to finish in-flight work on SIGTERM before exiting."""
-    staging_ttl_seconds: float = 600.0
+    staging_ttl_seconds: float = Field(default=600.0, ge=0, allow_inf_nan=False)
     """How long `run=false` parts wait for their run before they are dead-lettered."""
-    commit_interval_seconds: float = 0.2
+    commit_interval_seconds: float = Field(default=0.2, gt=0, allow_inf_nan=False)
     """At-least-once: how often the finished prefix of offsets is committed."""
-    workdir: Path = field(default_factory=Path.cwd)
+    session_timeout_ms: int | None = Field(default=None, ge=1)
+    """Kafka: how long a crashed runner keeps its partitions (None: librdkafka's default, 45 s)."""
+    group_instance_id: str | None = None
+    """Kafka static membership: a restarted pod with the same id gets its partitions back without a rebalance."""
+    workdir: Path = Field(default_factory=Path.cwd)
     """Working directory of the algo (python imports, executable cwd)."""
     data_dir: Path | None = None
-    instance: str = field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
+    """Where the runner keeps files of its own (None: none)."""
+    instance: str = Field(
+        default_factory=_instance_name, validation_alias=AliasChoices("ALGORUN_RUNNER_INSTANCE", "INSTANCE_NAME")
+    )
     """This process's name in logs and in the transactional id (also `INSTANCE_NAME`)."""
     log_level: str = "INFO"
+    """DEBUG, INFO, WARNING or ERROR."""
 
     @classmethod
     def from_env(
-        cls, env: Mapping[str, str] | None = None, config: RunnerConfig | None = None, **overrides: Any
-    ) -> RunnerOptions:
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        lower: Mapping[str, Any] | None = None,
+        config: RunnerConfig | None = None,
+        **overrides: Any,
+    ) -> Self:
         """Options from, in increasing precedence: the built-in defaults, the runner config's `runtime` block
         (what the pipeline YAML says), `ALGORUN_RUNNER_*` variables, then `overrides` (CLI options)."""
-        e = os.environ if env is None else env
-        values: dict[str, Any] = {}
+        runtime = dict(lower or {})
         if config is not None:
-            runtime = config.runtime.model_dump(exclude_none=True, mode="json")
-            values.update({k: v for k, v in runtime.items() if k in {f.name for f in fields(cls)}})
-        for f in fields(cls):
-            raw = e.get(_ENV_PREFIX + f.name.upper())
-            if raw is None or raw == "":
-                continue
-            values[f.name] = _parse(f.name, raw)
-        if "bus" not in values and e.get("ALGORUN_BUS"):
-            values["bus"] = e["ALGORUN_BUS"]
-        if "instance" not in values and e.get("INSTANCE_NAME"):
-            values["instance"] = e["INSTANCE_NAME"]
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        options = cls(**values)
-        options.validate()
-        return options
+            runtime.update(config.runtime.model_dump(exclude_none=True, mode="json"))
+        return super().from_env(env, lower={k: v for k, v in runtime.items() if k in cls.model_fields}, **overrides)
 
-    def validate(self) -> None:
-        if self.exec_mode not in ("per-message", "streaming"):
-            raise ValueError(f"exec mode {self.exec_mode!r}: use per-message or streaming")
-        if self.stderr_policy not in ("log", "fail"):
-            raise ValueError(f"stderr policy {self.stderr_policy!r}: use log or fail")
-        if self.grpc_mode not in ("unary", "stream"):
-            raise ValueError(f"grpc mode {self.grpc_mode!r}: use unary or stream")
-        if self.concurrency < 1 or self.max_buffered < 1 or self.stream_window < 1:
-            raise ValueError("concurrency, max_buffered and stream_window must be at least 1")
+    @classmethod
+    def option_name(cls, name: str) -> str:
+        return _OPTION_NAMES.get(name) or super().option_name(name)
 
-
-def _truthy(raw: str) -> bool:
-    return raw.strip().lower() in ("1", "t", "true", "yes", "on")
-
-
-_PARSERS: dict[object, Callable[[str], Any]] = {bool: _truthy, int: int, float: float, Path: Path}
-"""How an environment value becomes a field's declared type; any other type (str, a Literal) takes the text."""
-
-
-def _parser(annotation: object) -> Callable[[str], Any]:
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):  # `X | None`: parsed as X
-        kinds = [a for a in typing.get_args(annotation) if a is not type(None)]
-        annotation = kinds[0] if len(kinds) == 1 else str
-    return _PARSERS.get(annotation, str)
-
-
-_FIELD_PARSERS = {name: _parser(kind) for name, kind in typing.get_type_hints(RunnerOptions).items()}
-
-
-def _parse(name: str, raw: str) -> Any:
-    try:
-        return _FIELD_PARSERS[name](raw)
-    except ValueError as err:
-        raise ValueError(f"{_ENV_PREFIX}{name.upper()}={raw!r}: {err}") from err
+    def consumer_config(self) -> dict[str, str | int | float | bool]:
+        """The librdkafka consumer settings these options ask for (session timeout, static membership)."""
+        consumer: dict[str, str | int | float | bool] = {}
+        if self.session_timeout_ms is not None:
+            consumer["session.timeout.ms"] = self.session_timeout_ms
+        if self.group_instance_id:
+            consumer["group.instance.id"] = self.group_instance_id
+        return consumer

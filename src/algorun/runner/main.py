@@ -13,23 +13,20 @@ from algorun.bus.interface import Bus
 from algorun.runner.config import RunnerOptions
 from algorun.runner.executors import create
 from algorun.runner.service import Runner
+from algorun.runner.workers import follow_supervisor, report_port, supervise
 from algorun.telemetry import HealthServer
 
 log = logging.getLogger("algorun.runner")
 
 
-def open_runner_bus(config: RunnerConfig, url: str | None) -> Bus:
+def open_runner_bus(config: RunnerConfig, url: str | None, options: RunnerOptions | None = None) -> Bus:
     """The bus of `--bus URL`, else Kafka from the environment (KAFKA_BROKERS, KAFKA_TLS, KAFKA_AUTH_*).
 
-    `ALGORUN_RUNNER_SESSION_TIMEOUT_MS` shortens how long a crashed runner keeps its partitions (librdkafka's
-    default is 45 s); `ALGORUN_RUNNER_GROUP_INSTANCE_ID` turns on static membership (a restarted pod with the
-    same id gets its partitions back without a rebalance).
+    The options' `session_timeout_ms` shortens how long a crashed runner keeps its partitions (librdkafka's
+    default is 45 s); `group_instance_id` turns on static membership (a restarted pod with the same id gets its
+    partitions back without a rebalance). Without `options`, they are read from the environment.
     """
-    consumer: dict[str, str | int | float | bool] = {}
-    if os.environ.get("ALGORUN_RUNNER_SESSION_TIMEOUT_MS"):
-        consumer["session.timeout.ms"] = int(os.environ["ALGORUN_RUNNER_SESSION_TIMEOUT_MS"])
-    if os.environ.get("ALGORUN_RUNNER_GROUP_INSTANCE_ID"):
-        consumer["group.instance.id"] = os.environ["ALGORUN_RUNNER_GROUP_INSTANCE_ID"]
+    consumer = (options or RunnerOptions.from_env(config=config)).consumer_config()
     if url and not url.startswith("kafka://"):
         return open_bus(url)
     if url:
@@ -47,7 +44,12 @@ def open_runner_bus(config: RunnerConfig, url: str | None) -> Bus:
 async def serve(config: RunnerConfig, options: RunnerOptions) -> int:
     """Health first (so probes answer while the algo starts), then run until a signal, then drain. The exit
     code: 0 after a drain, 2 when the bus or the executor cannot be set up, 3 when an internal error stopped
-    the runner (its message is read again after the restart the exit causes)."""
+    the runner (its message is read again after the restart the exit causes).
+
+    With `workers` > 1 this process is the supervisor of that many runner processes (`workers.supervise`)."""
+    if options.workers != 1:
+        return await supervise(config, options)
+    follow_supervisor()
     try:
         bus = open_runner_bus(config, options.bus)
         executor = create(config, options)
@@ -61,6 +63,7 @@ async def serve(config: RunnerConfig, options: RunnerOptions) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await health.start()
+    report_port(health.port)
     log.info("runner of %s (%s) started; health on :%s", config.full_name, config.executor.value, health.port)
     try:
         await runner.run(stop)

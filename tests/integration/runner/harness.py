@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 def options(**changes: Any) -> RunnerOptions:
     base = RunnerOptions(workdir=REPO, grace_seconds=10.0, commit_interval_seconds=0.05)
-    return replace(base, **changes)
+    return base.model_copy(update=changes)
 
 
 async def create_topics(bus: Bus, config: RunnerConfig, partitions: int = 1) -> None:

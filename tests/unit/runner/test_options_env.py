@@ -3,7 +3,6 @@ field's annotation, so a new option needs no second declaration to be parsed."""
 
 from __future__ import annotations
 
-import dataclasses
 import typing
 from pathlib import Path
 
@@ -29,7 +28,7 @@ def declared(name: str) -> object:
     return kinds[0] if kinds else kind
 
 
-@pytest.mark.parametrize("name", [f.name for f in dataclasses.fields(RunnerOptions)])
+@pytest.mark.parametrize("name", list(RunnerOptions.model_fields))
 def test_each_option_is_parsed_as_its_declared_type(name: str) -> None:
     kind = declared(name)
     raw, expected = (LITERALS[name], LITERALS[name]) if kind is typing.Literal else SAMPLES[kind]
