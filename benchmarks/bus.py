@@ -17,8 +17,8 @@ What is compared, so that the ratio means something:
   does, and the path the runner takes, so it is the figure checked against issue 4's produce target.
   algorun `produce` is one awaitable per message, each awaited in turn, the interface's per-message path
   (`asyncio.gather` would add a done-callback per future: asyncio's cost, not the bus's). It builds what the
-  raw loop does not, an asyncio future and a `Delivery` per message, and is shown beside the target, not
-  checked against it: with the `Delivery` left out altogether (a scratch variant settling each future with
+  raw loop does not, an asyncio future and a `Receipt` per message, and is shown beside the target, not
+  checked against it: with the `Receipt` left out altogether (a scratch variant settling each future with
   None), it still measured ~0.87 of raw on 4 partitions.
 - raw consume does the work a consumer with at-least-once commits has to do: read every field the bus hands over
   (topic, partition, offset, key, value, headers, timestamp), remember the next offset per partition, commit

@@ -15,7 +15,7 @@ from typing import Any
 from algorun.bus.batch import Failures
 from algorun.bus.errors import BusError
 from algorun.bus.interface import Consumer, Producer
-from algorun.bus.types import Delivery, Headers, OutRecord, TopicPartition
+from algorun.bus.types import Headers, OutRecord, Receipt, TopicPartition
 
 Refusal = Callable[[OutRecord], BusError | None]
 """A write's outcome: the error it is refused with, or None when it is acknowledged."""
@@ -47,7 +47,7 @@ class FakeProducer(Producer):
     events: list[str] = field(default_factory=list)
     closed: bool = False
     _transaction: bool = False
-    _pending: list[asyncio.Future[Delivery]] = field(default_factory=list)
+    _pending: list[asyncio.Future[Receipt]] = field(default_factory=list)
 
     def produce(
         self,
@@ -57,9 +57,9 @@ class FakeProducer(Producer):
         key: bytes | None = None,
         headers: Headers | None = None,
         partition: int | None = None,
-    ) -> Awaitable[Delivery]:
+    ) -> Awaitable[Receipt]:
         record: OutRecord = (topic, value, key, headers, partition)
-        fut: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
         if self._transaction:
             error = self.refuse_at_once(record)
             if error is not None:
@@ -70,7 +70,7 @@ class FakeProducer(Producer):
         error = self.refuse(record)
         if error is None:
             self.acknowledged.append(record)
-            fut.get_loop().call_soon(_resolve, fut, Delivery(topic, 0, len(self.acknowledged) - 1))
+            fut.get_loop().call_soon(_resolve, fut, Receipt(topic, 0, len(self.acknowledged) - 1))
         else:
             fut.get_loop().call_soon(_fail, fut, error)
         return fut
@@ -112,7 +112,7 @@ class FakeProducer(Producer):
         self._transaction = False
         self.committed.extend(self.in_transaction)
         for i, fut in enumerate(self._pending):
-            _resolve(fut, Delivery("", 0, i))
+            _resolve(fut, Receipt("", 0, i))
         self._pending = []
 
     async def abort_transaction(self) -> None:

@@ -7,7 +7,7 @@ from pydantic import Field, model_validator
 from algorun.api.base import ApiModel, ContainerImage, Param, Str
 from algorun.api.enums import (
     ExecutableMode,
-    Executor,
+    ExecutorKind,
     GrpcMode,
     InputDeliveryType,
     OutputDeliveryType,
@@ -57,7 +57,7 @@ class AlgoInput(ApiModel):
     environment_variable: str | None = Field(
         default=None, description="Name of the variable that carries an EnvironmentVariable input"
     )
-    # The flat form (see the class docstring): accepted, folded into the nested fields, never dumped.
+    # The original runner's flat fields: accepted, folded into the nested ones, never dumped.
     http_verb: str | None = Field(default=None, exclude=True)
     http_port: int | None = Field(default=None, exclude=True, ge=1, le=65535)
     http_path: str | None = Field(default=None, exclude=True)
@@ -114,7 +114,7 @@ class AlgoSpec(ApiModel):
     owner: str
     name: str
     versions: list[AlgoVersion] = Field(min_length=1)
-    executor: Executor | None = Field(
+    executor: ExecutorKind | None = Field(
         default=None,
         description="How the runner calls the algo. When omitted it is inferred from the inputs "
         "(Http/Https: http, Grpc: grpc, otherwise Executable).",
@@ -132,19 +132,19 @@ class AlgoSpec(ApiModel):
     )
 
     @property
-    def effective_executor(self) -> Executor:
-        """The declared executor, or the one the inputs imply: http(s) inputs mean HTTP, gRPC ones GRPC."""
+    def effective_executor(self) -> ExecutorKind:
+        """The declared executor, or the one the inputs imply (the original crashed on a missing executor)."""
         if self.executor is not None:
             return self.executor
         kinds = {i.input_delivery_type for i in self.inputs}
         if kinds & {InputDeliveryType.HTTP, InputDeliveryType.HTTPS}:
-            return Executor.HTTP
+            return ExecutorKind.HTTP
         if InputDeliveryType.GRPC in kinds:
-            return Executor.GRPC
-        return Executor.EXECUTABLE
+            return ExecutorKind.GRPC
+        return ExecutorKind.EXECUTABLE
 
     def version(self, tag: str) -> AlgoVersion | None:
-        """The version whose tag is `tag` (None when no version has it)."""
+        """The version whose tag is `tag` (the original always took the last one, an aliasing bug)."""
         return next((v for v in self.versions if v.version_tag == tag), None)
 
     def input(self, name: str) -> AlgoInput | None:

@@ -18,7 +18,7 @@ from algorun.api.enums import (
     DataConnectorType,
     EndpointType,
     ExecutableMode,
-    Executor,
+    ExecutorKind,
     GrpcMode,
     MessageDataType,
     StderrPolicy,
@@ -97,7 +97,7 @@ class RunnerConfig(ApiModel):
     version: str
     index: int
     full_name: str
-    executor: Executor
+    executor: ExecutorKind
     entrypoint: str | None = None
     parameters: list[Param] = Field(default_factory=list)
     inputs: list[RunnerInput] = Field(default_factory=list)

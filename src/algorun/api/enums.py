@@ -8,7 +8,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 
-class Executor(StrEnum):
+class ExecutorKind(StrEnum):
     """How the runner hands a message to the algo (and how the operator lays out its pod).
 
     `python` is ours: an in-process callable `module:function` named by the version's entrypoint.

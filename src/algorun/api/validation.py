@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 from algorun.api import naming
 from algorun.api.algo import AlgoSpec
 from algorun.api.base import AutoScaling, RetryStrategy
-from algorun.api.enums import DataConnectorType, Executor, InputDeliveryType, RetryStrategyKind
+from algorun.api.enums import DataConnectorType, ExecutorKind, InputDeliveryType, RetryStrategyKind
 from algorun.api.headers import parse_http_headers
 from algorun.api.pipeline import ENDPOINT_NAME, EVENT_HOOK_NAME, EndpointAuth, PipelineDeploymentSpec
 from algorun.api.problems import PathPart, Problem, Problems, quoted
@@ -156,7 +156,7 @@ def _check_algo_spec(spec: AlgoSpec, path: list[PathPart], version: str, problem
         if outputs[output.name] > 1:
             problems.add([*path, "outputs", j, "name"], f'output "{output.name}" is declared more than once')
     chosen = spec.version(version)
-    if spec.effective_executor == Executor.PYTHON and chosen is not None:
+    if spec.effective_executor == ExecutorKind.PYTHON and chosen is not None:
         entry = (chosen.entrypoint or "").strip()
         module, sep, func = entry.partition(":")
         if not sep or not module or not func.isidentifier() or " " in entry:

@@ -20,12 +20,12 @@ from algorun.bus.errors import (
 from algorun.bus.interface import Bus, Consumer, PartitionsCallback, Producer
 from algorun.bus.settings import AuthType, KafkaSettings
 from algorun.bus.types import (
-    Delivery,
     Headers,
     Message,
     OutMessage,
     OutRecord,
     PartitionLag,
+    Receipt,
     TopicInfo,
     TopicPartition,
     TopicSpec,
@@ -41,7 +41,6 @@ __all__ = [
     "BusError",
     "ConfigError",
     "Consumer",
-    "Delivery",
     "Failures",
     "Headers",
     "KafkaSettings",
@@ -54,6 +53,7 @@ __all__ = [
     "PartitionsCallback",
     "ProduceFailed",
     "Producer",
+    "Receipt",
     "TopicExists",
     "TopicInfo",
     "TopicPartition",

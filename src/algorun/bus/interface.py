@@ -28,11 +28,11 @@ from typing import Self
 from algorun.bus.batch import Failures
 from algorun.bus.errors import BusError
 from algorun.bus.types import (
-    Delivery,
     Headers,
     Message,
     OutRecord,
     PartitionLag,
+    Receipt,
     TopicInfo,
     TopicPartition,
     TopicSpec,
@@ -54,7 +54,7 @@ class Producer(abc.ABC):
         key: bytes | None = None,
         headers: Headers | None = None,
         partition: int | None = None,
-    ) -> Awaitable[Delivery]:
+    ) -> Awaitable[Receipt]:
         """Enqueue a message now and return an awaitable of its delivery (raises a `BusError` on failure).
 
         Inside a transaction the awaitable resolves when the transaction commits (fails if it aborts), and a
@@ -69,7 +69,7 @@ class Producer(abc.ABC):
 
         It resolves once the broker (or the local log) acknowledged or refused every message, with the
         refused ones: `{index: BusError}`, empty when all were stored. One failure does not hide the others, so
-        a caller re-sends exactly what failed. Nothing is built per stored message (no `Delivery`): a batch is
+        a caller re-sends exactly what failed. Nothing is built per stored message (no `Receipt`): a batch is
         the throughput path, and its callers only need to know what to send again. Inside a transaction the
         outcome is known when the transaction commits or aborts.
         This default runs `produce` per message; backends override it to track the batch as one unit.
@@ -86,7 +86,7 @@ class Producer(abc.ABC):
         key: bytes | None = None,
         headers: Headers | None = None,
         partition: int | None = None,
-    ) -> Delivery:
+    ) -> Receipt:
         """Produce one message and wait for its acknowledgement."""
         return await self.produce(topic, value, key=key, headers=headers, partition=partition)
 
@@ -126,7 +126,7 @@ class Producer(abc.ABC):
         await self.close()
 
 
-async def failures_of(futures: list[Awaitable[Delivery]]) -> Failures:
+async def failures_of(futures: list[Awaitable[Receipt]]) -> Failures:
     results = await asyncio.gather(*futures, return_exceptions=True)
     failures: Failures = {}
     for i, r in enumerate(results):

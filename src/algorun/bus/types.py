@@ -103,7 +103,7 @@ class OutMessage(NamedTuple):
     partition: int | None = None
 
 
-class Delivery(NamedTuple):
+class Receipt(NamedTuple):
     """Where the broker (or the local log) durably stored a produced message."""
 
     topic: str

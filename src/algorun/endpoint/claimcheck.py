@@ -3,11 +3,12 @@
 Only paths whose `messageDataType` is `FileReference` may use it, and only for bodies larger than the message
 limit (`ALGORUN_ENDPOINT_MAX_BODY_BYTES`): a small body travels inline (`messageDataType: Embedded`), a large one
 is uploaded and the message carries the original's FileReference JSON (`messageDataType: FileReference`), so
-the runner knows per message which one it got, and a message is only as large as it must be.
+the runner knows per message which one it got. The original uploaded every body of such a path, synchronously,
+and answered 400 when the upload failed.
 
-Storage is `algorun.storage` (S3-compatible), configured like the other data-plane components: the connection
-string `MC_HOST_algorun` (the operator sets it from the storage secret) or the standard `AWS_*` variables; the
-bucket is `ALGORUN_STORAGE_BUCKET`, else lower(`{owner}.{name}`) (docs/compat.md). `PayloadStore`
+Storage is `algorun.storage` (S3-compatible), configured like the other data-plane components: the original's
+connection string `MC_HOST_algorun` (the operator sets it from the storage secret) or the standard `AWS_*`
+variables; the bucket is `ALGORUN_STORAGE_BUCKET`, else the original's lower(`{owner}.{name}`). `PayloadStore`
 keeps the HTTP and gRPC code independent of S3, so they are tested with the in-memory store.
 """
 
@@ -20,7 +21,7 @@ import uuid
 from collections.abc import AsyncIterable
 from typing import Protocol
 
-from algorun.storage import ClaimCheck, FileReference, StorageError, StorageSettings
+from algorun.storage import FileReference, ObjectStore, StorageError, StorageSettings
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +40,11 @@ class PayloadStore(Protocol):
 
 
 class S3PayloadStore:
-    """`PayloadStore` over `algorun.storage.ClaimCheck`: one S3 client for the process, multipart streaming."""
+    """`PayloadStore` over `algorun.storage.ObjectStore`: one S3 client for the process, multipart streaming."""
 
     def __init__(self, settings: StorageSettings) -> None:
         self.settings = settings
-        self.claim_check = ClaimCheck(settings)
+        self.claim_check = ObjectStore(settings)
 
     async def start(self) -> None:
         await self.claim_check.start()

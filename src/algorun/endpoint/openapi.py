@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from algorun.api.configs import EndpointConfig, EndpointPathConfig
-from algorun.endpoint.routing import TRACE_ID_PATTERN
+from algorun.endpoint.ingest import TRACE_ID_PATTERN
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",

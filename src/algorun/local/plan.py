@@ -18,7 +18,7 @@ from typing import Any
 
 from algorun.api import naming
 from algorun.api.configs import connector_config, connector_name, endpoint_config, hook_config, runner_config
-from algorun.api.enums import Executor
+from algorun.api.enums import ExecutorKind
 from algorun.api.topology import AlgoNode, Topology
 
 
@@ -183,16 +183,16 @@ def build_plan(
         executor = rc.executor
         override = algo_override_for(node, overrides)
         entry = override or rc.entrypoint
-        if executor == Executor.DELEGATED and not kafka:
+        if executor == ExecutorKind.DELEGATED and not kafka:
             raise PlanError(f"{node.full_name} is Delegated: it talks to Kafka itself, so it needs --kafka HOST:PORT")
-        if executor in (Executor.HTTP, Executor.GRPC, Executor.DELEGATED):
+        if executor in (ExecutorKind.HTTP, ExecutorKind.GRPC, ExecutorKind.DELEGATED):
             if not entry:
                 raise PlanError(
                     f"{node.full_name} has no entrypoint to run on this machine; give one with "
                     f'--algo {node.spec.owner}/{node.spec.name}="COMMAND"'
                 )
-            algo_env = dict(env) if executor == Executor.DELEGATED else {}
-            if executor == Executor.DELEGATED:
+            algo_env = dict(env) if executor == ExecutorKind.DELEGATED else {}
+            if executor == ExecutorKind.DELEGATED:
                 for algo_input in rc.inputs:
                     if algo_input.topics:
                         algo_env[f"KAFKA_INPUT_TOPIC_{algo_input.name.upper()}"] = algo_input.topics[0].topic
@@ -210,10 +210,10 @@ def build_plan(
                     ready_port=_server_port(rc.inputs),
                 )
             )
-        if executor == Executor.DELEGATED:
+        if executor == ExecutorKind.DELEGATED:
             continue
         config = rc.to_json()
-        if override and executor not in (Executor.HTTP, Executor.GRPC):
+        if override and executor not in (ExecutorKind.HTTP, ExecutorKind.GRPC):
             config["entrypoint"] = override
         path = configs_dir / f"runner-{slug}.json"
         files[path] = config

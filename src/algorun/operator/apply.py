@@ -55,7 +55,7 @@ def _list_namespace(kind: Kind, namespace: str | None) -> str | None:
 class NameTaken(Exception):
     """Another PipelineDeployment that still exists owns objects of this deploymentOwner/deploymentName."""
 
-    def __init__(self, holder: str, outcome: Outcome) -> None:
+    def __init__(self, holder: str, outcome: ApplyResult) -> None:
         super().__init__(holder)
         self.holder = holder
         self.outcome = outcome
@@ -192,7 +192,7 @@ class Cluster:
 
 
 @dataclass
-class Outcome:
+class ApplyResult:
     applied: list[ObjKey] = field(default_factory=list)
     deleted: list[ObjKey] = field(default_factory=list)
     kept: list[ObjKey] = field(default_factory=list)
@@ -247,7 +247,7 @@ async def converge(
     namespaces: dict[Kind, str],
     keep_topics: bool = True,
     holder_of: Callable[[set[str]], Awaitable[str | None]] | None = None,
-) -> Outcome:
+) -> ApplyResult:
     """Apply what differs, then delete owned objects that are not desired.
 
     `namespaces` says where each managed kind lives (the deployment namespace, or the Kafka namespace for
@@ -263,7 +263,7 @@ async def converge(
     needed = {o["kind"] for o in desired}
     foreign: set[str] = set()
     live = await read_owned(cluster, selector, owner_key, namespaces.items(), needed, foreign)
-    outcome = Outcome(live=dict(live))
+    outcome = ApplyResult(live=dict(live))
     holder = await holder_of(foreign) if foreign and holder_of is not None else None
     if holder is not None:
         await _prune(cluster, outcome, live, set(), keep_topics)
@@ -286,7 +286,7 @@ async def converge(
 
 
 async def _prune(
-    cluster: Cluster, outcome: Outcome, live: dict[ObjKey, dict[str, Any]], wanted: set[ObjKey], keep_topics: bool
+    cluster: Cluster, outcome: ApplyResult, live: dict[ObjKey, dict[str, Any]], wanted: set[ObjKey], keep_topics: bool
 ) -> None:
     """Delete the live objects not `wanted` (KafkaTopics only when `keep_topics` is False), into `outcome`."""
     for key, obj in sorted(live.items()):
@@ -354,9 +354,9 @@ async def delete_owned(
 
 
 __all__ = [
+    "ApplyResult",
     "Cluster",
     "MissingKind",
-    "Outcome",
     "converge",
     "delete_owned",
     "key_of",

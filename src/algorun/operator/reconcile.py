@@ -41,7 +41,7 @@ from algorun.api.topology import Catalog, build_topology
 from algorun.api.validation import validate_spec
 from algorun.operator import events, kinds
 from algorun.operator.apis import STRIMZI_MISSING
-from algorun.operator.apply import Cluster, MissingKind, NameTaken, Outcome, converge, delete_owned
+from algorun.operator.apply import ApplyResult, Cluster, MissingKind, NameTaken, converge, delete_owned
 from algorun.operator.bucket import ensure_bucket, parse_connection_string
 from algorun.operator.discovery import Discovery
 from algorun.operator.failures import (
@@ -94,7 +94,7 @@ class _LogEntry:
 class Result:
     """What one reconcile did (tests and the benchmark read it)."""
 
-    outcome: Outcome | None = None
+    outcome: ApplyResult | None = None
     problems: list[str] = field(default_factory=list)
     status: str | None = None
     status_written: bool = False

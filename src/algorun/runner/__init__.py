@@ -2,6 +2,6 @@
 `Executable`, `python`), produce its outputs, and route failures through retry topics to a dead-letter topic.
 
 Start with `service.Runner` (it names the part each module plays) and `main.serve` (the process). The pure parts
-(`delivery`, `retry`, `staging`, `routing`) are tested without I/O, the `outbox` against a fake producer. See
-docs/runner.md for the contracts an algo sees.
+(`retry`, `staging`, `provenance`, and `algorun.bus.offsets` below them) are tested without I/O, the `outbox`
+against a fake producer. See docs/runner.md for the contracts an algo sees.
 """

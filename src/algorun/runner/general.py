@@ -25,7 +25,7 @@ from algorun.runner.model import MAX_BROKEN_RUNS, AlgoFailure, AlgoUnavailable, 
 from algorun.runner.outbox import Outbox
 from algorun.runner.payloads import ClaimCheck, FileReference
 from algorun.runner.progress import Progress
-from algorun.runner.routing import Inbound, read_inbound, retry_headers
+from algorun.runner.provenance import Inbound, read_inbound, retry_headers
 from algorun.runner.sources import Source
 from algorun.runner.staging import Staged, Staging
 from algorun.runner.writes import Write, WriteKind, dead_letter_write, run_flag

@@ -31,7 +31,7 @@ from algorun.bus.batch import Failures
 from algorun.bus.errors import BusError, MessageTooLarge
 from algorun.bus.interface import Consumer, Producer
 from algorun.bus.offsets import OffsetTracker
-from algorun.bus.types import Delivery, Message, OutRecord
+from algorun.bus.types import Message, OutRecord, Receipt
 from algorun.runner.metrics import RunnerMetrics
 from algorun.runner.oversize import Oversize, Refused
 from algorun.runner.progress import Progress
@@ -374,6 +374,6 @@ class TransactionalOutbox(Outbox):
         await self.producer.abort_transaction()
 
 
-def _consume_exception(fut: asyncio.Future[Delivery]) -> None:
+def _consume_exception(fut: asyncio.Future[Receipt]) -> None:
     if not fut.cancelled():
         fut.exception()

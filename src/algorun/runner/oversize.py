@@ -11,7 +11,7 @@ from algorun.bus.types import Message
 from algorun.runner.metrics import RunnerMetrics
 from algorun.runner.model import AlgoFailure
 from algorun.runner.payloads import ClaimCheck
-from algorun.runner.routing import read_inbound
+from algorun.runner.provenance import read_inbound
 from algorun.runner.writes import Write, WriteKind, dead_letter_write, run_flag
 
 log = logging.getLogger(__name__)

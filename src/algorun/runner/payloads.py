@@ -108,7 +108,7 @@ class MemoryClaimCheck:
 
 
 class S3ClaimCheck:
-    """The claim check on S3-compatible storage (`algorun.storage.ClaimCheck`), one client for the runner's life.
+    """The claim check on S3-compatible storage (`algorun.storage.ObjectStore`), one client for the runner's life.
 
     Storage errors become AlgoFailures with a `Storage...` error type, so a message whose object is missing or
     whose upload failed goes through retries and then to the dead-letter topic like any failed run (a transient
@@ -118,7 +118,7 @@ class S3ClaimCheck:
     def __init__(self, settings: storage.StorageSettings) -> None:
         self.settings = settings
         self.offload_above: int | None = settings.threshold
-        self._store = storage.ClaimCheck(settings)
+        self._store = storage.ObjectStore(settings)
 
     async def start(self) -> None:
         await self._store.start()

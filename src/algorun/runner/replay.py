@@ -19,7 +19,7 @@ from algorun.api.configs import RunnerConfig
 from algorun.bus import contract
 from algorun.bus.interface import Bus
 from algorun.runner import retry as retry_routing
-from algorun.runner.routing import header_dict, replay_headers
+from algorun.runner.provenance import header_dict, replay_headers
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from algorun.bus import contract
 from algorun.bus.types import Headers, Message, OutRecord
-from algorun.runner.routing import Inbound, dead_letter_headers
+from algorun.runner.provenance import Inbound, dead_letter_headers
 
 
 class WriteKind(StrEnum):

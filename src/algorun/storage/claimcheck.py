@@ -37,7 +37,7 @@ class Offloaded:
     is_reference: bool
 
 
-class ClaimCheck:
+class ObjectStore:
     """One S3 client for the lifetime of a component (the original made one per message)."""
 
     def __init__(self, settings: StorageSettings) -> None:
@@ -80,7 +80,7 @@ class ClaimCheck:
     @property
     def client(self) -> Any:
         if self._client is None:
-            raise StorageConfigError("ClaimCheck is not started (use `async with ClaimCheck(...)`)")
+            raise StorageConfigError("ObjectStore is not started (use `async with ObjectStore(...)`)")
         return self._client
 
     def _bucket(self, bucket: str | None) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from algorun.storage import ClaimCheck, FileReference, ObjectMissing, StorageSettings, UploadFailed
+from algorun.storage import FileReference, ObjectMissing, ObjectStore, StorageSettings, UploadFailed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -18,7 +18,7 @@ MiB = 1024 * 1024
 
 
 @pytest.fixture
-async def claim(s3: Any) -> AsyncIterator[ClaimCheck]:
+async def claim(s3: Any) -> AsyncIterator[ObjectStore]:
     # The original's connection string, with a secret full of URL-unsafe characters, raw.
     scheme, host = s3.endpoint_url.split("://", 1)
     settings = StorageSettings.from_connection_string(
@@ -27,12 +27,12 @@ async def claim(s3: Any) -> AsyncIterator[ClaimCheck]:
         threshold=1024,
         part_size=5 * MiB,
     )
-    async with ClaimCheck(settings) as cc:
+    async with ObjectStore(settings) as cc:
         await cc.ensure_bucket()
         yield cc
 
 
-async def test_small_values_stay_inline_and_large_ones_round_trip(claim: ClaimCheck) -> None:
+async def test_small_values_stay_inline_and_large_ones_round_trip(claim: ObjectStore) -> None:
     small = await claim.offload(b"x" * 1024)
     assert (small.value, small.is_reference) == (b"x" * 1024, False)
     big_value = bytes(range(256)) * 40
@@ -44,12 +44,12 @@ async def test_small_values_stay_inline_and_large_ones_round_trip(claim: ClaimCh
     assert await claim.resolve(b"inline", False) == b"inline"
 
 
-async def test_upload_to_a_missing_bucket_is_an_error_not_a_reference(claim: ClaimCheck) -> None:
+async def test_upload_to_a_missing_bucket_is_an_error_not_a_reference(claim: ObjectStore) -> None:
     with pytest.raises(UploadFailed, match="no-such-bucket"):
         await claim.offload(b"y" * 4096, bucket="no-such-bucket-" + uuid.uuid4().hex[:8])
 
 
-async def test_a_reference_to_a_missing_object_fails_clearly(claim: ClaimCheck) -> None:
+async def test_a_reference_to_a_missing_object_fails_clearly(claim: ObjectStore) -> None:
     with pytest.raises(ObjectMissing, match="gone"):
         await claim.read(FileReference(bucket=claim.settings.bucket, file="gone"))
 
@@ -63,7 +63,7 @@ async def _pattern(total: int, chunk: int = MiB) -> AsyncIterator[bytes]:
         sent += n
 
 
-async def test_large_values_stream_without_buffering(claim: ClaimCheck) -> None:
+async def test_large_values_stream_without_buffering(claim: ObjectStore) -> None:
     total = 256 * MiB + 12345  # not a multiple of the part size
     expected = hashlib.sha256()
     async for chunk in _pattern(total):

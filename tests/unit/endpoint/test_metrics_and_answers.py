@@ -10,9 +10,9 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from algorun.endpoint.http_app import _accepted_json
+from algorun.endpoint.ingest import TRACE_ID_PATTERN
 from algorun.endpoint.metrics import EndpointMetrics
 from algorun.endpoint.publisher import Accepted
-from algorun.endpoint.routing import TRACE_ID_PATTERN
 
 
 def _samples(metrics: EndpointMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

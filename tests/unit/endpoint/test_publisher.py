@@ -16,11 +16,11 @@ from algorun.api.enums import WalMode
 from algorun.breaker import CircuitBreaker
 from algorun.bus.errors import BrokerUnreachable, UnknownTopic
 from algorun.bus.interface import Consumer, Producer
-from algorun.bus.types import Delivery, Headers, TopicPartition
+from algorun.bus.types import Headers, Receipt, TopicPartition
 from algorun.endpoint.errors import EndpointError
+from algorun.endpoint.ingest import Outgoing
 from algorun.endpoint.metrics import EndpointMetrics
 from algorun.endpoint.publisher import Limits, Publisher, WalPolicy
-from algorun.endpoint.routing import Outgoing
 from algorun.endpoint.wal import WriteAheadLog, decode_headers, encode_headers
 
 
@@ -31,7 +31,7 @@ class FakeProducer(Producer):
         self.up = True
         self.hold = False
         self.sent: list[tuple[str, bytes, bytes | None, Headers | None]] = []
-        self.held: list[asyncio.Future[Delivery]] = []
+        self.held: list[asyncio.Future[Receipt]] = []
         self.failure: Exception = BrokerUnreachable("broker down")
         self.poison_refusal: Exception | None = None
         """When set: every value starting with b"poison" is refused with it at once (as librdkafka refuses size)."""
@@ -44,15 +44,15 @@ class FakeProducer(Producer):
         key: bytes | None = None,
         headers: Headers | None = None,
         partition: int | None = None,
-    ) -> asyncio.Future[Delivery]:
-        fut: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
+    ) -> asyncio.Future[Receipt]:
+        fut: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
         if self.poison_refusal is not None and value.startswith(b"poison"):
             fut.set_exception(self.poison_refusal)
         elif self.hold:
             self.held.append(fut)
         elif self.up:
             self.sent.append((topic, value, key, headers))
-            fut.set_result(Delivery(topic, 0, len(self.sent) - 1))
+            fut.set_result(Receipt(topic, 0, len(self.sent) - 1))
         else:
             fut.set_exception(self.failure)
         return fut
@@ -171,7 +171,7 @@ async def test_a_producer_swap_holds_new_publishes_until_the_old_producer_delive
     for _ in range(20):  # loop turns, not time: everything runnable has run
         await asyncio.sleep(0)
     assert len(old.held) == 1 and new.sent == [] and not swap.done()
-    old.held[0].set_result(Delivery("t", 0, 0))
+    old.held[0].set_result(Receipt("t", 0, 0))
     assert await swap is old
     await first
     assert (await second).offset == 0  # the new producer's first message
@@ -191,7 +191,7 @@ async def test_swaps_asked_for_at_once_run_one_after_another() -> None:
     swap_b = asyncio.ensure_future(p.swap_producer(b))
     for _ in range(20):  # loop turns, not time: both swaps are waiting now
         await asyncio.sleep(0)
-    old.held[0].set_result(Delivery("t", 0, 0))
+    old.held[0].set_result(Receipt("t", 0, 0))
     assert await swap_a is old
     assert await swap_b is a
     assert p.producer is b
@@ -285,7 +285,7 @@ async def test_beyond_the_in_flight_limit_requests_get_429() -> None:
         await p.publish(_msg(9))
     assert err.value.status == 429 and err.value.retry_after == 1
     for i, fut in enumerate(producer.held):
-        fut.set_result(Delivery("t", 0, i))
+        fut.set_result(Receipt("t", 0, i))
     await asyncio.gather(*waiting)
     await p.close()
 

@@ -3,7 +3,7 @@ the DNS name `kubernetes.default.svc` (a cluster without DNS cannot resolve it; 
 
 from __future__ import annotations
 
-from algorun.operator.runner import in_cluster_server
+from algorun.operator.service import in_cluster_server
 
 
 def test_the_address_comes_from_the_pods_environment() -> None:

@@ -24,11 +24,11 @@ from algorun.bus.local.codec import encode_headers
 from algorun.bus.local.notify import Listener, Poker
 from algorun.bus.local.store import Record, Store
 from algorun.bus.types import (
-    Delivery,
     Headers,
     Message,
     OutRecord,
     PartitionLag,
+    Receipt,
     TopicInfo,
     TopicPartition,
     TopicSpec,
@@ -132,7 +132,7 @@ class LocalProducer(Producer):
         self._in_flight = 0
         self._closed = False
         self.transactional_id = transactional_id
-        self._txn: list[tuple[Record, asyncio.Future[Delivery]]] | None = None
+        self._txn: list[tuple[Record, asyncio.Future[Receipt]]] | None = None
         self._txn_offsets: tuple[str, str | None, dict[TopicPartition, int]] | None = None
 
     @property
@@ -147,10 +147,10 @@ class LocalProducer(Producer):
         key: bytes | None = None,
         headers: Headers | None = None,
         partition: int | None = None,
-    ) -> asyncio.Future[Delivery]:
+    ) -> asyncio.Future[Receipt]:
         if self._closed:
             raise BusClosed("local bus: producer is closed")
-        fut: asyncio.Future[Delivery] = self._loop.create_future()
+        fut: asyncio.Future[Receipt] = self._loop.create_future()
         record: Record = (topic, partition, key, value, encode_headers(headers))
         if self._txn is not None:
             self._txn.append((record, fut))
@@ -187,7 +187,7 @@ class LocalProducer(Producer):
         records: list[Record],
         offsets: tuple[str, str | None, dict[TopicPartition, int]] | None = None,
         atomic: bool = False,
-    ) -> list[Delivery | BusError]:
+    ) -> list[Receipt | BusError]:
         results = self._worker.store.append(records, offsets, atomic=atomic)
         self._poker.poke()
         self._worker.store.maybe_enforce_retention()
@@ -217,7 +217,7 @@ class LocalProducer(Producer):
 
     # ---- transactions: buffered in memory, written in one SQLite transaction on commit ----
 
-    def _require_txn(self) -> list[tuple[Record, asyncio.Future[Delivery]]]:
+    def _require_txn(self) -> list[tuple[Record, asyncio.Future[Receipt]]]:
         if self._txn is None:
             raise TransactionError("local bus: no transaction in progress (call begin_transaction)")
         return self._txn
@@ -254,7 +254,7 @@ class LocalProducer(Producer):
                 fut.set_exception(err)
             raise err from e
         for (_, fut), res in zip(batch, results, strict=True):
-            assert isinstance(res, Delivery)
+            assert isinstance(res, Receipt)
             fut.set_result(res)
 
     async def abort_transaction(self) -> None:
@@ -276,11 +276,11 @@ class LocalProducer(Producer):
         await self._worker.close()
 
 
-_Sink = asyncio.Future[Delivery] | tuple[BatchOutcomes, int]
+_Sink = asyncio.Future[Receipt] | tuple[BatchOutcomes, int]
 """Where a pending record's outcome goes: its own future (`produce`) or a slot of a batch (`produce_many`)."""
 
 
-def _settle(sink: _Sink, outcome: Delivery | BusError) -> None:
+def _settle(sink: _Sink, outcome: Receipt | BusError) -> None:
     if isinstance(sink, tuple):
         sink[0].settle(sink[1], outcome if isinstance(outcome, BusError) else None)
     elif sink.done():

@@ -6,10 +6,6 @@ writer appends, and `BEGIN IMMEDIATE` serialises writers, which is what makes of
 
 A message's row id packs its partition and offset (`partition_id << 40 | offset`): one B-tree, clustered by
 partition then offset, so a fetch is a range scan and an append is an insert at the end.
-
-The module is longer than most (about 460 lines): topics, appends, fetches, offsets and group membership are
-one `Store` because they share one connection and its write transactions, and a commit of offsets checks the
-membership in the same transaction.
 """
 
 from __future__ import annotations
@@ -23,7 +19,7 @@ from dataclasses import dataclass
 from algorun.bus.errors import BusError, ConfigError, TopicExists, UnknownTopic
 from algorun.bus.local.codec import decode_headers
 from algorun.bus.partitioning import partition_for_key
-from algorun.bus.types import Delivery, Message, PartitionLag, TopicInfo, TopicPartition, TopicSpec
+from algorun.bus.types import Message, PartitionLag, Receipt, TopicInfo, TopicPartition, TopicSpec
 
 OFFSET_BITS = 40
 MAX_PARTITION_ID = 1 << 23
@@ -197,14 +193,14 @@ class Store:
         offsets: tuple[str, str | None, Mapping[TopicPartition, int]] | None = None,
         *,
         atomic: bool = False,
-    ) -> list[Delivery | BusError]:
+    ) -> list[Receipt | BusError]:
         """Append `records` (and commit `offsets` = (group, member, offsets)) in one transaction.
 
         Returns one result per record: its delivery, or the error that rejected it (unknown topic, bad
         partition). Rejected records do not stop the others unless `atomic` (a transaction), where the first
         one is raised and nothing is written. A failure of the SQLite transaction raises.
         """
-        results: list[Delivery | BusError] = []
+        results: list[Receipt | BusError] = []
         rows: list[tuple[int, int, bytes | None, bytes, bytes | None]] = []
         ts = now_ms()
         self._begin()
@@ -233,7 +229,7 @@ class Store:
                 offset = end[0]
                 end[0] = offset + 1
                 rows.append(((pid << OFFSET_BITS) | offset, ts, key, value, headers))
-                results.append(Delivery(topic, partition, offset))
+                results.append(Receipt(topic, partition, offset))
             if atomic:
                 for r in results:
                     if isinstance(r, BusError):

@@ -15,9 +15,9 @@ from algorun.operator.render.algo import render_algo
 from algorun.operator.render.context import ClusterFacts, RenderContext, identity_of
 from algorun.operator.render.endpoint import render_endpoint
 from algorun.operator.render.hook import render_hook
+from algorun.operator.render.ingress import render_routing
 from algorun.operator.render.kafka import render_connector, render_topics, render_user
 from algorun.operator.render.labels import Identity
-from algorun.operator.render.routing import render_routing
 from algorun.operator.render.secrets import render_secrets
 from algorun.operator.settings import OperatorSettings
 

@@ -26,7 +26,7 @@ import shlex
 from typing import Any
 
 from algorun.api import configs
-from algorun.api.enums import Executor, InputDeliveryType, OutputDeliveryType
+from algorun.api.enums import ExecutorKind, InputDeliveryType, OutputDeliveryType
 from algorun.api.naming import object_name, topic_key
 from algorun.api.topology import AlgoNode
 from algorun.operator.render import security
@@ -101,7 +101,7 @@ def render_algo(ctx: RenderContext, node: AlgoNode) -> list[dict[str, Any]]:
             "data": data,
         }
     ]
-    has_runner = executor != Executor.DELEGATED
+    has_runner = executor != ExecutorKind.DELEGATED
     pod_labels = {**labels(ctx, node), CREATE_ALGO_SERVICE: "true" if has_runner else "false"}
     pod_spec = _pod_spec(ctx, node, executor, config_name)
     deployment_spec: dict[str, Any] = {
@@ -174,7 +174,7 @@ def _env_key(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name).upper()
 
 
-def _pod_spec(ctx: RenderContext, node: AlgoNode, executor: Executor, config_name: str) -> dict[str, Any]:
+def _pod_spec(ctx: RenderContext, node: AlgoNode, executor: ExecutorKind, config_name: str) -> dict[str, Any]:
     assert node.spec is not None
     spec, dep = node.spec, node.deployment
     version = spec.version(dep.version)
@@ -183,7 +183,7 @@ def _pod_spec(ctx: RenderContext, node: AlgoNode, executor: Executor, config_nam
         dep.algo_runner_image, ctx.settings.algorunner_image, ctx.settings.algorunner_image_pull_policy
     )
     entry = shlex.split(version.entrypoint) if version and version.entrypoint else []
-    config_dir = EXECUTABLE_CONFIG_DIR if executor == Executor.EXECUTABLE else SIDECAR_CONFIG_DIR
+    config_dir = EXECUTABLE_CONFIG_DIR if executor == ExecutorKind.EXECUTABLE else SIDECAR_CONFIG_DIR
     config_path = f"{config_dir}/{CONFIG_FILE}"
     runner_env = security.data_plane_env(ctx) + topic_env(ctx, node)
     config_mount = {"name": "algo-config", "mountPath": config_dir, "readOnly": True}
@@ -219,7 +219,7 @@ def _pod_spec(ctx: RenderContext, node: AlgoNode, executor: Executor, config_nam
     volumes += security.secret_volumes(ctx)
     secret_mounts = security.secret_mounts(ctx)
     res = resources(dep.resources)
-    if executor == Executor.EXECUTABLE:
+    if executor == ExecutorKind.EXECUTABLE:
         volumes.append({"name": "algo-runner", "emptyDir": {}})
         init = {
             "name": "algo-runner-init",
@@ -244,7 +244,7 @@ def _pod_spec(ctx: RenderContext, node: AlgoNode, executor: Executor, config_nam
         )
         _probes(algo_container, dep.liveness_probe, dep.readiness_probe, runner_probe)
         containers.append(algo_container)
-    elif executor == Executor.PYTHON:
+    elif executor == ExecutorKind.PYTHON:
         image, pull = (algo_image, algo_pull) if version and version.image else (runner_image, runner_pull)
         algo_container.update(
             image=image,
@@ -259,7 +259,7 @@ def _pod_spec(ctx: RenderContext, node: AlgoNode, executor: Executor, config_nam
             algo_container.pop("imagePullPolicy", None)
         _probes(algo_container, dep.liveness_probe, dep.readiness_probe, runner_probe)
         containers.append(algo_container)
-    elif executor == Executor.DELEGATED:
+    elif executor == ExecutorKind.DELEGATED:
         _entrypoint(algo_container, entry)
         algo_container.update(env=runner_env, volumeMounts=[config_mount, *user_mounts, *scratch, *secret_mounts])
         _probes(algo_container, dep.liveness_probe, dep.readiness_probe, None)

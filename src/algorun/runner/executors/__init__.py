@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from algorun.api.enums import Executor as ExecutorKind
+from algorun.api.enums import ExecutorKind
 
 if TYPE_CHECKING:
     from algorun.api.configs import RunnerConfig

@@ -10,7 +10,7 @@ from algorun.api.configs import EndpointConfig, EndpointPathConfig, Identity
 from algorun.api.enums import MessageDataType
 from algorun.bus import contract
 from algorun.endpoint.errors import EndpointError
-from algorun.endpoint.routing import (
+from algorun.endpoint.ingest import (
     Router,
     build_message,
     check_content_type,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from algorun.bus import contract
 from algorun.bus.types import Message
+from algorun.runner.provenance import dead_letter_headers, header_dict, read_inbound, replay_headers, retry_headers
 from algorun.runner.retry import Decision, Step
-from algorun.runner.routing import dead_letter_headers, header_dict, read_inbound, replay_headers, retry_headers
 
 
 def message(topic: str = "src", headers: list[tuple[str, bytes]] | None = None) -> Message:
