@@ -1,7 +1,8 @@
 """One awaitable for a whole `produce_many` batch: it resolves once, with the failures by index.
 
-Per-message asyncio futures cost a future, a done-callback and a scheduled loop callback each (about 2-3 us
-per message on CPython 3.11, more than librdkafka's own produce call); a batch pays that once. Successes are
+Per-message asyncio futures cost a future, a done-callback and a scheduled loop callback each (more than
+librdkafka's own produce call; `benchmarks/bus.py` measures produce per message and in batches); a batch pays
+that once. Successes are
 only counted: nothing is built per acknowledged message, which is what lets the Kafka backend give every message
 of a batch the same delivery callback (see `fail_by_content`).
 """

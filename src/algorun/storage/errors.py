@@ -27,4 +27,4 @@ class ObjectMissing(StorageError):
 
 
 class BadReference(StorageError):
-    """A value marked FileReference is not the original's `{host, bucket, file}` JSON."""
+    """A value marked FileReference is not FileReference JSON `{host, bucket, file}` (`storage.reference`)."""

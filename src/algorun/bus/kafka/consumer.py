@@ -49,8 +49,7 @@ CONSUMER_DEFAULTS: dict[str, str | int | float | bool] = {
     "enable.partition.eof": False,
     # Once its prefetch queue is full (queued.min.messages), librdkafka postpones a partition's next fetch by
     # this much: 1000 ms by default. A consumer that drains the queue faster than that then sits idle for the
-    # rest of the second; measured on a backlog, the raw confluent-kafka loop of benchmarks/runner.py went from
-    # 99k to 210k msgs/s and the runner from 67k to 102k with 10 ms.
+    # rest of the second. 10 ms keeps a consumer reading a backlog busy (benchmarks/runner.py, raw and python).
     "fetch.queue.backoff.ms": 10,
 }
 

@@ -100,8 +100,8 @@ def render_hook(ctx: RenderContext) -> list[dict[str, Any]]:
             "spec": spec,
         },
         {
-            # What the chart's hook ServiceMonitor selects (component=hook, port "metrics"): without it the hook
-            # runner's deliveries, failures and backlog were never scraped.
+            # What the chart's hook ServiceMonitor selects (component=hook, port "metrics"): the hook runner's
+            # deliveries, failures and backlog are scraped through it.
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": metadata(ctx.ident, name(ctx), ctx.ns, labels),
