@@ -57,7 +57,7 @@ class AlgoInput(ApiModel):
     environment_variable: str | None = Field(
         default=None, description="Name of the variable that carries an EnvironmentVariable input"
     )
-    # The original runner's flat fields: accepted, folded into the nested ones, never dumped.
+    # The flat form (see the class docstring): accepted, folded into the nested fields, never dumped.
     http_verb: str | None = Field(default=None, exclude=True)
     http_port: int | None = Field(default=None, exclude=True, ge=1, le=65535)
     http_path: str | None = Field(default=None, exclude=True)
@@ -133,7 +133,7 @@ class AlgoSpec(ApiModel):
 
     @property
     def effective_executor(self) -> ExecutorKind:
-        """The declared executor, or the one the inputs imply (the original crashed on a missing executor)."""
+        """The declared executor, or the one the inputs imply: http(s) inputs mean HTTP, gRPC ones GRPC."""
         if self.executor is not None:
             return self.executor
         kinds = {i.input_delivery_type for i in self.inputs}
@@ -144,7 +144,7 @@ class AlgoSpec(ApiModel):
         return ExecutorKind.EXECUTABLE
 
     def version(self, tag: str) -> AlgoVersion | None:
-        """The version whose tag is `tag` (the original always took the last one, an aliasing bug)."""
+        """The version whose tag is `tag` (None when no version has it)."""
         return next((v for v in self.versions if v.version_tag == tag), None)
 
     def input(self, name: str) -> AlgoInput | None:

@@ -38,17 +38,16 @@ def operator(
     import asyncio
     import logging
 
-    from pydantic import ValidationError
-
     from algorun.operator.service import Operator
     from algorun.operator.settings import OperatorSettings
+    from algorun.settings import SettingsError
 
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        settings = OperatorSettings()
-    except ValidationError as exc:
+        settings = OperatorSettings.from_env()
+    except SettingsError as exc:
         console_.print_error(console_.err(), str(exc), prefix="invalid operator settings: ")
         raise typer.Exit(2) from exc
     asyncio.run(Operator(settings, kubeconfig).run(standalone=standalone, peering_name=peering, priority=priority))
@@ -76,11 +75,10 @@ def render(
     secrets are left out (their data lives in the cluster) and no owner references are set. The Strimzi objects
     are written in the version the operator would choose on a cluster serving `--api-versions`.
     """
-    from pydantic import ValidationError
-
     from algorun.api.documents import SpecError, load_pipeline
     from algorun.operator.apis import STRIMZI_MISSING, assumed
     from algorun.operator.settings import OperatorSettings
+    from algorun.settings import SettingsError
 
     err = console_.err()
     try:
@@ -91,13 +89,13 @@ def render(
         console_.print_error(err, STRIMZI_MISSING.removesuffix("; nothing was changed"))
         raise typer.Exit(1)
     try:
-        settings = OperatorSettings()
+        settings = OperatorSettings.from_env()
         pipeline, topology = load_pipeline(files)
     except SpecError as exc:
         for problem in exc.problems:
             console_.print_problems(err, [problem])
         raise typer.Exit(1) from exc
-    except ValidationError as exc:
+    except SettingsError as exc:
         console_.print_error(err, str(exc), prefix="invalid operator settings: ")
         raise typer.Exit(2) from exc
     sys.stdout.write(render_offline(pipeline, topology, settings, namespace, apis))

@@ -30,8 +30,8 @@ BusOpt = Annotated[
 def runner(
     config: ConfigOpt = None,
     bus: BusOpt = None,
-    health_port: Annotated[int | None, typer.Option(help="Port of /health, /ready, /metrics (10080).")] = None,
-    concurrency: Annotated[int | None, typer.Option(help="Runs in progress at once (64).")] = None,
+    health_port: Annotated[int | None, typer.Option(help="Port of /health, /ready, /metrics.")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Runs in progress at once.")] = None,
     key_concurrency: Annotated[
         bool | None, typer.Option("--key-concurrency/--no-key-concurrency", help="Run keys of a partition in parallel.")
     ] = None,
@@ -41,7 +41,7 @@ def runner(
     exec_mode: Annotated[str | None, typer.Option(help="Executable: per-message or streaming.")] = None,
     stderr_policy: Annotated[str | None, typer.Option(help="Executable stderr: log or fail.")] = None,
     grpc_mode: Annotated[str | None, typer.Option(help="grpc executor: unary or stream.")] = None,
-    grace: Annotated[float | None, typer.Option(help="Seconds to finish in-flight work on SIGTERM (30).")] = None,
+    grace: Annotated[float | None, typer.Option(help="Seconds to finish in-flight work on SIGTERM.")] = None,
     workdir: Annotated[
         Path | None, typer.Option(help="Working directory of the algo (python imports, exec cwd).")
     ] = None,
@@ -50,7 +50,8 @@ def runner(
 ) -> None:
     """Run one algo instance: consume its inputs, call it, produce its outputs, retry and dead-letter failures.
 
-    Options may also be set as ALGORUN_RUNNER_<OPTION> variables (e.g. ALGORUN_RUNNER_EXEC_MODE=streaming).
+    Each option overrides a setting, which may also be set as an ALGORUN_RUNNER_<SETTING> variable (e.g.
+    ALGORUN_RUNNER_EXEC_MODE=streaming); docs/settings.md lists them with their defaults.
     SIGTERM drains: stop consuming, finish in-flight work, commit, exit 0.
     """
     from algorun.api.enums import ExecutorKind

@@ -3,12 +3,11 @@
 Only paths whose `messageDataType` is `FileReference` may use it, and only for bodies larger than the message
 limit (`ALGORUN_ENDPOINT_MAX_BODY_BYTES`): a small body travels inline (`messageDataType: Embedded`), a large one
 is uploaded and the message carries the original's FileReference JSON (`messageDataType: FileReference`), so
-the runner knows per message which one it got. The original uploaded every body of such a path, synchronously,
-and answered 400 when the upload failed.
+the runner knows per message which one it got, and a message is only as large as it must be.
 
-Storage is `algorun.storage` (S3-compatible), configured like the other data-plane components: the original's
-connection string `MC_HOST_algorun` (the operator sets it from the storage secret) or the standard `AWS_*`
-variables; the bucket is `ALGORUN_STORAGE_BUCKET`, else the original's lower(`{owner}.{name}`). `PayloadStore`
+Storage is `algorun.storage` (S3-compatible), configured like the other data-plane components: the connection
+string `MC_HOST_algorun` (the operator sets it from the storage secret) or the standard `AWS_*` variables; the
+bucket is `ALGORUN_STORAGE_BUCKET`, else lower(`{owner}.{name}`) (docs/compat.md). `PayloadStore`
 keeps the HTTP and gRPC code independent of S3, so they are tested with the in-memory store.
 """
 

@@ -4,8 +4,8 @@ Each stream is pipelined: requests are published as they arrive (in order, so th
 and answered in order, each `streamOffset` only once the broker (or the write-ahead log) acknowledged that
 message. A request that cannot be accepted ends the stream with a gRPC status naming the problem and the
 offending `streamOffset`: the first one (in stream order) that was not stored, even if a later request was
-refused sooner; every offset answered before it is stored. The original acknowledged failed publishes, dropped
-messages for a wrong owner/name after acknowledging them, and crashed the process on an unknown path.
+refused sooner; every offset answered before it is stored. A request for an unknown owner, name or path ends
+its stream with NOT_FOUND; the process goes on serving the others.
 """
 
 from __future__ import annotations

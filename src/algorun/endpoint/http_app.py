@@ -1,9 +1,14 @@
 """The HTTP API (aiohttp): `/{deploymentOwner}/{deploymentName}/{path}[/{traceID}[/upload]]` into Kafka.
 
 A handler answers 202 only after `Publisher.publish` returned, i.e. after the broker (or the write-ahead log)
-acknowledged the message; every refusal is a JSON error in the original's shape with a meaningful status.
-The original's defects fixed here: plain POSTs run (they were staged), the traceID is returned, there is a body
-limit, chunked bodies are accepted, multipart bodies are split into parts, and the content type is checked.
+acknowledged the message, and its body names the traceID and where the message is. Every refusal is a JSON
+error (`errors.error_body`) with a meaningful status. A plain POST runs; bodies are limited in size (413 as soon
+as the limit is passed, chunked ones included), multipart bodies are split into parts, and the content type is
+checked. docs/compat.md lists what differs from Algo.Run's endpoint.
+
+The module is longer than most (about 500 lines): routing, authentication, body reading (plain, chunked and
+multipart, with the claim check) and the answers are one `HttpApi`, whose one dispatch function serves every
+request without aiohttp's router and middlewares (`benchmarks/endpoint.py`).
 """
 
 from __future__ import annotations
@@ -105,11 +110,11 @@ class HttpApi:
     def server(self) -> web.Server:
         """aiohttp's low-level server with `dispatch` as its only handler.
 
-        Why not a `web.Application`: under load (1 KB POSTs, 256 connections, one core) its per-request machinery
-        (router resolution over six ingestion patterns, match info, the error middleware's two extra coroutines)
-        cost a third of the endpoint's CPU above an aiohttp hello-world. `dispatch` routes with one dict lookup
-        or one `split` and turns every failure into the JSON error itself. What the Application did besides
-        is done here: the body size limit (`client_max_size`, in `_request`) and `Expect: 100-continue`.
+        Why not a `web.Application`: its per-request machinery (router resolution over six ingestion patterns,
+        match info, the error middleware's two extra coroutines) is a large share of the endpoint's CPU above an
+        aiohttp hello-world (`benchmarks/endpoint.py` compares the two). `dispatch` routes with one dict lookup
+        or one `split` and turns every failure into the JSON error itself. What an Application would do besides
+        is done here: the body size limit (`client_max_size`, in `request`) and `Expect: 100-continue`.
         """
         loop = asyncio.get_running_loop()
         client_max_size = max(self.max_body_bytes, self.max_upload_bytes) + 1024 * 1024
@@ -476,8 +481,7 @@ def _http_exception(exc: web.HTTPException, request: web.BaseRequest) -> Endpoin
 
 
 async def _limited(chunks: AsyncIterator[bytes], limit: int, hint: str) -> AsyncIterator[bytes]:
-    """`chunks`, failing with 413 as soon as more than `limit` bytes came (works for chunked bodies, which the
-    original refused)."""
+    """`chunks`, failing with 413 as soon as more than `limit` bytes came (chunked bodies included)."""
     total = 0
     async for chunk in chunks:
         total += len(chunk)

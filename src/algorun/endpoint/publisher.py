@@ -2,7 +2,7 @@
 
 `publish` returns only once the message is durably stored: acknowledged by the broker, or committed to the
 local write-ahead log (WAL). Otherwise it raises an `EndpointError` (429/503/413) and the client knows the
-message was not taken. Per topic, the WAL mode (the original's `producer.wal` settings) decides:
+message was not taken. Per topic, the WAL mode (the pipeline's `producer.wal` settings) decides:
 
 - `always`: every message is written to the WAL, answered, then forwarded to Kafka in order;
 - `fallback` (default): messages go to Kafka; when a delivery fails (broker down), that message and every later
@@ -12,12 +12,17 @@ message was not taken. Per topic, the WAL mode (the original's `producer.wal` se
 
 Ordering: each accepted message gets a sequence number; the WAL is forwarded in that order, and the forwarder
 never passes a message that is still on its way to Kafka directly (if that one fails, it is logged under its
-own sequence number and forwarded first). The forwarder sends the key and headers it stored (the original
-replayed payloads only). The forwarder is also the broker probe: once the WAL is empty, direct sending resumes.
+own sequence number and forwarded first). The forwarder sends the key and headers it stored, so a forwarded
+message is the one accepted. The forwarder is also the broker probe: once the WAL is empty, direct sending
+resumes.
 
 Refusals for good (too large, unknown topic, not authorised) are answers, not outages: they never count as breaker
 failures. A message too large for the producer is refused with 413 before it is logged; a logged record the
 broker refuses for good is moved to the log's dead-letter table, so it cannot block the records behind it.
+
+The module is longer than most (about 500 lines): the direct path, the log path and the forwarder are one
+`Publisher` because they share the sequence numbers, the breaker and the producer, and that sharing is what
+keeps the order of acceptance.
 """
 
 from __future__ import annotations

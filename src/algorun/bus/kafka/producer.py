@@ -4,10 +4,9 @@ confluent-kafka's asyncio producer cannot send headers, so this wraps `confluent
 - `produce` enqueues into librdkafka immediately (call order is partition order) and returns a future;
 - delivery reports are served *on the event loop thread*: `produce` polls every `POLL_EVERY` messages (as a
   hand-written confluent-kafka loop does), and a timer polls every `POLL_INTERVAL_S` while anything is in flight.
-  An earlier design served them on a poller thread, but confluent-kafka takes the GIL once per delivery report,
-  so that thread fought the producing thread for the GIL on every message (measured: 115-130k msgs/s against
-  265-340k/s when the same loop polls itself). The cost is up to `POLL_INTERVAL_S` of added ack latency when the
-  loop is otherwise idle;
+  Not a poller thread: confluent-kafka takes the GIL once per delivery report, so such a thread fights the
+  producing thread for the GIL on every message (`benchmarks/bus.py`, produce, shows the difference). The cost
+  is up to `POLL_INTERVAL_S` of added ack latency when the loop is otherwise idle;
 - what is in flight is librdkafka's own count (`len(producer)`: queued, unacknowledged, or acknowledged with its
   report not yet served) plus the overflow, read when needed, instead of a counter kept on every message and
   every report;
@@ -19,6 +18,10 @@ confluent-kafka's asyncio producer cannot send headers, so this wraps `confluent
   deliveries complete (callers bound their own backlog with `in_flight`).
 
 Defaults favour not losing data: idempotence on (acks=all, ordered retries), `close()` drains.
+
+The module is longer than most (about 560 lines): per-message produce, batches, the overflow queue,
+transactions and close all act on one librdkafka handle and the serving of its delivery reports, and a split
+would put a call between the per-message path and that state.
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ For `produce` it is the message's future itself (`_PendingDelivery`); for a batc
 (and, off the fast path, to the message's index) with `MethodType`, not `functools.partial`: one object the cyclic
 collector tracks instead of four (partial, its args tuple, its keywords dict, the bound method), and about half the
 construction cost. These callbacks live until the broker acknowledges, so every tracked object is scanned by
-each young-generation collection meanwhile (measured: ~0.5 us per message of collector time with partials).
+each young-generation collection meanwhile (`benchmarks/bus.py` measures produce against raw confluent-kafka).
 """
 
 
@@ -85,8 +88,8 @@ class _PendingDelivery(asyncio.Future[Receipt]):
 
     One object per message, instead of a future and a callback bound to it. By the time its report is
     served (linger.ms and a round trip to the broker later: thousands of messages at full speed), the object
-    has left the CPU's caches, and each one touched then is a miss: with 4 partitions this took ~0.17 us of the
-    producing thread's CPU off each 1 KB message (medians of 9 rounds: 2.53 against 2.70 us).
+    has left the CPU's caches, and each one touched then is a miss, so one object per message saves the
+    producing thread CPU on every message (`benchmarks/bus.py`, produce on 4 partitions, CPU per message).
 
     Each producer has its own subclass (`_pending_type`) whose class attribute `producer` is that producer: a
     failure is described with its state (the reason it purged its queue), at no cost per message.
@@ -286,7 +289,7 @@ class KafkaProducer(Producer):
         """Hand one message to librdkafka; False when its queue is full (try again after deliveries).
 
         Arguments go positionally (topic, value, key, partition, on_delivery, callback, timestamp, headers):
-        confluent-kafka parses keywords at about twice the cost, ~0.4 us per message.
+        confluent-kafka parses keywords at about twice the cost (`benchmarks/bus.py`, produce).
         """
         topic, value, key, headers, partition = args
         hs: Any = headers  # list[tuple[str, bytes]] is what it takes; its stub's list type is invariant

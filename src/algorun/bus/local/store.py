@@ -6,6 +6,10 @@ writer appends, and `BEGIN IMMEDIATE` serialises writers, which is what makes of
 
 A message's row id packs its partition and offset (`partition_id << 40 | offset`): one B-tree, clustered by
 partition then offset, so a fetch is a range scan and an append is an insert at the end.
+
+The module is longer than most (about 460 lines): topics, appends, fetches, offsets and group membership are
+one `Store` because they share one connection and its write transactions, and a commit of offsets checks the
+membership in the same transaction.
 """
 
 from __future__ import annotations
