@@ -79,10 +79,10 @@ def bench_render() -> float:
 
 async def bench_cluster() -> dict[str, float]:
     from algorun.api.crds import generate_crds
-    from tests.integration.conftest import third_party_crd_files
-    from tests.integration.operator.harness import eventually, running_operator
     from tests.support import testbin
     from tests.support.kube import load_yaml_documents, start_kube
+    from tests.support.operator_harness import eventually, running_operator
+    from tests.support.testbed_fixtures import third_party_crd_files
 
     etcd, _ = testbin.ensure("etcd")
     apiserver, _ = testbin.ensure("kube-apiserver")

@@ -41,8 +41,8 @@ from algorun.bus import Bus, KafkaSettings, open_bus
 from benchmarks import runner as runner_bench
 from benchmarks._broker import kafka_bootstrap
 from benchmarks._rounds import rotated
-from tests.algos.configs import names
 from tests.support import testbin
+from tests.support.runner_configs import names
 
 REPO = Path(__file__).resolve().parents[1]
 APPS = REPO / "benchmarks" / "_peer_apps"

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from algorun.console.server import STATIC
-
-FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
+from tests.support.paths import FRONTEND
 
 
 def test_committed_build_matches_the_sources(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.browser.inprocess import console_over
+from tests.support.inprocess_console import console_over
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 
 from algorun.api import load_pipeline
-from tests.integration.local.harness import EXAMPLES, Receiver, post, running_pipeline
+from tests.support.local_mode import Receiver, post, running_pipeline
+from tests.support.paths import EXAMPLES
 from tests.support.procs import ManagedProcess, free_ports, wait_for
 
 pytestmark = pytest.mark.timeout(300)

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.browser.inprocess import Console, console_over
-from tests.integration.local.harness import EXAMPLES
+from tests.support.inprocess_console import Console, console_over
+from tests.support.paths import EXAMPLES
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -19,7 +19,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.conftest import _TIMINGS, FIGURES, _start, require
 from tests.support import cluster as cluster_support
 from tests.support.chart_install import install_operator
 from tests.support.cluster import Cluster
@@ -27,6 +26,7 @@ from tests.support.e2e import Operator, Receiver, name_broker, webhook_receiver
 from tests.support.helm import Helm
 from tests.support.kafka import KafkaBroker, start_kafka
 from tests.support.strimzi import StrimziStandIn
+from tests.support.testbed_fixtures import FIGURES, TIMINGS, require, start_server
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -42,9 +42,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     for part in (*cluster_support.PARTS, "helm", "kafka", "crds", "strimzi-crds"):
         require(part)
     workdir = tmp_path_factory.mktemp("cluster")
-    running = _start("single-node cluster", lambda: cluster_support.start(workdir))
+    running = start_server("single-node cluster", lambda: cluster_support.start(workdir))
     for what, seconds in running.timings.items():
-        _TIMINGS[f"cluster: {what}"] = seconds
+        TIMINGS[f"cluster: {what}"] = seconds
     try:
         yield running
     finally:
@@ -56,7 +56,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 def cluster_kafka(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
     libs = require("kafka")
     workdir = tmp_path_factory.mktemp("cluster-kafka")
-    broker = _start("kafka for the cluster", lambda: start_kafka(libs, workdir, host=cluster.host_address))
+    broker = start_server("kafka for the cluster", lambda: start_kafka(libs, workdir, host=cluster.host_address))
     name_broker(cluster, broker)
     try:
         yield broker
@@ -91,7 +91,7 @@ def operator(
 ) -> Operator:
     began = time.monotonic()
     values = install_operator(cluster.api, cluster_helm, tmp_path_factory.mktemp("chart"))
-    _TIMINGS["helm install (operator Ready)"] = time.monotonic() - began
+    TIMINGS["helm install (operator Ready)"] = time.monotonic() - began
     return Operator(cluster=cluster, kafka=cluster_kafka, values=values)
 
 

@@ -27,10 +27,10 @@ import pytest
 from algorun.api import load_pipeline
 from algorun.endpoint.pb import pipeline_endpoint_pb2 as pb
 from algorun.endpoint.pb import pipeline_endpoint_pb2_grpc as pb_grpc
-from tests.integration.local.harness import run_until_idle
-from tests.integration.local.harness import webhook_receiver as local_receiver
 from tests.support.e2e import Operator, Receiver, eventually, example_documents, post, read_topic, topic_messages
-from tests.support.examples import EXAMPLES
+from tests.support.local_mode import run_until_idle
+from tests.support.local_mode import webhook_receiver as local_receiver
+from tests.support.paths import EXAMPLES
 
 # example -> its endpoint inputs, as `algorun run --input` takes them
 CASES = {
@@ -63,7 +63,7 @@ def _send(operator: Operator, namespace: str, pd: dict[str, Any], inputs: list[s
 
 def _local_deliveries(name: str, inputs: list[str], tmp_path: Path) -> list[dict[str, Any]]:
     with local_receiver(tmp_path) as local:
-        run = run_until_idle([EXAMPLES / name / "pipeline.yaml"], tmp_path / "state", inputs=inputs)
+        run = run_until_idle([local.examples / name / "pipeline.yaml"], tmp_path / "state", inputs=inputs)
         assert run.returncode in (0, 1), run.stdout + run.stderr  # 1: something was dead-lettered
         return local.deliveries()
 

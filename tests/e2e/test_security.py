@@ -20,8 +20,8 @@ import yaml
 
 from tests.support.chart_install import CHART, CLUSTER_VALUES, NAMESPACE, RELEASE, merge
 from tests.support.e2e import Operator, Receiver, eventually, post
-from tests.support.examples import EXAMPLES
 from tests.support.helm import Helm
+from tests.support.paths import EXAMPLES
 
 CA_SECRET = "kafka-cluster-ca-cert"  # Strimzi's name for its cluster CA Secret ({cluster}-cluster-ca-cert)
 SECURE_VALUES = {"kafka": {"tls": {"enabled": True, "caSecretName": CA_SECRET}, "auth": {"type": "scram-sha-512"}}}

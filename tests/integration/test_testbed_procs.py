@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.paths import REPO
 from tests.support.procs import wait_for
-from tests.support.testbin import REPO
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 

@@ -15,8 +15,8 @@ import yaml
 from tests.support import strimzi_crds, testbin
 from tests.support.helm import Helm
 from tests.support.kube import KubeAPI, load_yaml_documents
+from tests.support.paths import CHART
 
-CHART = testbin.REPO / "charts" / "pipeline-operator"
 NAMESPACE = "algorun-system"
 RELEASE = "algorun"
 

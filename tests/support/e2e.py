@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 import yaml
 
 from tests.support.cluster import Cluster
-from tests.support.examples import EXAMPLES
 from tests.support.kafka import KafkaBroker
+from tests.support.paths import EXAMPLES
 from tests.support.procs import ManagedProcess, free_port, wait_for
 
 T = TypeVar("T")

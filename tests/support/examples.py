@@ -7,9 +7,7 @@ from typing import Any
 
 import yaml
 
-from tests.support.testbin import REPO
-
-EXAMPLES = REPO / "examples"
+from tests.support.paths import EXAMPLES
 
 
 def example(name: str, namespace: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -26,8 +26,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-IMAGES = REPO / "images"
+from tests.support.paths import REPO
+
 DEBIAN_SUITE = "bookworm"
 BASE_PACKAGES = ("python3.11", "python3.11-venv", "python3-pip", "python3-venv", "libpython3.11", "binutils",
                  "ca-certificates")  # fmt: skip

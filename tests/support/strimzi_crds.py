@@ -21,10 +21,12 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tests.support.paths import TESTBIN
+
 if TYPE_CHECKING:
     from tests.support.testbin import Part
 
-INPUTS = Path(__file__).resolve().parents[2] / "testbin" / "strimzi"
+INPUTS = TESTBIN / "strimzi"
 RELEASES_FILE = INPUTS / "releases.json"
 GENERATOR_MAIN = "io.strimzi.crdgenerator.CrdGenerator"
 JAVA_MIN = 21

@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support import images, strimzi_crds
+from tests.support.paths import IMAGES, REPO, TESTBIN
 from tests.support.procs import tail
 
-REPO = Path(__file__).resolve().parents[2]
-INPUTS = REPO / "testbin"
+INPUTS = TESTBIN
 # Bump when a recipe below changes in a way the hashed input files do not show.
 RECIPE_VERSION = "1"
 GO_BUILD_FLAGS = ("-trimpath", "-ldflags=-s -w")
@@ -297,7 +297,7 @@ def _algorun_image(part: Part, cache: Path, log: Path) -> None:
     _image_step(
         lambda: images.build_dockerfile(
             _buildah(cache, log),
-            images.IMAGES / "Dockerfile",
+            IMAGES / "Dockerfile",
             images.algorun_image(),
             part.output(cache),
             needs=[(images.BASE_IMAGE, base)],
@@ -310,7 +310,7 @@ def _examples_image(part: Part, cache: Path, log: Path) -> None:
     _image_step(
         lambda: images.build_dockerfile(
             _buildah(cache, log),
-            images.IMAGES / "examples.Dockerfile",
+            IMAGES / "examples.Dockerfile",
             images.EXAMPLES_IMAGE,
             part.output(cache),
             needs=[(images.algorun_image(), algorun)],
@@ -459,7 +459,7 @@ PARTS: dict[str, Part] = {
             output=lambda r: r / "images" / "algorun.tar",
             recipe=_algorun_image,
             extra_key=images.algorun_image(),
-            input_files=lambda: _context_files(images.IMAGES / "Dockerfile"),
+            input_files=lambda: _context_files(IMAGES / "Dockerfile"),
             after=("base-image",),
         ),
         Part(
@@ -469,7 +469,7 @@ PARTS: dict[str, Part] = {
             output=lambda r: r / "images" / "examples.tar",
             recipe=_examples_image,
             extra_key=images.EXAMPLES_IMAGE,
-            input_files=lambda: _context_files(images.IMAGES / "examples.Dockerfile"),
+            input_files=lambda: _context_files(IMAGES / "examples.Dockerfile"),
             after=("image",),
         ),
         Part(

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from algorun.bus import Bus, KafkaSettings, open_bus
-from tests.integration.bus.testbed import settings_for
-
-
-def kafka_settings(request: pytest.FixtureRequest, listener: str = "PLAINTEXT") -> KafkaSettings:
-    """Settings for one listener of the test-bed broker (the `kafka` session fixture)."""
-    try:
-        kafka = request.getfixturevalue("kafka")
-    except pytest.FixtureLookupError:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("the kafka test-bed fixture is missing")
-        pytest.skip("the kafka test-bed fixture is not available")
-    return settings_for(kafka, listener)
+from tests.support.bus_settings import kafka_settings
 
 
 @pytest.fixture(params=["local", "kafka"])

@@ -20,7 +20,7 @@ from algorun.bus import (
     UnknownTopic,
 )
 from algorun.bus.partitioning import partition_for_key
-from tests.integration.bus.helpers import assert_nothing_more, consume_n
+from tests.support.consuming import assert_nothing_more, consume_n
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

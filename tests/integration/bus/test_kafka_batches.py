@@ -18,8 +18,8 @@ import pytest
 
 import algorun.bus.kafka.producer as kafka_producer
 from algorun.bus import Bus, KafkaSettings, MessageTooLarge, ProduceFailed, TopicSpec, TransactionError, open_bus
-from tests.integration.bus.conftest import kafka_settings
-from tests.integration.bus.helpers import assert_nothing_more, consume_n
+from tests.support.bus_settings import kafka_settings
+from tests.support.consuming import assert_nothing_more, consume_n
 from tests.support.procs import free_port
 from tests.support.waiting import wait_until
 

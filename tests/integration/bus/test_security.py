@@ -10,9 +10,8 @@ import pytest
 from pydantic import SecretStr
 
 from algorun.bus import AuthenticationFailed, AuthType, BrokerUnreachable, BusError, TopicSpec, open_bus
-from tests.integration.bus.conftest import kafka_settings
-from tests.integration.bus.helpers import consume_n
-from tests.integration.bus.testbed import LISTENERS, settings_for
+from tests.support.bus_settings import LISTENERS, kafka_settings, settings_for
+from tests.support.consuming import consume_n
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.chart.conftest import (
+from tests.support.chart_render import (
     Discovery,
     container_env,
     ensure_namespace,
@@ -20,7 +20,7 @@ from tests.integration.chart.conftest import (
 )
 from tests.support.helm import Helm
 from tests.support.kube import KubeAPI
-from tests.unit.chart.helpers import CHART
+from tests.support.paths import CHART
 
 pytestmark = pytest.mark.integration
 

@@ -16,16 +16,17 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.chart.conftest import (
+from tests.support.chart_render import (
     Discovery,
     container_env,
     find,
     render,
     server_apply,
 )
-from tests.support.examples import EXAMPLES, example
+from tests.support.examples import example
 from tests.support.helm import Helm
 from tests.support.kube import KubeAPI
+from tests.support.paths import EXAMPLES
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -157,7 +158,7 @@ def _sar(
 
 async def _reconcile_examples(kube: KubeAPI, install: Install, kubeconfig: Path) -> list[dict[str, Any]]:
     """Run the operator as the ServiceAccount, apply every example as an admin, wait for their statuses."""
-    from algorun.operator.service import Operator
+    from algorun.operator.runner import Operator
     from algorun.operator.settings import OperatorSettings
 
     env = {k.lower(): v for k, v in container_env(install.docs).items() if isinstance(v, str)}

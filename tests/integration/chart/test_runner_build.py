@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import testbin
-from tests.unit.chart.helpers import IMAGES, REPO
+from tests.support.paths import IMAGES, REPO
 
 pytestmark = pytest.mark.integration
 

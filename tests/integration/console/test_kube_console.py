@@ -27,11 +27,12 @@ from algorun.console.graph import build_graph
 from algorun.local.runtime import local_bus_url
 from tests.support.examples import example
 from tests.support.kube import KubeAPI
+from tests.support.paths import EXAMPLES
 from tests.support.procs import ManagedProcess, free_ports, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "retry-dead-letter" / "pipeline.yaml"
+EXAMPLE = EXAMPLES / "retry-dead-letter" / "pipeline.yaml"
 ALGO = "algo:shop/charge:1[1]"
 SA = "console-user"
 

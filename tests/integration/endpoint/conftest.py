@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import require
-from tests.integration.endpoint.restartable import RestartableBroker
+from tests.support.restartable_broker import RestartableBroker
+from tests.support.testbed_fixtures import require
 
 
 @pytest.fixture

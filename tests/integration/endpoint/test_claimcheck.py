@@ -16,7 +16,7 @@ from algorun.endpoint.claimcheck import S3PayloadStore
 from algorun.endpoint.pb import pipeline_endpoint_pb2 as pb
 from algorun.storage import FileReference
 from algorun.storage.settings import component_settings
-from tests.integration.endpoint.helpers import (
+from tests.support.endpoint import (
     NAME,
     OWNER,
     create_topic,

@@ -14,7 +14,7 @@ import pytest
 import algorun.endpoint.service as endpoint_service
 from algorun.endpoint.pb import pipeline_endpoint_pb2 as pb
 from algorun.endpoint.service import EndpointService
-from tests.integration.endpoint.helpers import JSON, NAME, OWNER, local_endpoint
+from tests.support.endpoint import JSON, NAME, OWNER, local_endpoint
 from tests.support.mounts import MountedSecret
 from tests.support.waiting import eventually
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.endpoint.helpers import create_topic, make_config, running_endpoint
+from tests.support.endpoint import create_topic, make_config, running_endpoint
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

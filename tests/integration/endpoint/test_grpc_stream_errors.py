@@ -11,7 +11,7 @@ import pytest
 
 from algorun.api.configs import EndpointPathConfig
 from algorun.endpoint.pb import pipeline_endpoint_pb2 as pb
-from tests.integration.endpoint.helpers import (
+from tests.support.endpoint import (
     acks_until_failure,
     create_topic,
     make_config,

@@ -9,7 +9,7 @@ import uuid
 import aiohttp
 import pytest
 
-from tests.integration.endpoint.helpers import (
+from tests.support.endpoint import (
     NAME,
     OWNER,
     create_topic,

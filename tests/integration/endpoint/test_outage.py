@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from algorun.api.enums import WalMode
-from tests.integration.endpoint.helpers import (
+from tests.support.endpoint import (
     JSON,
     NAME,
     OWNER,
@@ -30,8 +30,8 @@ from tests.integration.endpoint.helpers import (
     running_endpoint,
     stored_keys,
 )
-from tests.integration.endpoint.restartable import RestartableBroker
 from tests.support.procs import free_ports
+from tests.support.restartable_broker import RestartableBroker
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]

@@ -8,7 +8,7 @@ import uuid
 import aiohttp
 import pytest
 
-from tests.integration.endpoint.helpers import NAME, OWNER, create_topic, make_config, running_endpoint, stored_keys
+from tests.support.endpoint import NAME, OWNER, create_topic, make_config, running_endpoint, stored_keys
 
 pytestmark = pytest.mark.integration
 

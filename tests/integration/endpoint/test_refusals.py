@@ -20,7 +20,7 @@ from algorun.endpoint.errors import Code
 from algorun.endpoint.service import EndpointService
 from algorun.endpoint.settings import WAL_FILE
 from algorun.endpoint.wal import WriteAheadLog
-from tests.integration.endpoint.helpers import (
+from tests.support.endpoint import (
     JSON,
     NAME,
     OWNER,

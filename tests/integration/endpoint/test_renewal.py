@@ -16,8 +16,8 @@ import pytest
 
 from algorun.api.enums import WalMode
 from algorun.bus import BusClosed
-from tests.integration.bus.testbed import settings_for
-from tests.integration.endpoint.helpers import (
+from tests.support.bus_settings import settings_for
+from tests.support.endpoint import (
     JSON,
     NAME,
     OWNER,

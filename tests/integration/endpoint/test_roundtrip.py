@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from algorun.endpoint.pb import pipeline_endpoint_pb2 as pb
-from tests.integration.endpoint.helpers import (
+from tests.support.endpoint import (
     NAME,
     OWNER,
     acks_until_failure,

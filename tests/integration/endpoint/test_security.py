@@ -15,8 +15,8 @@ import pytest
 
 from algorun.endpoint.pb import pipeline_endpoint_pb2 as pb
 from algorun.endpoint.service import EndpointService
-from tests.integration.endpoint.helpers import NAME, OWNER, local_endpoint
 from tests.support.certs import CertificateAuthority
+from tests.support.endpoint import NAME, OWNER, local_endpoint
 
 TOKEN, API_KEY = "s3cret-token", "k3y"
 

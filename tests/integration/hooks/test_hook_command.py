@@ -13,7 +13,8 @@ from algorun.api.configs import HookTarget
 from algorun.bus import open_bus
 from algorun.bus.types import TopicSpec
 from algorun.webhook.signing import SIGNATURE_HEADER, verify
-from tests.integration.hooks.helpers import (
+from tests.support.hook_receiver import Receiver
+from tests.support.hook_runner import (
     SECRET,
     all_committed,
     header,
@@ -22,8 +23,7 @@ from tests.integration.hooks.helpers import (
     read_topic,
     wait_until,
 )
-from tests.integration.hooks.receiver import Receiver
-from tests.integration.runner.harness import REPO
+from tests.support.paths import REPO
 from tests.support.procs import ManagedProcess, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

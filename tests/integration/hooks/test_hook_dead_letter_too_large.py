@@ -12,7 +12,8 @@ import pytest
 from algorun.api.configs import HookTarget
 from algorun.bus import contract, open_bus
 from algorun.bus.types import TopicSpec
-from tests.integration.hooks.helpers import (
+from tests.support.hook_receiver import Receiver
+from tests.support.hook_runner import (
     all_committed,
     header,
     hook_config,
@@ -20,7 +21,6 @@ from tests.integration.hooks.helpers import (
     read_topic,
     running_hooks,
 )
-from tests.integration.hooks.receiver import Receiver
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration]

@@ -14,8 +14,8 @@ from aiohttp import web
 from algorun.api.configs import HookTarget
 from algorun.bus import open_bus
 from algorun.bus.types import TopicSpec
-from tests.integration.hooks.helpers import all_committed, hook_config, produce, read_topic, running_hooks, wait_until
-from tests.integration.hooks.receiver import Received, Receiver
+from tests.support.hook_receiver import Received, Receiver
+from tests.support.hook_runner import all_committed, hook_config, produce, read_topic, running_hooks, wait_until
 
 pytestmark = [pytest.mark.integration]
 

@@ -11,7 +11,8 @@ from algorun.api.configs import HookTarget
 from algorun.bus import open_bus
 from algorun.bus.types import TopicSpec
 from algorun.webhook.signing import SIGNATURE_HEADER, verify
-from tests.integration.hooks.helpers import (
+from tests.support.hook_receiver import Receiver
+from tests.support.hook_runner import (
     SECRET,
     all_committed,
     header,
@@ -22,7 +23,6 @@ from tests.integration.hooks.helpers import (
     running_hooks,
     wait_until,
 )
-from tests.integration.hooks.receiver import Receiver
 
 pytestmark = [pytest.mark.integration]
 

@@ -19,9 +19,10 @@ import pytest
 from algorun.api import load_pipeline
 from algorun.bus import Bus, KafkaSettings, Message, open_bus
 from algorun.local.runtime import local_bus_url
-from tests.integration.local.harness import EXAMPLES, Receiver, run_until_idle, running_pipeline, webhook_receiver
 from tests.support.connect import KafkaConnect
 from tests.support.kafka import KafkaBroker
+from tests.support.local_mode import Receiver, run_until_idle, running_pipeline, webhook_receiver
+from tests.support.paths import EXAMPLES
 from tests.support.procs import StartError, wait_for
 
 pytestmark = pytest.mark.timeout(600)
@@ -73,7 +74,7 @@ def _target(state: Path, kafka: KafkaBroker | None) -> str | KafkaSettings:
 
 
 def test_text_transform(tmp_path: Path, receiver: Receiver, on_kafka: KafkaBroker | None) -> None:
-    folder = EXAMPLES / "text-transform"
+    folder = receiver.examples / "text-transform"
     result = run_until_idle([folder / "pipeline.yaml"], tmp_path / "state", inputs=["text=input.txt"], kafka=on_kafka)
     assert result.returncode == 0, result.stdout + result.stderr
     text = (folder / "input.txt").read_text()
@@ -84,7 +85,7 @@ def test_text_transform(tmp_path: Path, receiver: Receiver, on_kafka: KafkaBroke
 
 def test_send_topics_and_tail_on_a_running_pipeline(tmp_path: Path, receiver: Receiver) -> None:
     """The helpers a user reaches for while a pipeline runs: send data, list the topics, read one."""
-    folder = EXAMPLES / "text-transform"
+    folder = receiver.examples / "text-transform"
     state = tmp_path / "state"
     with running_pipeline([folder / "pipeline.yaml"], state, tmp_path / "run.log") as (_, ports):
         cli = [sys.executable, "-m", "algorun.cli.main"]
@@ -119,7 +120,7 @@ def test_send_topics_and_tail_on_a_running_pipeline(tmp_path: Path, receiver: Re
 
 
 def test_fan_out_fan_in(tmp_path: Path, receiver: Receiver, on_kafka: KafkaBroker | None) -> None:
-    folder = EXAMPLES / "fan-out-fan-in"
+    folder = receiver.examples / "fan-out-fan-in"
     inputs = [f"orders=input/order-{n}.json" for n in (1, 2, 3)]
     result = run_until_idle([folder / "pipeline.yaml"], tmp_path / "state", inputs=inputs, kafka=on_kafka)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -138,7 +139,7 @@ def test_fan_out_fan_in(tmp_path: Path, receiver: Receiver, on_kafka: KafkaBroke
 
 
 def test_retries_then_dead_letters(tmp_path: Path, receiver: Receiver, on_kafka: KafkaBroker | None) -> None:
-    folder = EXAMPLES / "retry-dead-letter"
+    folder = receiver.examples / "retry-dead-letter"
     inputs = [f"charges=input/charge-{n}.json" for n in (1, 2, 3)]
     state = tmp_path / "state"
     result = run_until_idle([folder / "pipeline.yaml"], state, inputs=inputs, kafka=on_kafka)

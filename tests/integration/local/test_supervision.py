@@ -11,15 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.local.harness import (
-    EXAMPLES,
-    Receiver,
-    post,
-    processes_with,
-    run_until_idle,
-    running_pipeline,
-    webhook_receiver,
-)
+from tests.support.local_mode import Receiver, post, processes_with, run_until_idle, running_pipeline, webhook_receiver
+from tests.support.paths import EXAMPLES
 from tests.support.procs import wait_for
 
 pytestmark = pytest.mark.timeout(300)
@@ -35,7 +28,8 @@ def receiver(tmp_path: Path) -> Receiver:  # type: ignore[misc]
 def test_a_runner_killed_mid_stream_is_restarted_and_nothing_is_lost(tmp_path: Path, receiver: Receiver) -> None:
     state = tmp_path / "state"
     count = 60
-    with running_pipeline([TEXT_TRANSFORM], state, tmp_path / "run.log") as (run, ports):
+    pipeline = receiver.examples / "text-transform" / "pipeline.yaml"
+    with running_pipeline([pipeline], state, tmp_path / "run.log") as (run, ports):
         url = f"http://127.0.0.1:{ports.http}/demo/text-transform/text"
         texts = [" ".join(["w"] * (n + 1)) for n in range(count)]  # n+1 words: every word count is distinct
 

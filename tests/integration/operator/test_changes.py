@@ -9,9 +9,10 @@ import copy
 import pytest
 
 from algorun.operator import kinds
-from tests.integration.operator.harness import running_operator
-from tests.support.examples import EXAMPLES, example
+from tests.support.examples import example
 from tests.support.kube import KubeAPI
+from tests.support.operator_harness import running_operator
+from tests.support.paths import EXAMPLES
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

@@ -12,9 +12,9 @@ import pytest
 
 from algorun.operator import kinds
 from algorun.operator.render.labels import OWNER_ANNOTATION
-from tests.integration.operator.harness import Harness, running_operator
 from tests.support.examples import example
 from tests.support.kube import KubeAPI
+from tests.support.operator_harness import Harness, running_operator
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

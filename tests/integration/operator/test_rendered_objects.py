@@ -14,7 +14,8 @@ from algorun.cli.operator_commands import render_offline
 from algorun.operator import kinds
 from algorun.operator.apis import assumed
 from tests.support.kube import KubeAPI
-from tests.unit.operator.conftest import EXAMPLES, golden_settings, load
+from tests.support.operator_render import golden_settings, load
+from tests.support.paths import EXAMPLES
 
 pytestmark = pytest.mark.integration
 

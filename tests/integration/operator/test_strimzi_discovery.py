@@ -15,11 +15,11 @@ import pytest
 
 from algorun.operator import kinds
 from algorun.operator.apis import STRIMZI_MISSING
-from tests.integration.conftest import strimzi_crd_files
-from tests.integration.operator.harness import Harness, running_operator
 from tests.support import strimzi_crds
 from tests.support.examples import example
 from tests.support.kube import KubeAPI, load_yaml_documents
+from tests.support.operator_harness import Harness, running_operator
+from tests.support.testbed_fixtures import strimzi_crd_files
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]

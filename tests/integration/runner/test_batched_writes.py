@@ -13,8 +13,8 @@ from algorun.bus import Bus, Failures
 from algorun.bus.errors import BusError
 from algorun.bus.interface import Producer
 from algorun.bus.types import OutRecord
-from tests.algos.configs import names, runner_config
-from tests.integration.runner.harness import collect, create_topics, nothing_more, running, send
+from tests.support.runner_configs import names, runner_config
+from tests.support.runner_harness import collect, create_topics, nothing_more, running, send
 from tests.support.waiting import wait_until as until
 
 

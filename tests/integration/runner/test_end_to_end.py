@@ -14,11 +14,12 @@ from algorun.runner.executors.base import Executor
 from algorun.runner.model import Output, Request
 from algorun.runner.replay import replay
 from algorun.runner.service import Runner
-from tests.algos.configs import names, runner_config
 from tests.algos.grpc_algo import start_grpc_algo
 from tests.algos.http_algo import start_http_algo
-from tests.integration.runner.harness import REPO, collect, create_topics, header, options, running, send
+from tests.support.paths import REPO
 from tests.support.procs import free_port
+from tests.support.runner_configs import names, runner_config
+from tests.support.runner_harness import collect, create_topics, header, options, running, send
 from tests.support.waiting import wait_until as until
 
 PY = sys.executable

@@ -15,11 +15,11 @@ from algorun.api.configs import RunnerConfig
 from algorun.runner.executors import create
 from algorun.runner.executors.base import Executor
 from algorun.runner.model import AlgoFailure, AlgoUnavailable, Output, Part, Request
-from tests.algos.configs import names, runner_config
 from tests.algos.grpc_algo import start_grpc_algo
 from tests.algos.http_algo import start_http_algo
-from tests.integration.runner.harness import options
 from tests.support.procs import free_port
+from tests.support.runner_configs import names, runner_config
+from tests.support.runner_harness import options
 
 PY = sys.executable
 

@@ -18,10 +18,10 @@ from algorun.api.configs import RunnerConfig
 from algorun.bus import Bus, contract
 from algorun.runner.executors import create
 from algorun.runner.model import AlgoFailure, AlgoUnavailable, Part, Request
-from tests.algos.configs import names, runner_config
-from tests.integration.runner.harness import collect, create_topics, header, options, running, send
 from tests.support.certs import CertificateAuthority
 from tests.support.procs import free_port
+from tests.support.runner_configs import names, runner_config
+from tests.support.runner_harness import collect, create_topics, header, options, running, send
 from tests.support.waiting import wait_until
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]

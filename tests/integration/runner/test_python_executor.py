@@ -10,8 +10,8 @@ import pytest
 from algorun.bus import Bus, contract
 from algorun.runner.replay import replay
 from algorun.telemetry.logs import current_trace_id
-from tests.algos.configs import names, runner_config
-from tests.integration.runner.harness import collect, create_topics, header, nothing_more, options, running, send
+from tests.support.runner_configs import names, runner_config
+from tests.support.runner_harness import collect, create_topics, header, nothing_more, options, running, send
 from tests.support.waiting import wait_until
 
 

@@ -17,11 +17,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from algorun.api.configs import RunnerConfig
 from algorun.bus import Bus, KafkaSettings, TopicPartition, contract, open_bus
-from tests.algos.configs import names, runner_config
 from tests.algos.http_algo import start_http_algo
-from tests.integration.runner.harness import collect, create_topics, send
-from tests.integration.runner.processes import RunnerProcess
 from tests.support.procs import free_port
+from tests.support.runner_configs import names, runner_config
+from tests.support.runner_harness import collect, create_topics, send
+from tests.support.runner_process import RunnerProcess
 from tests.support.waiting import wait_until as until
 
 pytestmark = pytest.mark.integration
@@ -415,9 +415,9 @@ def _up(runner: RunnerProcess) -> bool:
 
 @pytest.fixture
 def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from tests.integration.conftest import require
     from tests.support.kafka import start_kafka
     from tests.support.procs import StartError
+    from tests.support.testbed_fixtures import require
 
     libs = require("kafka")
     try:

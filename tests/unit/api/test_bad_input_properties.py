@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import re
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -14,8 +13,8 @@ from typer.testing import CliRunner
 
 from algorun.api import check_text
 from algorun.cli.main import app
+from tests.support.paths import EXAMPLES
 
-EXAMPLES = Path(__file__).parents[3] / "examples"
 BASES = [
     yaml.safe_load((EXAMPLES / name / "pipeline.yaml").read_text())
     for name in ("text-transform", "fan-out-fan-in", "retry-dead-letter")

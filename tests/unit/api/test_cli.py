@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from algorun import __version__
 from algorun.cli.main import app
+from tests.support.paths import EXAMPLES
 
-EXAMPLES = Path(__file__).parents[3] / "examples"
 runner = CliRunner()
 
 

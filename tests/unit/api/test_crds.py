@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from algorun.api.crds import crd_file_name, generate_crds, structural_problems
 from algorun.cli.spec_commands import render_crd
+from tests.support.paths import DEPLOY_CRDS
 
-DEPLOY = Path(__file__).parents[3] / "deploy" / "crds"
+DEPLOY = DEPLOY_CRDS
 
 
 def schema_of(crd: dict[str, Any]) -> dict[str, Any]:

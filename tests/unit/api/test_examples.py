@@ -8,8 +8,8 @@ import pytest
 
 from algorun.api import Algo, PipelineDeployment, check_files, load_pipeline
 from algorun.api.enums import InputDeliveryType
+from tests.support.paths import EXAMPLES
 
-EXAMPLES = Path(__file__).parents[3] / "examples"
 PIPELINES = sorted(EXAMPLES.glob("*/pipeline.yaml"))
 SAMPLE = [EXAMPLES / "original-sample" / "pipeline.yaml", EXAMPLES / "original-sample" / "sample-algo.yaml"]
 

@@ -10,9 +10,10 @@ from typer.testing import CliRunner
 
 from algorun.api import check_files
 from algorun.cli.main import app
+from tests.support.paths import FIXTURES
 
-FIXTURES = Path(__file__).parents[2] / "fixtures" / "invalid"
-CASES = sorted(FIXTURES.glob("*.yaml"))
+INVALID = FIXTURES / "invalid"
+CASES = sorted(INVALID.glob("*.yaml"))
 
 
 def expected_messages(path: Path) -> list[str]:

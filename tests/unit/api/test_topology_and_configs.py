@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from algorun.api import check_text, load_pipeline
 from algorun.api.configs import BYTES_CONVERTER, endpoint_config, hook_config, runner_config
 from algorun.api.topology import build_topology
-
-EXAMPLES = Path(__file__).parents[3] / "examples"
+from tests.support.paths import EXAMPLES
 
 
 def test_default_topics_for_piped_outputs_without_a_declaration() -> None:

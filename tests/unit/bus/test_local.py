@@ -10,7 +10,7 @@ import pytest
 
 import algorun.bus.local.bus as local_bus
 from algorun.bus import TopicPartition, TopicSpec, open_bus
-from tests.integration.bus.helpers import consume_n
+from tests.support.consuming import consume_n
 from tests.support.waiting import wait_until
 
 PRODUCER = """

@@ -13,7 +13,8 @@ import pytest
 import algorun
 from algorun.api.crds import crd_file_name, generate_crds
 from algorun.cli.spec_commands import render_crd
-from tests.unit.chart.helpers import CHART, IMAGE_KEYS, REPO, chart_meta, lookup, parse_table, seed_rows, values
+from tests.support.chart_files import IMAGE_KEYS, chart_meta, lookup, parse_table, seed_rows, values
+from tests.support.paths import CHART, REPO
 from tools import chart_readme
 
 

@@ -25,8 +25,8 @@ from algorun.endpoint.metrics import EndpointMetrics
 from algorun.hooks.metrics import HookMetrics
 from algorun.operator import metrics as operator_metrics
 from algorun.runner.metrics import RunnerMetrics
-from tests.algos.configs import names, runner_config
-from tests.unit.chart.helpers import CHART
+from tests.support.paths import CHART
+from tests.support.runner_configs import names, runner_config
 
 DASHBOARDS = CHART / "dashboards"
 

@@ -15,7 +15,8 @@ from types import ModuleType
 
 import pytest
 
-from tests.unit.chart.helpers import IMAGES, REPO, values
+from tests.support.chart_files import values
+from tests.support.paths import IMAGES, REPO
 
 DOCKERFILE = (IMAGES / "Dockerfile").read_text()
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from algorun.api import load_pipeline
 from algorun.console.graph import build_graph
-
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+from tests.support.paths import EXAMPLES
 
 
 def test_retry_dead_letter_example_has_every_branch() -> None:

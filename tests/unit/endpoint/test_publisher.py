@@ -7,7 +7,7 @@ by tests/integration/endpoint); the write-ahead log is the real one on a tempora
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,70 +15,18 @@ import pytest
 from algorun.api.enums import WalMode
 from algorun.breaker import CircuitBreaker
 from algorun.bus.errors import BrokerUnreachable, UnknownTopic
-from algorun.bus.interface import Consumer, Producer
-from algorun.bus.types import Headers, Receipt, TopicPartition
+from algorun.bus.types import Delivery
 from algorun.endpoint.errors import EndpointError
-from algorun.endpoint.ingest import Outgoing
 from algorun.endpoint.metrics import EndpointMetrics
 from algorun.endpoint.publisher import Limits, Publisher, WalPolicy
+from algorun.endpoint.routing import Outgoing
 from algorun.endpoint.wal import WriteAheadLog, decode_headers, encode_headers
-
-
-class FakeProducer(Producer):
-    """Records produced messages; `up` decides whether each is acknowledged at once or fails."""
-
-    def __init__(self) -> None:
-        self.up = True
-        self.hold = False
-        self.sent: list[tuple[str, bytes, bytes | None, Headers | None]] = []
-        self.held: list[asyncio.Future[Receipt]] = []
-        self.failure: Exception = BrokerUnreachable("broker down")
-        self.poison_refusal: Exception | None = None
-        """When set: every value starting with b"poison" is refused with it at once (as librdkafka refuses size)."""
-
-    def produce(
-        self,
-        topic: str,
-        value: bytes,
-        *,
-        key: bytes | None = None,
-        headers: Headers | None = None,
-        partition: int | None = None,
-    ) -> asyncio.Future[Receipt]:
-        fut: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
-        if self.poison_refusal is not None and value.startswith(b"poison"):
-            fut.set_exception(self.poison_refusal)
-        elif self.hold:
-            self.held.append(fut)
-        elif self.up:
-            self.sent.append((topic, value, key, headers))
-            fut.set_result(Receipt(topic, 0, len(self.sent) - 1))
-        else:
-            fut.set_exception(self.failure)
-        return fut
-
-    async def flush(self) -> None:
-        """Until every held message is settled, including ones produced meanwhile (as the Kafka producer does)."""
-        while any(not f.done() for f in self.held):
-            await asyncio.wait([f for f in self.held if not f.done()])
-
-    @property
-    def in_flight(self) -> int:
-        return len(self.held)
-
-    async def begin_transaction(self) -> None: ...
-    async def send_offsets_to_transaction(self, consumer: Consumer, offsets: Mapping[TopicPartition, int]) -> None: ...
-    async def commit_transaction(self) -> None: ...
-    async def abort_transaction(self) -> None: ...
-    async def close(self) -> None: ...
-
-
-def _msg(i: int, topic: str = "t") -> Outgoing:
-    return Outgoing(topic, f"k{i}".encode(), f"v{i}".encode(), [("traceID", f"k{i}".encode())], f"k{i}")
+from tests.support.endpoint import outgoing
+from tests.support.fakes import SwitchedProducer
 
 
 async def _publisher(
-    tmp_path: Path | None, mode: WalMode, producer: FakeProducer, limits: Limits | None = None
+    tmp_path: Path | None, mode: WalMode, producer: SwitchedProducer, limits: Limits | None = None
 ) -> Publisher:
     wal = WriteAheadLog(tmp_path / "wal.db") if tmp_path is not None else None
     p = Publisher(
@@ -101,30 +49,30 @@ async def _until(check: Callable[[], bool], limit: float = 5.0) -> None:
 
 
 async def test_direct_publish_answers_with_the_broker_position() -> None:
-    producer = FakeProducer()
+    producer = SwitchedProducer()
     p = await _publisher(None, WalMode.DISABLE, producer)
-    accepted = await p.publish(_msg(0))
+    accepted = await p.publish(outgoing(0))
     assert (accepted.stored, accepted.offset) == ("broker", 0)
     await p.close()
 
 
 async def test_without_a_log_a_failed_delivery_is_503_and_the_breaker_answers_at_once() -> None:
-    producer = FakeProducer()
+    producer = SwitchedProducer()
     producer.up = False
     p = await _publisher(None, WalMode.DISABLE, producer)
     with pytest.raises(EndpointError) as first:
-        await p.publish(_msg(0))
+        await p.publish(outgoing(0))
     assert first.value.status == 503 and first.value.retry_after
     producer.up = True  # the breaker is open: the broker is not even tried
     with pytest.raises(EndpointError) as second:
-        await p.publish(_msg(1))
+        await p.publish(outgoing(1))
     assert second.value.status == 503
     assert producer.sent == []
     await p.close()
 
 
 async def test_without_a_log_the_breaker_probes_after_its_timeout_and_closes_after_cb_requests_successes() -> None:
-    producer = FakeProducer()
+    producer = SwitchedProducer()
     now = [0.0]
     metrics = EndpointMetrics()
     p = Publisher(
@@ -144,15 +92,15 @@ async def test_without_a_log_the_breaker_probes_after_its_timeout_and_closes_aft
     assert gauge() == 0.0
     producer.up = False
     with pytest.raises(EndpointError):
-        await p.publish(_msg(0))
+        await p.publish(outgoing(0))
     assert gauge() == 1.0
     producer.up = True
     now[0] = 10.0
-    await p.publish(_msg(1))  # the first probe
+    await p.publish(outgoing(1))  # the first probe
     assert gauge() == 0.5
-    await p.publish(_msg(2))  # the second: closed
+    await p.publish(outgoing(2))  # the second: closed
     assert gauge() == 0.0
-    await p.publish(_msg(3))
+    await p.publish(outgoing(3))
     assert len(producer.sent) == 3
     await p.close()
 
@@ -160,18 +108,18 @@ async def test_without_a_log_the_breaker_probes_after_its_timeout_and_closes_aft
 async def test_a_producer_swap_holds_new_publishes_until_the_old_producer_delivered_its_own() -> None:
     """Publishes during a swap wait: they go through the new producer, after the old one's last delivery, so the
     swap ends under steady load and no message overtakes an earlier one of its key."""
-    old = FakeProducer()
+    old = SwitchedProducer()
     old.hold = True
     p = await _publisher(None, WalMode.DISABLE, old)
-    first = asyncio.ensure_future(p.publish(_msg(0)))
+    first = asyncio.ensure_future(p.publish(outgoing(0)))
     await _until(lambda: len(old.held) == 1)
-    new = FakeProducer()
+    new = SwitchedProducer()
     swap = asyncio.ensure_future(p.swap_producer(new))
-    second = asyncio.ensure_future(p.publish(_msg(1)))
+    second = asyncio.ensure_future(p.publish(outgoing(1)))
     for _ in range(20):  # loop turns, not time: everything runnable has run
         await asyncio.sleep(0)
     assert len(old.held) == 1 and new.sent == [] and not swap.done()
-    old.held[0].set_result(Receipt("t", 0, 0))
+    old.held[0].set_result(Delivery("t", 0, 0))
     assert await swap is old
     await first
     assert (await second).offset == 0  # the new producer's first message
@@ -181,17 +129,17 @@ async def test_a_producer_swap_holds_new_publishes_until_the_old_producer_delive
 
 async def test_swaps_asked_for_at_once_run_one_after_another() -> None:
     """Each swap replaces the producer the one before put in: none is dropped without being returned (and closed)."""
-    old = FakeProducer()
+    old = SwitchedProducer()
     old.hold = True
     p = await _publisher(None, WalMode.DISABLE, old)
-    first = asyncio.ensure_future(p.publish(_msg(0)))
+    first = asyncio.ensure_future(p.publish(outgoing(0)))
     await _until(lambda: len(old.held) == 1)
-    a, b = FakeProducer(), FakeProducer()
+    a, b = SwitchedProducer(), SwitchedProducer()
     swap_a = asyncio.ensure_future(p.swap_producer(a))
     swap_b = asyncio.ensure_future(p.swap_producer(b))
     for _ in range(20):  # loop turns, not time: both swaps are waiting now
         await asyncio.sleep(0)
-    old.held[0].set_result(Receipt("t", 0, 0))
+    old.held[0].set_result(Delivery("t", 0, 0))
     assert await swap_a is old
     assert await swap_b is a
     assert p.producer is b
@@ -200,45 +148,45 @@ async def test_swaps_asked_for_at_once_run_one_after_another() -> None:
 
 
 async def test_a_broker_refusal_is_not_retried_through_the_log(tmp_path: Path) -> None:
-    producer = FakeProducer()
+    producer = SwitchedProducer()
     producer.up = False
     producer.failure = UnknownTopic("no such topic")
     p = await _publisher(tmp_path, WalMode.FALLBACK, producer)
     with pytest.raises(EndpointError) as err:
-        await p.publish(_msg(0))
+        await p.publish(outgoing(0))
     assert err.value.status == 503
     assert p.wal is not None and p.wal.count == 0
     await p.close()
 
 
 async def test_fallback_logs_during_an_outage_and_forwards_in_order_with_headers(tmp_path: Path) -> None:
-    producer = FakeProducer()
+    producer = SwitchedProducer()
     p = await _publisher(tmp_path, WalMode.FALLBACK, producer)
-    assert (await p.publish(_msg(0))).stored == "broker"
+    assert (await p.publish(outgoing(0))).stored == "broker"
     producer.up = False
-    stored = [(await p.publish(_msg(i))).stored for i in range(1, 6)]
+    stored = [(await p.publish(outgoing(i))).stored for i in range(1, 6)]
     assert stored == ["log"] * 5
     assert p.diverting
     producer.up = True
     # Still diverting until the log is empty: a new message queues behind the logged ones.
-    assert (await p.publish(_msg(6))).stored == "log"
+    assert (await p.publish(outgoing(6))).stored == "log"
     await _until(lambda: not p.diverting)
     assert [v for _, v, _, _ in producer.sent] == [f"v{i}".encode() for i in range(7)]
     assert [k for _, _, k, _ in producer.sent] == [f"k{i}".encode() for i in range(7)]
     assert producer.sent[3][3] == [("traceID", b"k3")]
-    assert (await p.publish(_msg(7))).stored == "broker"
+    assert (await p.publish(outgoing(7))).stored == "broker"
     await p.close()
 
 
 async def test_a_message_still_on_its_way_is_not_overtaken_by_logged_ones(tmp_path: Path) -> None:
-    producer = FakeProducer()
+    producer = SwitchedProducer()
     p = await _publisher(tmp_path, WalMode.FALLBACK, producer)
     producer.hold = True
-    slow = asyncio.ensure_future(p.publish(_msg(0)))  # on its way to Kafka
+    slow = asyncio.ensure_future(p.publish(outgoing(0)))  # on its way to Kafka
     await _until(lambda: len(producer.held) == 1)
     p.diverting = True  # e.g. another message just failed
     producer.hold = False
-    assert (await p.publish(_msg(1))).stored == "log"
+    assert (await p.publish(outgoing(1))).stored == "log"
     await asyncio.sleep(0.1)
     assert producer.sent == []  # the forwarder waits for message 0
     producer.held[0].set_exception(BrokerUnreachable("timed out"))
@@ -249,9 +197,9 @@ async def test_a_message_still_on_its_way_is_not_overtaken_by_logged_ones(tmp_pa
 
 
 async def test_always_mode_answers_from_the_log_and_forwards(tmp_path: Path) -> None:
-    producer = FakeProducer()
+    producer = SwitchedProducer()
     p = await _publisher(tmp_path, WalMode.ALWAYS, producer)
-    assert [(await p.publish(_msg(i))).stored for i in range(3)] == ["log"] * 3
+    assert [(await p.publish(outgoing(i))).stored for i in range(3)] == ["log"] * 3
     wal = p.wal
     assert wal is not None
     await _until(lambda: wal.count == 0)  # deleted once acknowledged, after the send
@@ -260,38 +208,38 @@ async def test_always_mode_answers_from_the_log_and_forwards(tmp_path: Path) -> 
 
 
 async def test_the_log_survives_a_restart_and_is_forwarded_first(tmp_path: Path) -> None:
-    producer = FakeProducer()
+    producer = SwitchedProducer()
     producer.up = False
     p = await _publisher(tmp_path, WalMode.ALWAYS, producer)
     for i in range(3):
-        await p.publish(_msg(i))
+        await p.publish(outgoing(i))
     await p.close(drain_timeout=0.1)
-    again = FakeProducer()
+    again = SwitchedProducer()
     q = await _publisher(tmp_path, WalMode.FALLBACK, again)
     assert q.diverting
-    assert (await q.publish(_msg(3))).stored == "log"
+    assert (await q.publish(outgoing(3))).stored == "log"
     await _until(lambda: len(again.sent) == 4)
     assert [v for _, v, _, _ in again.sent] == [b"v0", b"v1", b"v2", b"v3"]
     await q.close()
 
 
 async def test_beyond_the_in_flight_limit_requests_get_429() -> None:
-    producer = FakeProducer()
+    producer = SwitchedProducer()
     producer.hold = True
     p = await _publisher(None, WalMode.DISABLE, producer, Limits(max_in_flight=2))
-    waiting = [asyncio.ensure_future(p.publish(_msg(i))) for i in range(2)]
+    waiting = [asyncio.ensure_future(p.publish(outgoing(i))) for i in range(2)]
     await _until(lambda: len(producer.held) == 2)
     with pytest.raises(EndpointError) as err:
-        await p.publish(_msg(9))
+        await p.publish(outgoing(9))
     assert err.value.status == 429 and err.value.retry_after == 1
     for i, fut in enumerate(producer.held):
-        fut.set_result(Receipt("t", 0, i))
+        fut.set_result(Delivery("t", 0, i))
     await asyncio.gather(*waiting)
     await p.close()
 
 
 async def test_a_full_log_refuses_with_503(tmp_path: Path) -> None:
-    producer = FakeProducer()
+    producer = SwitchedProducer()
     wal = WriteAheadLog(tmp_path / "wal.db", max_bytes=10)
     p = Publisher(
         producer,

@@ -20,16 +20,17 @@ from algorun.breaker import CircuitBreaker, State
 from algorun.bus.errors import BusError, MessageTooLarge, NotAuthorized, UnknownTopic
 from algorun.bus.types import Headers
 from algorun.endpoint.errors import Code, EndpointError
-from algorun.endpoint.ingest import Outgoing
 from algorun.endpoint.metrics import EndpointMetrics
 from algorun.endpoint.publisher import Accepted, Limits, Publisher, WalPolicy, kafka_record_size
+from algorun.endpoint.routing import Outgoing
 from algorun.endpoint.wal import WriteAheadLog
+from tests.support.endpoint import outgoing
+from tests.support.fakes import SwitchedProducer
 from tests.support.waiting import wait_until
-from tests.unit.endpoint.test_publisher import FakeProducer, _msg
 
 
 def _logging_publisher(
-    producer: FakeProducer, wal: WriteAheadLog, *, metrics: EndpointMetrics, **options: Any
+    producer: SwitchedProducer, wal: WriteAheadLog, *, metrics: EndpointMetrics, **options: Any
 ) -> Publisher:
     """A publisher that logs every message first (`always`), then forwards it."""
     return Publisher(
@@ -43,13 +44,13 @@ def _logging_publisher(
     )
 
 
-def refusing(refusal: BusError) -> FakeProducer:
-    producer = FakeProducer()
+def refusing(refusal: BusError) -> SwitchedProducer:
+    producer = SwitchedProducer()
     producer.poison_refusal = refusal
     return producer
 
 
-def _breaker_publisher(producer: FakeProducer, requests: int, now: list[float]) -> Publisher:
+def _breaker_publisher(producer: SwitchedProducer, requests: int, now: list[float]) -> Publisher:
     """A publisher without a log whose breaker opens at the first failure and half-opens 10 s later."""
     return Publisher(
         producer,
@@ -95,37 +96,37 @@ async def test_a_probe_refused_for_good_does_not_wedge_a_half_open_breaker(refus
     p = _breaker_publisher(producer, 3, now)
     await p.start()
     producer.up = False
-    assert await _stored(p, [_msg(0)]) == ["503"]  # the outage opens the breaker
+    assert await _stored(p, [outgoing(0)]) == ["503"]  # the outage opens the breaker
     producer.up = True
     now[0] = 10.0  # its timeout passed: half-open
-    assert await _stored(p, [_poison(), *[_msg(i) for i in range(1, 7)]]) == [status] + ["broker"] * 6
+    assert await _stored(p, [_poison(), *[outgoing(i) for i in range(1, 7)]]) == [status] + ["broker"] * 6
     assert p.breaker.state is State.CLOSED
     await p.close()
 
 
 async def test_a_cancelled_probe_gives_its_slot_to_the_next_request() -> None:
     """A client that goes away while its probe waits for the broker must not take the slot with it."""
-    producer = FakeProducer()
+    producer = SwitchedProducer()
     now = [0.0]
     p = _breaker_publisher(producer, 1, now)
     await p.start()
     producer.up = False
-    assert await _stored(p, [_msg(0)]) == ["503"]
+    assert await _stored(p, [outgoing(0)]) == ["503"]
     producer.up, producer.hold = True, True
     now[0] = 10.0
-    probe = asyncio.ensure_future(p.publish(_msg(1)))
+    probe = asyncio.ensure_future(p.publish(outgoing(1)))
     await wait_until(lambda: len(producer.held) == 1, 5, "the probe to reach the producer")
     probe.cancel()
     with pytest.raises(asyncio.CancelledError):
         await probe
     producer.hold = False
-    assert await _stored(p, [_msg(2), _msg(3)]) == ["broker", "broker"]
+    assert await _stored(p, [outgoing(2), outgoing(3)]) == ["broker", "broker"]
     await p.close()
 
 
 async def test_always_mode_refuses_a_message_too_large_for_the_producer_before_logging_it(tmp_path: Path) -> None:
     """413 (the endpoint's too-large error) instead of a 202 for a record that could never be forwarded."""
-    producer = FakeProducer()
+    producer = SwitchedProducer()
     headers = [("traceID", b"x" * 32), ("run", b"true")]
     fits = Outgoing("t", b"k", b"", headers, "k")
     limit = kafka_record_size(fits.key, b"v" * 100, fits.headers)
@@ -193,7 +194,7 @@ async def test_a_logged_record_refused_for_good_is_set_aside_and_the_rest_is_for
     await p.start()
     wal = p.wal
     assert wal is not None
-    assert await _stored(p, [_msg(0), _poison(), _msg(1), _msg(2)]) == ["log"] * 4
+    assert await _stored(p, [outgoing(0), _poison(), outgoing(1), outgoing(2)]) == ["log"] * 4
     await wait_until(lambda: wal.count == 0, 5, "the log to be emptied")
     assert [v for _, v, _, _ in producer.sent] == [b"v0", b"v1", b"v2"]
     assert p.breaker.state is State.CLOSED
@@ -203,7 +204,7 @@ async def test_a_logged_record_refused_for_good_is_set_aside_and_the_rest_is_for
     q = _logging_publisher(producer, WriteAheadLog(tmp_path / "wal.db"), metrics=EndpointMetrics())
     await q.start()
     assert q.wal is not None and q.wal.dead_count == 1
-    assert await _stored(q, [_msg(3), _poison(1)]) == ["log"] * 2  # numbered 1 and 2 if numbering restarted
+    assert await _stored(q, [outgoing(3), _poison(1)]) == ["log"] * 2  # numbered 1 and 2 if numbering restarted
     await wait_until(lambda: q.wal is not None and q.wal.count == 0, 5, "the second refused one to be set aside")
     await q.close()
     again = WriteAheadLog(tmp_path / "wal.db")

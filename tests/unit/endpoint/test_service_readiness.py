@@ -18,67 +18,24 @@ import aiohttp
 from algorun.api.configs import EndpointConfig, EndpointPathConfig, Identity
 from algorun.api.enums import WalMode
 from algorun.api.pipeline import CircuitBreaker, Producer, WriteAheadLog
-from algorun.bus.interface import Bus, Consumer, PartitionsCallback
-from algorun.bus.types import PartitionLag, Receipt, TopicInfo, TopicPartition, TopicSpec
+from algorun.bus.types import Delivery
 from algorun.endpoint.service import EndpointService
 from algorun.endpoint.settings import build_settings
 from algorun.endpoint.wal import WriteAheadLog as LogFile
+from tests.support.fakes import OneTopicBus, SwitchedProducer
 from tests.support.waiting import wait_until
-from tests.unit.endpoint.test_publisher import FakeProducer
 
 TOPIC = "t"
 JSON = {"Content-Type": "application/json"}
 
 
-class ClosingProducer(FakeProducer):
+class ClosingProducer(SwitchedProducer):
     """Remembers being closed (the service closes its producer last, after the log)."""
 
     closed = False
 
     async def close(self) -> None:
         self.closed = True
-
-
-class FakeBus(Bus):
-    """Knows one topic and hands out one producer; nothing else is used by the endpoint."""
-
-    url = "fake://"
-
-    def __init__(self, producer: FakeProducer) -> None:
-        self._producer = producer
-
-    @property
-    def supports_transactions(self) -> bool:
-        return False
-
-    async def create_topics(self, topics: Sequence[TopicSpec], *, exist_ok: bool = True) -> None:
-        raise NotImplementedError
-
-    async def delete_topics(self, names: Sequence[str]) -> None:
-        raise NotImplementedError
-
-    async def list_topics(self) -> dict[str, TopicInfo]:
-        return {TOPIC: TopicInfo(TOPIC, 1)}
-
-    def producer(self, *, transactional_id: str | None = None) -> FakeProducer:
-        return self._producer
-
-    def consumer(
-        self,
-        group: str | None,
-        topics: Sequence[str],
-        *,
-        from_beginning: bool = True,
-        on_assign: PartitionsCallback | None = None,
-        on_revoke: PartitionsCallback | None = None,
-    ) -> Consumer:
-        raise NotImplementedError
-
-    async def lag(self, group: str, topics: Sequence[str]) -> dict[TopicPartition, PartitionLag]:
-        raise NotImplementedError
-
-    async def close(self) -> None:
-        pass
 
 
 def _config(wal_mode: WalMode, wal_dir: Path | None, requests: int = 1) -> EndpointConfig:
@@ -117,7 +74,9 @@ class Client:
 
 
 @asynccontextmanager
-async def _endpoint(config: EndpointConfig, producer: FakeProducer) -> AsyncIterator[tuple[EndpointService, Client]]:
+async def _endpoint(
+    config: EndpointConfig, producer: SwitchedProducer
+) -> AsyncIterator[tuple[EndpointService, Client]]:
     settings = build_settings(
         config,
         {"ALGORUN_ENDPOINT_ACK_TIMEOUT": "2"},
@@ -125,7 +84,7 @@ async def _endpoint(config: EndpointConfig, producer: FakeProducer) -> AsyncIter
         grpc_listen="127.0.0.1:0",
         monitoring_listen="127.0.0.1:0",
     )
-    service = EndpointService(config, settings, FakeBus(producer))
+    service = EndpointService(config, settings, OneTopicBus(producer, TOPIC))
     await service.start()
     try:
         async with aiohttp.ClientSession() as http:
@@ -138,7 +97,7 @@ async def _endpoint(config: EndpointConfig, producer: FakeProducer) -> AsyncIter
 
 async def test_without_a_log_ready_is_false_while_a_half_open_breaker_has_no_free_probe_slot() -> None:
     """Requests get 503 while every probe waits for the broker: /ready must say so (it only checked "open")."""
-    producer = FakeProducer()
+    producer = SwitchedProducer()
     async with _endpoint(_config(WalMode.DISABLE, None, requests=1), producer) as (_, client):
         producer.up = False
         assert await client.post("a") == (503, None)
@@ -150,7 +109,7 @@ async def test_without_a_log_ready_is_false_while_a_half_open_breaker_has_no_fre
         await wait_until(lambda: len(producer.held) == 1, 5, "the probe to reach the producer")
         assert "half-open" in (await client.not_ready())["broker"]
         assert await client.post("c") == (503, None)
-        producer.held[0].set_result(Receipt(TOPIC, 0, 0))
+        producer.held[0].set_result(Delivery(TOPIC, 0, 0))
         assert await probe == (202, "broker")
         assert await client.ready()
 
@@ -160,7 +119,7 @@ async def test_a_failing_log_makes_the_endpoint_unready_and_forwarding_resumes_o
 ) -> None:
     """A failed delete (disk full, I/O error) used to end the forwarder for good while requests kept getting 202
     from the log; now it is retried, and /ready says not ready meanwhile."""
-    producer = FakeProducer()
+    producer = SwitchedProducer()
     async with _endpoint(_config(WalMode.ALWAYS, tmp_path), producer) as (service, client):
         failing = _break_deletes(service)
         assert await client.post("a") == (202, "log")

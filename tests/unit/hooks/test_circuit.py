@@ -14,7 +14,7 @@ from algorun.breaker import State
 from algorun.webhook.backoff import RetryPolicy
 from algorun.webhook.circuit import Circuit
 from algorun.webhook.delivery import Delivery, Webhook
-from tests.unit.hooks.test_delivery import Script, _serve
+from tests.support.hook_receiver import Script, serve_script
 
 OPEN_S = 0.2
 LATER = 30.0  # a deadline far enough away never to be the reason a wait ends
@@ -104,7 +104,7 @@ async def _deliver_all(
     session: aiohttp.ClientSession, script: Script, circuit: Circuit | None, n: int, concurrency: int = 100
 ) -> list[str]:
     """`n` messages to a receiver, each with its own retries (fast backoff, a 1.5 s budget); their errors."""
-    runner = await _serve(script)
+    runner = await serve_script(script)
     try:
         delivery = Delivery(session, RetryPolicy(budget_s=1.5, base_s=0.02, max_delay_s=0.05))
         hook = Webhook(script.url, name="results-0")

@@ -16,25 +16,12 @@ from algorun.bus.types import Headers, Message
 from algorun.hooks.runner import HookRunner
 from algorun.hooks.settings import build_settings
 from algorun.webhook.delivery import Outcome
+from tests.support.fakes import ScriptedSender
 
 VALUE = b"v" * 1000
 
 
-class FakeProducer:
-    """Answers each send with the next of `errors` (None: acknowledged) and records what it was asked."""
-
-    def __init__(self, *errors: BusError | None) -> None:
-        self.errors = list(errors)
-        self.sent: list[tuple[str, bytes, bytes | None, Headers]] = []
-
-    async def send(self, topic: str, value: bytes, *, key: bytes | None = None, headers: Headers | None = None) -> None:
-        self.sent.append((topic, value, key, list(headers or [])))
-        error = self.errors.pop(0) if self.errors else None
-        if error is not None:
-            raise error
-
-
-def _runner(producer: FakeProducer) -> HookRunner:
+def _runner(producer: ScriptedSender) -> HookRunner:
     config = HookConfig(
         identity=Identity(deployment_owner="o", deployment_name="d", pipeline_owner="o", pipeline_name="p"),
         consumer_group="g",
@@ -63,7 +50,7 @@ def _dead_letters(runner: HookRunner) -> float:
 
 
 async def test_a_dead_letter_too_large_is_written_once_more_without_its_value(caplog: pytest.LogCaptureFixture) -> None:
-    producer = FakeProducer(MessageTooLarge("too large"), None)
+    producer = ScriptedSender(MessageTooLarge("too large"), None)
     runner = _runner(producer)
     await _dead_letter(runner)
     (_, first, _, _), (topic, value, key, headers) = producer.sent
@@ -80,7 +67,7 @@ async def test_a_dead_letter_too_large_is_written_once_more_without_its_value(ca
 
 
 async def test_a_transient_refusal_is_retried_with_the_whole_value() -> None:
-    producer = FakeProducer(BusError("broker unavailable"), None)
+    producer = ScriptedSender(BusError("broker unavailable"), None)
     runner = _runner(producer)
     await _dead_letter(runner)  # one backoff wait (0.5 s)
     assert [value for _, value, _, _ in producer.sent] == [VALUE, VALUE]
@@ -92,7 +79,7 @@ async def test_a_dead_letter_too_large_even_without_its_value_is_given_up_not_re
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Its key or headers alone are over the limit: no write can succeed, so the offset must not wait for one."""
-    producer = FakeProducer(MessageTooLarge("too large"), MessageTooLarge("still too large"), None)
+    producer = ScriptedSender(MessageTooLarge("too large"), MessageTooLarge("still too large"), None)
     runner = _runner(producer)
     await _dead_letter(runner)
     assert [value for _, value, _, _ in producer.sent] == [VALUE, b""]

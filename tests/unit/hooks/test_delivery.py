@@ -8,42 +8,17 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from algorun.webhook.backoff import RetryPolicy
 from algorun.webhook.delivery import ATTEMPT_HEADER, Delivery, Webhook, classify, post_json, retry_after_seconds
 from algorun.webhook.signing import SIGNATURE_HEADER, verify
-
-
-class Script:
-    """Answers with the next (status, headers) in `answers`; the last one repeats."""
-
-    def __init__(self, *answers: tuple[int, dict[str, str]]) -> None:
-        self.answers = list(answers)
-        self.seen: list[tuple[str, dict[str, str], bytes]] = []
-        self.url = ""
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.seen.append((request.method, dict(request.headers), await request.read()))
-        status, headers = self.answers[min(len(self.seen), len(self.answers)) - 1]
-        return web.Response(status=status, headers=headers, text="nope" if status >= 300 else "ok")
+from tests.support.hook_receiver import Script, serve_script
 
 
 @pytest.fixture
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as s:
         yield s
-
-
-async def _serve(script: Script) -> web.AppRunner:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", script.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    script.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/in"  # type: ignore[union-attr]
-    return runner
 
 
 class Sleeps:
@@ -71,7 +46,7 @@ def test_retry_after(value: str | None, seconds: float | None) -> None:
 
 async def test_retries_until_the_receiver_recovers(session: aiohttp.ClientSession) -> None:
     script = Script((503, {"Retry-After": "2"}), (500, {}), (200, {}))
-    server = await _serve(script)
+    server = await serve_script(script)
     sleeps = Sleeps()
     try:
         delivery = Delivery(session, RetryPolicy(base_s=0.1, max_delay_s=5), rng=random.Random(0), sleep=sleeps)
@@ -89,7 +64,7 @@ async def test_retries_until_the_receiver_recovers(session: aiohttp.ClientSessio
 
 async def test_a_client_error_is_final(session: aiohttp.ClientSession) -> None:
     script = Script((422, {}))
-    server = await _serve(script)
+    server = await serve_script(script)
     try:
         outcome = await Delivery(session, RetryPolicy(), sleep=Sleeps()).deliver(Webhook(script.url), b"x", {})
     finally:
@@ -100,7 +75,7 @@ async def test_a_client_error_is_final(session: aiohttp.ClientSession) -> None:
 
 async def test_the_attempt_limit_ends_retries_with_the_last_error(session: aiohttp.ClientSession) -> None:
     script = Script((502, {}))
-    server = await _serve(script)
+    server = await serve_script(script)
     try:
         policy = RetryPolicy(max_attempts=4, base_s=0.01, max_delay_s=0.01)
         outcome = await Delivery(session, policy, sleep=Sleeps()).deliver(Webhook(script.url), b"x", {})
@@ -112,7 +87,7 @@ async def test_the_attempt_limit_ends_retries_with_the_last_error(session: aioht
 
 async def test_an_unreachable_receiver_is_retried_until_the_budget(session: aiohttp.ClientSession) -> None:
     script = Script((200, {}))
-    server = await _serve(script)
+    server = await serve_script(script)
     url = script.url
     await server.cleanup()  # nothing listens there any more: connection refused
     sleeps = Sleeps()
@@ -129,7 +104,7 @@ async def test_an_invalid_url_is_not_retried(session: aiohttp.ClientSession) -> 
 
 async def test_post_json_sends_signed_compact_json() -> None:
     script = Script((200, {}))
-    server = await _serve(script)
+    server = await serve_script(script)
     try:
         outcome = await post_json(script.url, {"type": "Deployed", "n": 1}, secret=b"s", headers={"X-B": "2"})
     finally:

@@ -8,7 +8,7 @@ import asyncio
 
 from algorun.bus.types import Message, TopicPartition
 from algorun.hooks.runner import _Seat
-from tests.unit.hooks.test_backpressure import _runner
+from tests.support.hook_runner import slow_and_fast_runner
 
 A0, A1 = TopicPartition("a", 0), TopicPartition("a", 1)
 
@@ -18,7 +18,7 @@ def _message(tp: TopicPartition, offset: int) -> Message:
 
 
 async def test_a_revoked_partition_leaves_the_queue_and_its_worker_is_cancelled() -> None:
-    runner = _runner()
+    runner = slow_and_fast_runner()
     hook = runner.hooks["slow-0"]
     for tp, offset in ((A0, 0), (A1, 0), (A0, 1), (A1, 1)):
         ticket = runner.tracker.owe(tp, offset, 1)

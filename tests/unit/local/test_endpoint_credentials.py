@@ -12,7 +12,7 @@ from algorun.api import load_pipeline
 from algorun.api.pipeline import EndpointAuth
 from algorun.api.topology import Topology
 from algorun.local.runtime import RunFailed, check_endpoint_credentials
-from tests.unit.operator.conftest import example_files
+from tests.support.operator_render import example_files
 
 
 def _topology(auth: EndpointAuth | None) -> Topology:

@@ -10,8 +10,7 @@ import pytest
 from algorun.api import SpecError, check_files, check_text, load_pipeline
 from algorun.api.topology import build_topology
 from algorun.local.plan import Kind, PlanError, build_plan
-
-EXAMPLES = Path(__file__).parents[3] / "examples"
+from tests.support.paths import EXAMPLES
 
 
 def plan_for(topology: object, **kwargs: object) -> object:

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from algorun.cli.operator_commands import render_offline
-from tests.unit.operator.conftest import EXAMPLES, REPO, golden_settings, load
+from tests.support.operator_render import golden_settings, load
+from tests.support.paths import EXAMPLES, REPO
 
 GOLDEN = REPO / "tests" / "golden" / "render"
 EXAMPLE_NAMES = sorted(p.parent.name for p in EXAMPLES.glob("*/pipeline.yaml"))

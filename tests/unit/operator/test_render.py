@@ -10,7 +10,8 @@ from typing import Any
 from algorun.api.documents import check_text
 from algorun.api.topology import build_topology
 from algorun.operator.render import ClusterFacts, render
-from tests.unit.operator.conftest import REPO, find, golden_settings, load, rendered
+from tests.support.operator_render import find, golden_settings, load, rendered
+from tests.support.paths import REPO
 
 
 def _container(deployment: dict[str, Any], name: str) -> dict[str, Any]:
@@ -51,7 +52,7 @@ def test_common_labels_and_no_owner_reference_offline() -> None:
 
 
 def test_owner_references_only_in_the_same_namespace() -> None:
-    from tests.unit.operator.conftest import load
+    from tests.support.operator_render import load
 
     pipeline, topology = load("original-sample")
     pipeline.metadata["uid"] = "1234"
@@ -266,7 +267,7 @@ spec:
 def test_a_pipeline_without_brokers_gets_the_strimzi_clusters_bootstrap_service() -> None:
     """No `kafkaBrokers`: every component is given the configured cluster's bootstrap Service (TLS port with
     TLS on, plain without), not an empty broker list that fails in each pod."""
-    from tests.unit.operator.conftest import load
+    from tests.support.operator_render import load
 
     pipeline, topology = load("data-connector")
     spec = pipeline.spec.model_copy(update={"kafka_brokers": None})

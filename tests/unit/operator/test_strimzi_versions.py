@@ -15,7 +15,8 @@ from algorun.operator import kinds
 from algorun.operator.apis import CURRENT, STRIMZI_MISSING, ServedApis, assumed
 from algorun.operator.discovery import Discovery, strimzi_apis
 from algorun.operator.render import ClusterFacts
-from tests.unit.operator.conftest import EXAMPLES, find, rendered
+from tests.support.operator_render import find, rendered
+from tests.support.paths import EXAMPLES
 
 STRIMZI_KINDS = {"KafkaTopic", "KafkaUser", "KafkaConnect", "KafkaConnector"}
 V1_CONNECT_FIELDS = ("groupId", "offsetStorageTopic", "configStorageTopic", "statusStorageTopic")

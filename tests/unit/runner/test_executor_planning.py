@@ -12,7 +12,7 @@ from algorun.runner.executors.executable import plan_invocation, safe_name
 from algorun.runner.executors.http import query_params
 from algorun.runner.executors.streaming import encode_request, encode_response
 from algorun.runner.model import AlgoFailure, Part, Request
-from tests.algos.configs import names, runner_config
+from tests.support.runner_configs import names, runner_config
 
 
 def req(config, *parts: bytes, names_: tuple[str | None, ...] = ()) -> Request:  # type: ignore[no-untyped-def]

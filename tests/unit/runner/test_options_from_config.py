@@ -3,14 +3,13 @@ CLI options."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from algorun.api import check_text
 from algorun.api.configs import runner_config
 from algorun.api.topology import build_topology
 from algorun.runner.config import RunnerOptions
+from tests.support.paths import EXAMPLES
 
-EXAMPLE = Path(__file__).parents[3] / "examples" / "text-transform" / "pipeline.yaml"
+EXAMPLE = EXAMPLES / "text-transform" / "pipeline.yaml"
 
 
 def config_with(extra_instance: str, extra_algo: str) -> object:

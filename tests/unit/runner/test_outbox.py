@@ -20,8 +20,8 @@ from algorun.runner.oversize import Oversize
 from algorun.runner.payloads import ClaimCheck, MemoryClaimCheck, NoStorage
 from algorun.runner.progress import Progress
 from algorun.runner.writes import Write, WriteKind
-from tests.algos.configs import names, runner_config
 from tests.support.fakes import FakeProducer, Refusal, acknowledge_all
+from tests.support.runner_configs import names, runner_config
 from tests.support.waiting import wait_until
 
 INPUT = TopicPartition("in", 0)

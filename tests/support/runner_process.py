@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from algorun.api.configs import RunnerConfig
-from tests.integration.runner.harness import REPO
+from tests.support.paths import REPO
 from tests.support.procs import die_with_parent
 
 _PORT_LINE = re.compile(r"started; health on :(\d+)")

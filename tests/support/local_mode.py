@@ -1,13 +1,16 @@
 """Running `algorun run` the way a user does, as a subprocess, with the example webhook receiver.
 
-The examples' webhooks point at the receiver on 127.0.0.1:18999 (examples/webhook_receiver.py), which writes one
-JSON line per delivery. Every run gets free endpoint ports and its own state directory.
+The examples' webhooks name the example receiver (examples/webhook_receiver.py, one JSON line per delivery) on
+127.0.0.1:18999, the port `make demo` and the README use. A test's receiver listens on a free port instead, and the
+test runs a copy of the examples whose webhooks name that port (`Receiver.examples`), so two test runs on one machine
+never share a receiver. Every run also gets free endpoint ports and its own state directory.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,36 +22,53 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.kafka import KafkaBroker
-from tests.support.procs import ManagedProcess, free_ports, wait_for
+from tests.support.paths import EXAMPLES
+from tests.support.procs import ManagedProcess, free_port, free_ports, wait_for
 
-ROOT = Path(__file__).resolve().parents[3]
-EXAMPLES = ROOT / "examples"
-RECEIVER_PORT = 18999
+EXAMPLES_RECEIVER = "127.0.0.1:18999"
+"""Where the examples' webhooks send, as written in their YAML."""
 
 
 @dataclass
 class Receiver:
-    """The example webhook receiver, and what it has received so far."""
+    """The example webhook receiver, what it has received so far, and the examples that send to it."""
 
     process: ManagedProcess
     output: Path
+    port: int
+    examples: Path
+    """A copy of the repository's examples whose webhooks name this receiver."""
 
     def deliveries(self) -> list[dict[str, Any]]:
         lines = self.output.read_text().splitlines() if self.output.exists() else []
         return [json.loads(line) for line in lines if line.startswith("{")]
 
 
+def examples_copy(into: Path, receiver_port: int) -> Path:
+    """The repository's examples copied to `into`, their webhooks naming a receiver on `receiver_port` of
+    127.0.0.1; their relative paths (inputs, algo scripts) hold in the copy as in the repository."""
+    shutil.copytree(EXAMPLES, into, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in into.rglob("*.yaml"):
+        text = path.read_text()
+        if EXAMPLES_RECEIVER in text:
+            path.write_text(text.replace(EXAMPLES_RECEIVER, f"127.0.0.1:{receiver_port}"))
+    return into
+
+
 @contextmanager
 def webhook_receiver(tmp: Path) -> Iterator[Receiver]:
+    """The example receiver on a free port, with a copy of the examples sending to it (in `tmp/examples`)."""
     output = tmp / "received.jsonl"
-    argv = [sys.executable, "-u", str(EXAMPLES / "webhook_receiver.py"), "--port", str(RECEIVER_PORT)]
+    port = free_port()
+    examples = examples_copy(tmp / "examples", port)
+    argv = [sys.executable, "-u", str(EXAMPLES / "webhook_receiver.py"), "--port", str(port)]
     # The receiver prints deliveries on stdout and its banner on stderr: both go to the log; deliveries are the
     # lines that parse as JSON objects.
     process = ManagedProcess("webhook-receiver", argv, output)
     try:
         # Its own banner, printed once it holds the port (another process answering on the port is not it).
         wait_for(lambda: "receiver listening" in output.read_text(), timeout=15, what="the receiver", proc=process)
-        yield Receiver(process, output)
+        yield Receiver(process, output, port, examples)
     finally:
         process.stop(grace=2)
 

@@ -1,4 +1,5 @@
-"""A webhook receiver started by the tests: records every request, and fails on demand."""
+"""Webhook receivers started by the tests: `Receiver` records every request and fails on demand; `Script` answers
+each request with the next of a scripted list of statuses."""
 
 from __future__ import annotations
 
@@ -58,3 +59,29 @@ class Receiver:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+class Script:
+    """Answers with the next (status, headers) in `answers`; the last one repeats."""
+
+    def __init__(self, *answers: tuple[int, dict[str, str]]) -> None:
+        self.answers = list(answers)
+        self.seen: list[tuple[str, dict[str, str], bytes]] = []
+        self.url = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.seen.append((request.method, dict(request.headers), await request.read()))
+        status, headers = self.answers[min(len(self.seen), len(self.answers)) - 1]
+        return web.Response(status=status, headers=headers, text="nope" if status >= 300 else "ok")
+
+
+async def serve_script(script: Script) -> web.AppRunner:
+    """Serves `script` on a free port of 127.0.0.1 and sets its `url`; the caller cleans the runner up."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", script.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    script.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/in"  # type: ignore[union-attr]
+    return runner

@@ -1,20 +1,17 @@
-"""Shared helpers for the operator's unit tests: load an example, render it with fixed settings."""
+"""Rendering an example as the operator does, with fixed settings (independent of the environment): the operator's
+unit tests, its golden files and its integration tests compare against the same render."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from algorun.api.documents import load_pipeline
 from algorun.api.resources import PipelineDeployment
 from algorun.api.topology import Topology
 from algorun.operator.render import ClusterFacts, Rendered, render
 from algorun.operator.settings import OperatorSettings
-
-REPO = Path(__file__).resolve().parents[3]
-EXAMPLES = REPO / "examples"
+from tests.support.paths import EXAMPLES
 
 
 def example_files(name: str) -> list[Path]:
@@ -47,8 +44,3 @@ def rendered(name: str, facts: ClusterFacts | None = None, **overrides: Any) -> 
 
 def find(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> list[dict[str, Any]]:
     return [o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
-
-
-@pytest.fixture
-def example() -> Any:
-    return rendered

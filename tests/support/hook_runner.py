@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any, cast
 
 import aiohttp
 
@@ -89,3 +90,19 @@ async def all_committed(bus: Bus, group: str, topics: list[str]) -> bool:
     """True when the group committed every message of `topics` (lag 0 on every partition)."""
     lags = await bus.lag(group, topics)
     return bool(lags) and all(p.lag == 0 and (p.committed is not None or p.end == p.start) for p in lags.values())
+
+
+def slow_and_fast_runner() -> HookRunner:
+    """A hook runner with no bus: webhook "slow" reads topic "a", "fast" reads "b", each may owe 10 messages."""
+    config = HookConfig(
+        identity=Identity(deployment_owner="o", deployment_name="d", pipeline_owner="o", pipeline_name="p"),
+        consumer_group="g",
+        dead_letter_topic="dlq",
+        inputs={"slow": ["a"], "fast": ["b"]},
+        web_hooks=[
+            HookTarget(pipeline_hook_input_name="slow", web_hook_url="http://slow/"),
+            HookTarget(pipeline_hook_input_name="fast", web_hook_url="http://fast/"),
+        ],
+    )
+    settings = build_settings(config, {"ALGORUN_HOOK_MAX_BACKLOG": "10"})
+    return HookRunner(config, settings, cast(Bus, None), cast(Any, None))

@@ -1,4 +1,5 @@
-"""Session-scoped fixtures that start the real test-bed servers (see tests/support/README.md).
+"""Session-scoped fixtures that start the real test-bed servers (see tests/support/README.md): a pytest plugin,
+registered by the top tests/conftest.py, so every test folder (integration, e2e, browser) gets the same ones.
 
 Each server starts at most once per session, lazily, the first time a test asks for it, and is stopped at
 session end (also on failures and Ctrl-C; tests.support.procs makes sure nothing outlives pytest).
@@ -29,7 +30,7 @@ from tests.support.s3 import S3Server, moto_available, start_s3
 T = TypeVar("T")
 
 # Start times of the servers this session, and other figures (memory, disk), shown in the terminal summary.
-_TIMINGS: dict[str, float] = {}
+TIMINGS: dict[str, float] = {}
 FIGURES: dict[str, str] = {}
 
 
@@ -52,11 +53,11 @@ def require(part: str) -> Path:
     if problem:  # outside the except blocks, so the report is not cluttered with the exception chain
         _unavailable(problem)
     if seconds is not None:
-        _TIMINGS[f"build {part}"] = seconds
+        TIMINGS[f"build {part}"] = seconds
     return path
 
 
-def _start(name: str, start: Callable[[], T]) -> T:
+def start_server(name: str, start: Callable[[], T]) -> T:
     """Run a server's start function; a StartError fails the test with the server's log tail."""
     began = time.monotonic()
     try:
@@ -64,7 +65,7 @@ def _start(name: str, start: Callable[[], T]) -> T:
     except StartError as exc:
         problem = f"{name} did not start: {exc}"
     else:
-        _TIMINGS[f"start {name}"] = time.monotonic() - began
+        TIMINGS[f"start {name}"] = time.monotonic() - began
         return server
     pytest.fail(problem, pytrace=False)
 
@@ -77,7 +78,7 @@ def _install_crds(kube: KubeAPI, what: str, crds: Callable[[], list[dict[str, An
     except (CrdInstallError, StartError) as exc:
         problem = f"installing {what} failed: {exc}"
     else:
-        _TIMINGS[f"install {what}"] = time.monotonic() - began
+        TIMINGS[f"install {what}"] = time.monotonic() - began
         return
     pytest.fail(problem, pytrace=False)
 
@@ -95,7 +96,7 @@ def kafka(testbed_dir: Path) -> Iterator[KafkaBroker]:
     Use `kafka.client_config(listener)` for a confluent-kafka config and `kafka.unique_topic()` for names.
     """
     libs = require("kafka")
-    broker = _start("kafka", lambda: start_kafka(libs, testbed_dir / "kafka"))
+    broker = start_server("kafka", lambda: start_kafka(libs, testbed_dir / "kafka"))
     try:
         yield broker
     finally:
@@ -106,7 +107,7 @@ def kafka(testbed_dir: Path) -> Iterator[KafkaBroker]:
 def kafka_connect(kafka: KafkaBroker, testbed_dir: Path) -> Iterator[KafkaConnect]:
     """A distributed Kafka Connect worker (file connectors available) bound to the `kafka` broker."""
     libs = require("kafka")
-    connect = _start("kafka-connect", lambda: start_connect(libs, testbed_dir / "connect", kafka))
+    connect = start_server("kafka-connect", lambda: start_connect(libs, testbed_dir / "connect", kafka))
     try:
         yield connect
     finally:
@@ -131,7 +132,7 @@ def _kube_server(testbed_dir: Path, name: str, strimzi: str) -> Iterator[KubeAPI
     etcd = require("etcd")
     apiserver = require("kube-apiserver")
     crd_files = third_party_crd_files(strimzi)
-    kube = _start(name, lambda: start_kube(etcd, apiserver, testbed_dir / name))
+    kube = start_server(name, lambda: start_kube(etcd, apiserver, testbed_dir / name))
     try:
         _install_crds(kube, "third-party CRDs", lambda: load_yaml_documents(crd_files))
         yield kube
@@ -190,7 +191,7 @@ def s3(testbed_dir: Path) -> Iterator[S3Server]:
     missing = moto_available()
     if missing:
         _unavailable(missing)
-    server = _start("s3", lambda: start_s3(testbed_dir / "s3"))
+    server = start_server("s3", lambda: start_s3(testbed_dir / "s3"))
     try:
         yield server
     finally:
@@ -199,10 +200,10 @@ def s3(testbed_dir: Path) -> Iterator[S3Server]:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Show how long each test-bed part took to build and start, when any was used, and other figures."""
-    if not _TIMINGS and not FIGURES:
+    if not TIMINGS and not FIGURES:
         return
     terminalreporter.section("test bed")
-    for what, seconds in _TIMINGS.items():
+    for what, seconds in TIMINGS.items():
         terminalreporter.write_line(f"{what:40} {seconds:7.2f}s")
     for what, figure in FIGURES.items():
         terminalreporter.write_line(f"{what:40} {figure}")

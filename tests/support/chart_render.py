@@ -14,7 +14,7 @@ import yaml
 
 from tests.support.helm import Helm
 from tests.support.kube import KubeAPI
-from tests.unit.chart.helpers import CHART
+from tests.support.paths import CHART
 
 SERVICE_MONITOR_API = "monitoring.coreos.com/v1/ServiceMonitor"
 

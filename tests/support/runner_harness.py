@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 from algorun.api.configs import RunnerConfig
@@ -14,8 +13,7 @@ from algorun.bus import Bus, Message, TopicSpec, contract
 from algorun.runner.config import RunnerOptions
 from algorun.runner.executors import create
 from algorun.runner.service import Runner
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.support.paths import REPO
 
 
 def options(**changes: Any) -> RunnerOptions:

@@ -1,4 +1,5 @@
-"""The console's browser tests: Playwright driving Debian's Chromium (headless, by its executable path; Playwright
+"""A pytest plugin (registered by the top tests/conftest.py) for the console's browser tests, in tests/browser and
+tests/integration/console: Playwright driving Debian's Chromium (headless, by its executable path; Playwright
 downloads no browser here), against `algorun run` of an example on the embedded data plane.
 
 Each test saves a screenshot of its page under tests/browser/artifacts/ (ignored by git), failed or not.
@@ -10,11 +11,12 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+from tests.support.paths import TESTS
+
+ARTIFACTS = TESTS / "browser" / "artifacts"
 
 
 def chromium_path() -> str | None:
@@ -23,9 +25,10 @@ def chromium_path() -> str | None:
 
 @pytest.fixture(scope="package")
 def browser() -> Iterator[object]:
-    """Chromium, for the tests of this package only. Playwright's sync API runs an event loop in this thread
-    until it stops: held for the whole session, every asyncio test after this package would find a loop
-    already running ("cannot be called from a running event loop")."""
+    """Chromium, for the tests of one package (each package that asks starts its own, stopped when it ends).
+    Playwright's sync API runs an event loop in this thread until it stops: held for the whole session, every
+    asyncio test after the package would find a loop already running ("cannot be called from a running event
+    loop")."""
     found = chromium_path()
     if found is None:
         message = "chromium is not installed: `make chromium` installs Debian's package"

@@ -1,15 +1,17 @@
-"""Bus settings for each listener of the test-bed broker (tests.support.kafka.KafkaBroker)."""
+"""Bus settings for each listener of the test-bed broker (tests.support.kafka.KafkaBroker), as a user writes them."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+import pytest
 from pydantic import SecretStr
 
 from algorun.bus import AuthType, KafkaSettings
 from tests.support.kafka import LISTENERS
 
-__all__ = ["LISTENERS", "settings_for"]
+__all__ = ["LISTENERS", "kafka_settings", "settings_for"]
 
 
 def settings_for(broker: Any, listener: str = "PLAINTEXT", **changes: Any) -> KafkaSettings:
@@ -44,3 +46,14 @@ def settings_for(broker: Any, listener: str = "PLAINTEXT", **changes: Any) -> Ka
     # Quiet librdkafka's own logging of connection failures: the tests assert on the typed errors.
     base.setdefault("client_config_overrides", {"log_level": 0})
     return KafkaSettings(**base)
+
+
+def kafka_settings(request: pytest.FixtureRequest, listener: str = "PLAINTEXT") -> KafkaSettings:
+    """Settings for one listener of the test-bed broker (the `kafka` session fixture)."""
+    try:
+        kafka = request.getfixturevalue("kafka")
+    except pytest.FixtureLookupError:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("the kafka test-bed fixture is missing")
+        pytest.skip("the kafka test-bed fixture is not available")
+    return settings_for(kafka, listener)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[3]
-CHART = REPO / "charts" / "pipeline-operator"
-IMAGES = REPO / "images"
-SEED_TABLE = Path(__file__).with_name("seed_values_table.md")
+from tests.support.paths import CHART, TESTS
+
+SEED_TABLE = TESTS / "unit" / "chart" / "seed_values_table.md"
 
 # Keys whose seed defaults name the original project's images; ours name algorun's image instead.
 IMAGE_KEYS = frozenset(

@@ -19,6 +19,7 @@ from algorun.bus import KafkaSettings, open_bus
 from algorun.bus.types import Message, TopicSpec
 from algorun.endpoint.claimcheck import PayloadStore
 from algorun.endpoint.pb import pipeline_endpoint_pb2 as pb
+from algorun.endpoint.routing import Outgoing
 from algorun.endpoint.service import EndpointService, endpoint_kafka_settings
 from algorun.endpoint.settings import build_settings
 from tests.support.procs import ManagedProcess
@@ -194,3 +195,8 @@ def run_request(
         parameters=parameters or {},
         streamOffset=offset,
     )
+
+
+def outgoing(i: int, topic: str = "t") -> Outgoing:
+    """The `i`-th message of a test for `topic`, with key, value and trace id numbered by `i`."""
+    return Outgoing(topic, f"k{i}".encode(), f"v{i}".encode(), [("traceID", f"k{i}".encode())], f"k{i}")
