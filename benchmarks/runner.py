@@ -52,7 +52,7 @@ from algorun.runner.executors import create  # noqa: E402
 from algorun.runner.service import Runner  # noqa: E402
 from benchmarks._broker import kafka_bootstrap  # noqa: E402
 from benchmarks._rounds import rotated  # noqa: E402
-from tests.algos.configs import names, runner_config  # noqa: E402
+from tests.support.runner_configs import names, runner_config  # noqa: E402
 
 N = int(os.environ.get("BENCH_MESSAGES", "200000"))  # ~2 s at raw speed: 50,000 gave a window too short to trust
 N_HTTP = int(os.environ.get("BENCH_HTTP_MESSAGES", "30000"))

@@ -18,8 +18,8 @@ from algorun.api.pipeline import CircuitBreaker, Producer, WriteAheadLog
 from algorun.bus import KafkaSettings, open_bus
 from algorun.bus.types import Message, TopicSpec
 from algorun.endpoint.claimcheck import PayloadStore
+from algorun.endpoint.ingest import Outgoing
 from algorun.endpoint.pb import pipeline_endpoint_pb2 as pb
-from algorun.endpoint.routing import Outgoing
 from algorun.endpoint.service import EndpointService, endpoint_kafka_settings
 from algorun.endpoint.settings import build_settings
 from tests.support.procs import ManagedProcess

@@ -20,7 +20,7 @@ from typing import Any
 from algorun.bus.batch import Failures
 from algorun.bus.errors import BrokerUnreachable, BusError
 from algorun.bus.interface import Bus, Consumer, PartitionsCallback, Producer
-from algorun.bus.types import Delivery, Headers, OutRecord, PartitionLag, TopicInfo, TopicPartition, TopicSpec
+from algorun.bus.types import Headers, OutRecord, PartitionLag, Receipt, TopicInfo, TopicPartition, TopicSpec
 
 Refusal = Callable[[OutRecord], BusError | None]
 """A write's outcome: the error it is refused with, or None when it is acknowledged."""
@@ -52,7 +52,7 @@ class FakeProducer(Producer):
     events: list[str] = field(default_factory=list)
     closed: bool = False
     _transaction: bool = False
-    _pending: list[asyncio.Future[Delivery]] = field(default_factory=list)
+    _pending: list[asyncio.Future[Receipt]] = field(default_factory=list)
 
     def produce(
         self,
@@ -62,9 +62,9 @@ class FakeProducer(Producer):
         key: bytes | None = None,
         headers: Headers | None = None,
         partition: int | None = None,
-    ) -> Awaitable[Delivery]:
+    ) -> Awaitable[Receipt]:
         record: OutRecord = (topic, value, key, headers, partition)
-        fut: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
         if self._transaction:
             error = self.refuse_at_once(record)
             if error is not None:
@@ -75,7 +75,7 @@ class FakeProducer(Producer):
         error = self.refuse(record)
         if error is None:
             self.acknowledged.append(record)
-            fut.get_loop().call_soon(_resolve, fut, Delivery(topic, 0, len(self.acknowledged) - 1))
+            fut.get_loop().call_soon(_resolve, fut, Receipt(topic, 0, len(self.acknowledged) - 1))
         else:
             fut.get_loop().call_soon(_fail, fut, error)
         return fut
@@ -117,7 +117,7 @@ class FakeProducer(Producer):
         self._transaction = False
         self.committed.extend(self.in_transaction)
         for i, fut in enumerate(self._pending):
-            _resolve(fut, Delivery("", 0, i))
+            _resolve(fut, Receipt("", 0, i))
         self._pending = []
 
     async def abort_transaction(self) -> None:
@@ -150,7 +150,7 @@ class SwitchedProducer(Producer):
         self.up = True
         self.hold = False
         self.sent: list[tuple[str, bytes, bytes | None, Headers | None]] = []
-        self.held: list[asyncio.Future[Delivery]] = []
+        self.held: list[asyncio.Future[Receipt]] = []
         self.failure: Exception = BrokerUnreachable("broker down")
         self.poison_refusal: Exception | None = None
         """When set: every value starting with b"poison" is refused with it at once (as librdkafka refuses size)."""
@@ -163,15 +163,15 @@ class SwitchedProducer(Producer):
         key: bytes | None = None,
         headers: Headers | None = None,
         partition: int | None = None,
-    ) -> asyncio.Future[Delivery]:
-        fut: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
+    ) -> asyncio.Future[Receipt]:
+        fut: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
         if self.poison_refusal is not None and value.startswith(b"poison"):
             fut.set_exception(self.poison_refusal)
         elif self.hold:
             self.held.append(fut)
         elif self.up:
             self.sent.append((topic, value, key, headers))
-            fut.set_result(Delivery(topic, 0, len(self.sent) - 1))
+            fut.set_result(Receipt(topic, 0, len(self.sent) - 1))
         else:
             fut.set_exception(self.failure)
         return fut

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from algorun.operator import kinds
-from algorun.operator.runner import Operator
+from algorun.operator.service import Operator
 from algorun.operator.settings import OperatorSettings
 from tests.support.kube import KubeAPI
 from tests.support.waiting import eventually

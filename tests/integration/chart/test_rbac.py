@@ -158,7 +158,7 @@ def _sar(
 
 async def _reconcile_examples(kube: KubeAPI, install: Install, kubeconfig: Path) -> list[dict[str, Any]]:
     """Run the operator as the ServiceAccount, apply every example as an admin, wait for their statuses."""
-    from algorun.operator.runner import Operator
+    from algorun.operator.service import Operator
     from algorun.operator.settings import OperatorSettings
 
     env = {k.lower(): v for k, v in container_env(install.docs).items() if isinstance(v, str)}

@@ -36,15 +36,15 @@ def s3_env(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-async def store(s3_env: None) -> AsyncIterator[storage.ClaimCheck]:
+async def store(s3_env: None) -> AsyncIterator[storage.ObjectStore]:
     settings = storage_settings(runner_config(names()))
     assert settings is not None and settings.bucket == BUCKET
-    async with storage.ClaimCheck(settings) as cc:
+    async with storage.ObjectStore(settings) as cc:
         await cc.ensure_bucket()
         yield cc
 
 
-async def test_reference_in_reference_out(local_bus: Bus, store: storage.ClaimCheck) -> None:
+async def test_reference_in_reference_out(local_bus: Bus, store: storage.ObjectStore) -> None:
     n = names()
     config = runner_config(
         n,
@@ -65,7 +65,7 @@ async def test_reference_in_reference_out(local_bus: Bus, store: storage.ClaimCh
     assert await store.read(produced) == big.upper()
 
 
-async def test_missing_object_is_dead_lettered(local_bus: Bus, store: storage.ClaimCheck) -> None:
+async def test_missing_object_is_dead_lettered(local_bus: Bus, store: storage.ObjectStore) -> None:
     n = names()
     config = runner_config(n, data_type="FileReference")
     await create_topics(local_bus, config)
@@ -80,7 +80,7 @@ async def test_missing_object_is_dead_lettered(local_bus: Bus, store: storage.Cl
 
 @pytest.mark.parametrize("entrypoint", ["tests.algos.pyalgos:repeat", "tests.algos.pyalgos:repeat_async"])
 async def test_an_output_over_the_threshold_travels_as_a_reference(
-    local_bus: Bus, store: storage.ClaimCheck, monkeypatch: pytest.MonkeyPatch, entrypoint: str
+    local_bus: Bus, store: storage.ObjectStore, monkeypatch: pytest.MonkeyPatch, entrypoint: str
 ) -> None:
     """Storage configured with a 1,000-byte threshold: a 5,000-byte output is uploaded and its reference written
     (messageDataType FileReference), the small ones stay inline, in order; for a sync algo (the inline path) and
@@ -100,7 +100,7 @@ async def test_an_output_over_the_threshold_travels_as_a_reference(
 
 
 async def test_an_output_too_large_for_kafka_is_claim_checked(
-    kafka_bus: Bus, store: storage.ClaimCheck, monkeypatch: pytest.MonkeyPatch
+    kafka_bus: Bus, store: storage.ObjectStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A threshold above the broker's limit (1,000,000 bytes, librdkafka's message.max.bytes): the 2 MB output is
     refused by Kafka, then uploaded and written as a reference instead of being sent again forever."""

@@ -15,11 +15,11 @@ import pytest
 from algorun.api.enums import WalMode
 from algorun.breaker import CircuitBreaker
 from algorun.bus.errors import BrokerUnreachable, UnknownTopic
-from algorun.bus.types import Delivery
+from algorun.bus.types import Receipt
 from algorun.endpoint.errors import EndpointError
+from algorun.endpoint.ingest import Outgoing
 from algorun.endpoint.metrics import EndpointMetrics
 from algorun.endpoint.publisher import Limits, Publisher, WalPolicy
-from algorun.endpoint.routing import Outgoing
 from algorun.endpoint.wal import WriteAheadLog, decode_headers, encode_headers
 from tests.support.endpoint import outgoing
 from tests.support.fakes import SwitchedProducer
@@ -119,7 +119,7 @@ async def test_a_producer_swap_holds_new_publishes_until_the_old_producer_delive
     for _ in range(20):  # loop turns, not time: everything runnable has run
         await asyncio.sleep(0)
     assert len(old.held) == 1 and new.sent == [] and not swap.done()
-    old.held[0].set_result(Delivery("t", 0, 0))
+    old.held[0].set_result(Receipt("t", 0, 0))
     assert await swap is old
     await first
     assert (await second).offset == 0  # the new producer's first message
@@ -139,7 +139,7 @@ async def test_swaps_asked_for_at_once_run_one_after_another() -> None:
     swap_b = asyncio.ensure_future(p.swap_producer(b))
     for _ in range(20):  # loop turns, not time: both swaps are waiting now
         await asyncio.sleep(0)
-    old.held[0].set_result(Delivery("t", 0, 0))
+    old.held[0].set_result(Receipt("t", 0, 0))
     assert await swap_a is old
     assert await swap_b is a
     assert p.producer is b
@@ -233,7 +233,7 @@ async def test_beyond_the_in_flight_limit_requests_get_429() -> None:
         await p.publish(outgoing(9))
     assert err.value.status == 429 and err.value.retry_after == 1
     for i, fut in enumerate(producer.held):
-        fut.set_result(Delivery("t", 0, i))
+        fut.set_result(Receipt("t", 0, i))
     await asyncio.gather(*waiting)
     await p.close()
 

@@ -20,9 +20,9 @@ from algorun.breaker import CircuitBreaker, State
 from algorun.bus.errors import BusError, MessageTooLarge, NotAuthorized, UnknownTopic
 from algorun.bus.types import Headers
 from algorun.endpoint.errors import Code, EndpointError
+from algorun.endpoint.ingest import Outgoing
 from algorun.endpoint.metrics import EndpointMetrics
 from algorun.endpoint.publisher import Accepted, Limits, Publisher, WalPolicy, kafka_record_size
-from algorun.endpoint.routing import Outgoing
 from algorun.endpoint.wal import WriteAheadLog
 from tests.support.endpoint import outgoing
 from tests.support.fakes import SwitchedProducer

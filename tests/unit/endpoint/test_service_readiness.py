@@ -18,7 +18,7 @@ import aiohttp
 from algorun.api.configs import EndpointConfig, EndpointPathConfig, Identity
 from algorun.api.enums import WalMode
 from algorun.api.pipeline import CircuitBreaker, Producer, WriteAheadLog
-from algorun.bus.types import Delivery
+from algorun.bus.types import Receipt
 from algorun.endpoint.service import EndpointService
 from algorun.endpoint.settings import build_settings
 from algorun.endpoint.wal import WriteAheadLog as LogFile
@@ -109,7 +109,7 @@ async def test_without_a_log_ready_is_false_while_a_half_open_breaker_has_no_fre
         await wait_until(lambda: len(producer.held) == 1, 5, "the probe to reach the producer")
         assert "half-open" in (await client.not_ready())["broker"]
         assert await client.post("c") == (503, None)
-        producer.held[0].set_result(Delivery(TOPIC, 0, 0))
+        producer.held[0].set_result(Receipt(TOPIC, 0, 0))
         assert await probe == (202, "broker")
         assert await client.ready()
 
