@@ -29,6 +29,9 @@ STATE_VALUE = {State.CLOSED: 0.0, State.HALF_OPEN: 0.5, State.OPEN: 1.0}
 
 
 class CircuitBreaker:
+    """The breaker's state machine (module docstring). Every method takes the time from its caller, so one
+    breaker serves any clock and the tests need no waiting."""
+
     def __init__(self, *, fails: int = 5, timeout: float = 20.0, requests: int = 3, interval: float = 0.0) -> None:
         if fails < 1:
             raise ValueError("fails must be at least 1")

@@ -1,9 +1,9 @@
 """Client authentication for the ingestion endpoint: bearer tokens and/or API keys (optional).
 
 Without configured credentials every request is let in (an ingress may authenticate instead). Tokens and keys
-come from environment variables or files
-(mounted Secrets), never from the config map. A request without credentials gets 401; one whose credentials
-match nothing gets 403. Comparisons take constant time per configured secret.
+come from environment variables or files (mounted Secrets), never from the config map. A request without
+credentials gets 401; one whose credentials match nothing gets 403. Comparisons take constant time per
+configured secret.
 
 On Kubernetes the credentials are a Secret mounted as a directory (`CredentialsDirectory`): the endpoint reads its
 files again when the kubelet updates them, so rotating a token needs no restart, and it refuses to run open when
@@ -26,6 +26,8 @@ API_KEYS_FILE = "api-keys"
 
 @dataclass(frozen=True)
 class Credentials:
+    """The tokens and keys a request may carry; none configured means every request is let in."""
+
     bearer_tokens: frozenset[str] = field(default_factory=frozenset)
     api_keys: frozenset[str] = field(default_factory=frozenset)
 

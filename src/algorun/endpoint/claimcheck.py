@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 
 class PayloadStore(Protocol):
+    """Where large bodies go: the HTTP and gRPC code see only this, so they run against S3 or an in-memory
+    store alike."""
+
     async def put_stream(self, chunks: AsyncIterable[bytes]) -> bytes:
         """Store the stream; return the FileReference JSON that points to it. Raises `StorageError`.
 

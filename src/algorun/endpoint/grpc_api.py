@@ -63,6 +63,9 @@ def status_for(err: EndpointError) -> grpc.StatusCode:
 
 
 class GrpcApi:
+    """The `PipelineEndpoint` servicer: each stream is published in order and each `streamOffset` answered only
+    once its message is stored (module docstring)."""
+
     def __init__(
         self,
         config: EndpointConfig,

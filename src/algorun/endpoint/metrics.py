@@ -60,6 +60,9 @@ class _HotCollector(Collector):
 
 
 class EndpointMetrics:
+    """The endpoint's metric families: per-request ones as plain counters read at scrape time, rare ones as
+    prometheus_client objects (module docstring)."""
+
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry

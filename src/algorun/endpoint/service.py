@@ -114,6 +114,9 @@ def _message_max_bytes(bus: Bus) -> int:
 
 
 class EndpointService:
+    """One endpoint process: starts the log before any server listens and stops the servers before the
+    publisher drains, so nothing is accepted that could not be stored (module docstring)."""
+
     def __init__(
         self,
         config: EndpointConfig,

@@ -53,6 +53,8 @@ class LogError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Record:
+    """One accepted message in the log, under the sequence number that gives its place in the order."""
+
     seq: int
     topic: str
     key: bytes | None

@@ -16,6 +16,8 @@ _FALLBACK = re.compile(r"^(?P<scheme>https?)://(?P<access>[^:]+):(?P<secret>.+)@
 
 @dataclass(frozen=True)
 class S3Connection:
+    """The parts of the storage secret's connection string the S3 client needs."""
+
     endpoint: str
     access_key: str
     secret_key: str

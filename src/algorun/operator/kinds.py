@@ -17,6 +17,8 @@ from algorun.operator.apis import STRIMZI_GROUP, STRIMZI_VERSIONS
 
 @dataclass(frozen=True)
 class Kind:
+    """One kind the operator reads or writes: enough to build its API paths, whether built in or a CRD."""
+
     api_version: str
     kind: str
     plural: str

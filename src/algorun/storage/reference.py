@@ -14,6 +14,8 @@ from algorun.storage.errors import BadReference
 
 @dataclass(frozen=True, slots=True)
 class FileReference:
+    """Where a claim-checked value is stored: its JSON form is what a message carries (module docstring)."""
+
     bucket: str
     file: str
     host: str = ""

@@ -25,6 +25,9 @@ ADMIN_TIMEOUT_S = 15.0
 
 
 class KafkaBus(Bus):
+    """The `Bus` on a Kafka cluster: one admin client for topics, created on first use; every producer and
+    consumer is configured from the same `KafkaSettings`, so they reach the same brokers with the same security."""
+
     def __init__(self, settings: KafkaSettings) -> None:
         self.settings = settings
         self.url = f"kafka://{settings.bootstrap_servers}"

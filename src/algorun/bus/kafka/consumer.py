@@ -55,6 +55,9 @@ CONSUMER_DEFAULTS: dict[str, str | int | float | bool] = {
 
 
 class KafkaConsumer(Consumer):
+    """A group member (or, with no group, a reader of every partition) whose offsets are committed only when the
+    caller says so, so a message counts as done only once its outcome is stored (module docstring)."""
+
     def __init__(
         self,
         settings: KafkaSettings,

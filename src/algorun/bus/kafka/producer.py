@@ -137,6 +137,9 @@ class _FromAnyThread:
 
 
 class KafkaProducer(Producer):
+    """One librdkafka producer whose delivery reports are served on the event loop (module docstring); with a
+    `transactional_id`, its writes and offset commits go in transactions."""
+
     def __init__(self, settings: KafkaSettings, transactional_id: str | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         self._where = f"Kafka {settings.bootstrap_servers}"

@@ -67,6 +67,9 @@ class _Worker:
 
 
 class LocalBus(Bus):
+    """The `Bus` on one SQLite file: every producer and consumer it makes opens its own connection on its own
+    worker thread, so several processes of `algorun run` share the log through the file alone."""
+
     def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
         self.path = path
         self.url = f"local://{path}"
@@ -121,6 +124,9 @@ class LocalBus(Bus):
 
 
 class LocalProducer(Producer):
+    """Appends to the local log, group-committed: what is produced while a write is in progress goes in the next
+    transaction, and a message's awaitable resolves once its transaction is committed."""
+
     def __init__(self, bus: LocalBus, transactional_id: str | None) -> None:
         self._loop = asyncio.get_running_loop()
         self._worker = bus._worker("producer")
@@ -292,6 +298,9 @@ def _settle(sink: _Sink, outcome: Receipt | BusError) -> None:
 
 
 class LocalConsumer(Consumer):
+    """A member of a group on the local log: its partitions come from the store's membership (heartbeats and
+    session expiry, as in Kafka), and a commit covers only partitions it still owns."""
+
     def __init__(
         self,
         bus: LocalBus,

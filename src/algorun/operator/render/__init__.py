@@ -42,6 +42,9 @@ KIND_ORDER = [
 
 @dataclass
 class Rendered:
+    """What one render produced: every object to apply (in a stable order), what is not ready to render yet,
+    and which workloads the status expects."""
+
     ident: Identity
     objects: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)

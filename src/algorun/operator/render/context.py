@@ -35,6 +35,9 @@ class ClusterFacts:
 
 @dataclass
 class RenderContext:
+    """Everything one render reads, in one place (the pipeline, its topology, the settings, the cluster facts),
+    so a render is a pure function of it."""
+
     pipeline: PipelineDeployment
     topology: Topology
     settings: OperatorSettings
