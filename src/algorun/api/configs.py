@@ -247,6 +247,7 @@ def runner_config(topology: Topology, node: AlgoNode) -> RunnerConfig:
             grpc_mode=spec.grpc_mode,
             stderr_policy=spec.stderr_policy,
             concurrency=dep.concurrency,
+            workers=dep.workers,
             key_concurrency=dep.key_concurrency,
             exactly_once=dep.exactly_once,
             stream_window=dep.stream_window,

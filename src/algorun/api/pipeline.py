@@ -55,6 +55,13 @@ class AlgoDeployment(ApiModel):
     timeout_seconds: int | None = Field(default=None, ge=0)
     topics: list[TopicConfig] = Field(default_factory=list)
     concurrency: int | None = Field(default=None, ge=1, description="Messages in flight at once per runner")
+    workers: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Runner processes in each pod, each a member of the instance's consumer group (one core each: "
+        "request as many CPUs)",
+    )
     key_concurrency: bool | None = Field(
         default=None, description="Run messages of different keys of one partition in parallel (order per key)"
     )

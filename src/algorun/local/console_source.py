@@ -253,6 +253,7 @@ class LocalSource:
                 "executor": config.executor.value,
                 "entrypoint": config.entrypoint,
                 "concurrency": runtime.concurrency,
+                "workers": runtime.workers,
                 "keyConcurrency": runtime.key_concurrency,
                 "exactlyOnce": runtime.exactly_once,
                 "timeoutSeconds": config.timeout_seconds,

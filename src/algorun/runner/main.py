@@ -13,6 +13,7 @@ from algorun.bus.interface import Bus
 from algorun.runner.config import RunnerOptions
 from algorun.runner.executors import create
 from algorun.runner.service import Runner
+from algorun.runner.workers import follow_supervisor, report_port, supervise
 from algorun.telemetry import HealthServer
 
 log = logging.getLogger("algorun.runner")
@@ -43,7 +44,12 @@ def open_runner_bus(config: RunnerConfig, url: str | None, options: RunnerOption
 async def serve(config: RunnerConfig, options: RunnerOptions) -> int:
     """Health first (so probes answer while the algo starts), then run until a signal, then drain. The exit
     code: 0 after a drain, 2 when the bus or the executor cannot be set up, 3 when an internal error stopped
-    the runner (its message is read again after the restart the exit causes)."""
+    the runner (its message is read again after the restart the exit causes).
+
+    With `workers` > 1 this process is the supervisor of that many runner processes (`workers.supervise`)."""
+    if options.workers != 1:
+        return await supervise(config, options)
+    follow_supervisor()
     try:
         bus = open_runner_bus(config, options.bus)
         executor = create(config, options)
@@ -57,6 +63,7 @@ async def serve(config: RunnerConfig, options: RunnerOptions) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await health.start()
+    report_port(health.port)
     log.info("runner of %s (%s) started; health on :%s", config.full_name, config.executor.value, health.port)
     try:
         await runner.run(stop)
