@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from algorun.bus.settings import KafkaOptions
 from algorun.endpoint.settings import EndpointOptions
 from algorun.hooks.settings import HookOptions
 from algorun.runner.config import RunnerOptions
@@ -14,7 +15,7 @@ from algorun.settings import ComponentSettings
 DOC = Path(__file__).parents[2] / "docs" / "settings.md"
 
 
-@pytest.mark.parametrize("model", [RunnerOptions, EndpointOptions, HookOptions])
+@pytest.mark.parametrize("model", [RunnerOptions, EndpointOptions, HookOptions, KafkaOptions])
 def test_every_variable_is_in_the_settings_doc(model: type[ComponentSettings]) -> None:
     text = DOC.read_text()
     missing = [v for name in model.model_fields for v in model.env_names(name) if f"`{v}`" not in text]

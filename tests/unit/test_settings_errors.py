@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from algorun.api import check_text
 from algorun.api.configs import HookConfig, runner_config
 from algorun.api.topology import build_topology
+from algorun.bus import ConfigError, KafkaSettings
 from algorun.cli.main import app
 from algorun.endpoint.settings import EndpointOptions, build_settings
 from algorun.hooks.settings import HookOptions
@@ -132,6 +133,22 @@ def test_operator_refuses_naming_the_variable(
     with pytest.raises(SettingsError) as caught:
         OperatorSettings.from_env()
     assert str(caught.value).startswith(line)
+
+
+@pytest.mark.parametrize(
+    ("env", "line"),
+    [
+        ({"KAFKA_TLS": "maybe"}, "KAFKA_TLS='maybe': Input should be a valid boolean"),
+        ({"KAFKA_AUTH_TYPE": "kerberos"}, "KAFKA_AUTH_TYPE='kerberos': Input should be"),
+        ({"KAFKA_AUTH_TYPE": "plain"}, "auth_type plain needs username and password"),
+        ({"KAFKA_BROKERS": ""}, "KAFKA_BROKERS is not set"),
+    ],
+)
+def test_kafka_variables_are_refused_naming_the_variable(env: dict[str, str], line: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        KafkaSettings.from_env({"KAFKA_BROKERS": "k:9092", **env})
+    assert line in str(caught.value)
+    assert "\n" not in str(caught.value)
 
 
 def _runner_config_file(tmp_path: Path) -> Path:

@@ -1,5 +1,9 @@
 """How to reach a Kafka cluster: brokers and security, as one model covering the chart's auth types.
 
+`KafkaSettings` is what a client is built from; `KafkaOptions` is the settings model of the variables the chart and
+the operator set for every pipeline component (`KAFKA_BROKERS`, `KAFKA_TLS`, `KAFKA_AUTH_*`: the original
+runtime's names), read by `KafkaSettings.from_env`.
+
 `auth_type` takes the chart's values (`tls` = mutual TLS, `scram-sha-512`, `plain`; `none` by default); `tls`
 turns on TLS to the brokers (verified against `ca_location`). SASL runs over TLS when `tls` is set
 (`SASL_SSL`), else in clear (`SASL_PLAINTEXT`). The original's defects are not kept: SCRAM uses SHA-512
@@ -13,17 +17,38 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import SettingsConfigDict
 
 from algorun.api.enums import KafkaAuthType
 from algorun.bus.errors import ConfigError
+from algorun.settings import ComponentSettings, SettingsError
 
 AuthType = KafkaAuthType
 """The api's enum ("" or "none" mean no authentication); the alias keeps `algorun.bus.AuthType` importable."""
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "t", "true", "yes", "on")
+class KafkaOptions(ComponentSettings):
+    """The Kafka variables of a pipeline component, each under its original runtime's name."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKA_")
+
+    brokers: str = ""
+    """host:port[,host:port...] of the brokers ('': none configured)."""
+    tls: bool = False
+    """TLS to the brokers."""
+    tls_ca_location: str | None = None
+    """CA bundle that signed the brokers' certificates."""
+    auth_type: KafkaAuthType = KafkaAuthType.NONE
+    """`tls` (mutual TLS), `scram-sha-512`, `plain`, or none."""
+    auth_tls_user_location: str | None = None
+    """Client certificate (auth type tls)."""
+    auth_tls_key_location: str | None = None
+    """Client private key (auth type tls)."""
+    auth_username: str | None = None
+    """SASL username (scram-sha-512, plain)."""
+    auth_password: SecretStr | None = None
+    """SASL password (scram-sha-512, plain)."""
 
 
 class KafkaSettings(BaseModel):
@@ -58,25 +83,28 @@ class KafkaSettings(BaseModel):
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> KafkaSettings:
-        """From the original runtime's environment variables (KAFKA_BROKERS, KAFKA_TLS, KAFKA_AUTH_*...)."""
-        e = os.environ if env is None else env
-        brokers = e.get("KAFKA_BROKERS", "")
-        if not brokers:
+        """From the original runtime's environment variables (`KafkaOptions`: KAFKA_BROKERS, KAFKA_TLS,
+        KAFKA_AUTH_*...)."""
+        try:
+            options = KafkaOptions.from_env(os.environ if env is None else env)
+        except SettingsError as err:
+            raise ConfigError(f"Kafka settings from the environment: {err}") from err
+        if not options.brokers:
             raise ConfigError("KAFKA_BROKERS is not set (host:port of the Kafka brokers)")
-        password = e.get("KAFKA_AUTH_PASSWORD")
         try:
             return cls(
-                bootstrap_servers=brokers,
-                tls=_truthy(e.get("KAFKA_TLS")),
-                ca_location=e.get("KAFKA_TLS_CA_LOCATION") or None,
-                auth_type=KafkaAuthType(e.get("KAFKA_AUTH_TYPE") or ""),
-                cert_location=e.get("KAFKA_AUTH_TLS_USER_LOCATION") or None,
-                key_location=e.get("KAFKA_AUTH_TLS_KEY_LOCATION") or None,
-                username=e.get("KAFKA_AUTH_USERNAME") or None,
-                password=SecretStr(password) if password else None,
+                bootstrap_servers=options.brokers,
+                tls=options.tls,
+                ca_location=options.tls_ca_location,
+                auth_type=options.auth_type,
+                cert_location=options.auth_tls_user_location,
+                key_location=options.auth_tls_key_location,
+                username=options.auth_username,
+                password=options.auth_password,
             )
-        except ValueError as err:
-            raise ConfigError(f"Kafka settings from the environment: {err}") from err
+        except ValidationError as err:
+            reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in err.errors())
+            raise ConfigError(f"Kafka settings from the environment: {reasons}") from err
 
     def client_config(self) -> dict[str, str | int | float | bool]:
         """librdkafka settings shared by producers, consumers and the admin client.
