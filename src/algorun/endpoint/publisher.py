@@ -39,7 +39,7 @@ from algorun.api.enums import WalMode
 from algorun.breaker import STATE_VALUE, CircuitBreaker, State
 from algorun.bus.errors import AuthenticationFailed, BusError, MessageTooLarge, NotAuthorized, UnknownTopic
 from algorun.bus.interface import Producer
-from algorun.bus.types import Headers
+from algorun.bus.kafka.record_size import KAFKA_MESSAGE_MAX_BYTES, kafka_record_size
 from algorun.endpoint import errors
 from algorun.endpoint.errors import Code, EndpointError
 from algorun.endpoint.ingest import Outgoing
@@ -53,12 +53,6 @@ BACKOFF_START_S = 0.2
 BACKOFF_MAX_S = 5.0
 FORWARDER_STOP_S = 15.0
 
-KAFKA_MESSAGE_MAX_BYTES = 1_000_000
-"""librdkafka's default `message.max.bytes`: the largest record the producer accepts."""
-RECORD_FRAMING_BYTES = 36
-"""What librdkafka adds to a record's key, value and headers before comparing it with `message.max.bytes`: the
-worst-case framing of a v2 record (RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD: length, attributes, timestamp and offset
-deltas, key and value lengths, header count, each as its longest varint)."""
 TOO_LARGE_HINT = " (the producer's message.max.bytes, counting the key, the headers and the record framing)"
 PERMANENT_REFUSALS = (MessageTooLarge, UnknownTopic, NotAuthorized)
 """Refusals that sending the same record again cannot change. Not `AuthenticationFailed`: that is about the
@@ -66,21 +60,6 @@ producer's identity, not the record, and a credentials rotation (SIGHUP) fixes i
 BROKER_ANSWERS = (UnknownTopic, NotAuthorized, AuthenticationFailed)
 """Refusals only the broker itself gives, so they prove it is reachable (the breaker counts them as successes).
 Not `MessageTooLarge`: librdkafka refuses an oversized record at produce time without asking the broker."""
-
-
-def kafka_record_size(key: bytes | None, value: bytes, headers: Headers) -> int:
-    """The size librdkafka compares with `message.max.bytes` when a record is produced: value, key, each header's
-    name and value with their varint lengths, and the record framing (checked against librdkafka in the tests)."""
-    size = RECORD_FRAMING_BYTES + len(value) + len(key or b"")
-    for name, data in headers:
-        name_len = len(name.encode())
-        size += _varint_size(name_len) + name_len + _varint_size(len(data)) + len(data)
-    return size
-
-
-def _varint_size(n: int) -> int:
-    """Bytes of the non-negative `n` as a zig-zag varint (how Kafka records encode lengths)."""
-    return max(1, ((2 * n).bit_length() + 6) // 7)
 
 
 class Accepted(NamedTuple):

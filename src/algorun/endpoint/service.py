@@ -26,13 +26,14 @@ from algorun.api.configs import EndpointConfig
 from algorun.breaker import CircuitBreaker, State
 from algorun.bus.errors import BusError
 from algorun.bus.interface import Bus, Producer
+from algorun.bus.kafka.record_size import KAFKA_MESSAGE_MAX_BYTES
 from algorun.bus.settings import KafkaSettings
 from algorun.endpoint.auth import CredentialsDirectory
 from algorun.endpoint.claimcheck import PayloadStore
 from algorun.endpoint.grpc_api import GrpcApi
 from algorun.endpoint.http_app import HttpApi
 from algorun.endpoint.metrics import EndpointMetrics
-from algorun.endpoint.publisher import KAFKA_MESSAGE_MAX_BYTES, Publisher
+from algorun.endpoint.publisher import Publisher
 from algorun.endpoint.settings import EndpointSettings
 from algorun.endpoint.tls import RELOAD_CHECK_S, ServingCertificate
 from algorun.endpoint.wal import WriteAheadLog

@@ -7,6 +7,7 @@ import logging
 
 from algorun.bus import contract
 from algorun.bus.errors import BusError, MessageTooLarge
+from algorun.bus.kafka.record_size import kafka_record_size
 from algorun.bus.types import Message
 from algorun.runner.metrics import RunnerMetrics
 from algorun.runner.model import AlgoFailure
@@ -53,11 +54,18 @@ class Oversize:
                 continue
             if w.kind is WriteKind.DEAD_LETTER:  # its input fitted; its error headers did not
                 log.error(
-                    "a dead letter of %d bytes is over the broker's limit: written without its value", len(w.value)
+                    "a dead letter of %d bytes (a record of %d bytes with its key, headers and framing) is over the"
+                    " broker's limit: written without its value",
+                    len(w.value),
+                    kafka_record_size(w.key, w.value, w.headers),
                 )
                 out.append(w._replace(value=b"", headers=contract.value_omitted(w.headers, w.value)))
                 continue
-            reason = f"output {w.output!r} of {len(w.value)} bytes is over the broker's message size limit ({error})"
+            record = kafka_record_size(w.key, w.value, w.headers)
+            reason = (
+                f"output {w.output!r} of {len(w.value)} bytes is over the broker's message size limit"
+                f" (a record of {record} bytes with its key, headers and framing; {error})"
+            )
             if self._claim_check.offload_above is not None and w.kind is WriteKind.OUTPUT:
                 try:
                     ref = await self._claim_check.put(w.value)

@@ -18,11 +18,12 @@ from confluent_kafka import Producer as KafkaClient
 from algorun.api.enums import WalMode
 from algorun.breaker import CircuitBreaker, State
 from algorun.bus.errors import BusError, MessageTooLarge, NotAuthorized, UnknownTopic
+from algorun.bus.kafka.record_size import kafka_record_size
 from algorun.bus.types import Headers
 from algorun.endpoint.errors import Code, EndpointError
 from algorun.endpoint.ingest import Outgoing
 from algorun.endpoint.metrics import EndpointMetrics
-from algorun.endpoint.publisher import Accepted, Limits, Publisher, WalPolicy, kafka_record_size
+from algorun.endpoint.publisher import Accepted, Limits, Publisher, WalPolicy
 from algorun.endpoint.wal import WriteAheadLog
 from tests.support.endpoint import outgoing
 from tests.support.fakes import SwitchedProducer

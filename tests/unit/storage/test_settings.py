@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from algorun.bus.kafka.record_size import KAFKA_MESSAGE_MAX_BYTES
 from algorun.storage import BadReference, FileReference, StorageConfigError, StorageSettings, parse_connection_string
 from algorun.storage.settings import DEFAULT_THRESHOLD, component_settings
 
@@ -64,7 +65,7 @@ def test_a_components_storage_comes_from_the_operators_variables_with_the_origin
     }
     s = component_settings(env, "Acme", "Orders")
     assert s is not None and (s.bucket, s.region, s.endpoint_url) == ("bkt", "eu-west-1", "http://s3:9000")
-    assert s.threshold == DEFAULT_THRESHOLD < 1_000_000  # what is not offloaded fits librdkafka's default limit
+    assert s.threshold == DEFAULT_THRESHOLD < KAFKA_MESSAGE_MAX_BYTES  # what is not offloaded fits the default limit
 
 
 def test_the_claim_check_threshold_is_a_number_of_bytes() -> None:
