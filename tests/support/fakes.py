@@ -154,6 +154,8 @@ class SwitchedProducer(Producer):
         self.failure: Exception = BrokerUnreachable("broker down")
         self.poison_refusal: Exception | None = None
         """When set: every value starting with b"poison" is refused with it at once (as librdkafka refuses size)."""
+        self.closed = False
+        """Whether `close` was called (the endpoint closes its producer last, after the log)."""
 
     def produce(
         self,
@@ -189,7 +191,9 @@ class SwitchedProducer(Producer):
     async def send_offsets_to_transaction(self, consumer: Consumer, offsets: Mapping[TopicPartition, int]) -> None: ...
     async def commit_transaction(self) -> None: ...
     async def abort_transaction(self) -> None: ...
-    async def close(self) -> None: ...
+
+    async def close(self) -> None:
+        self.closed = True
 
 
 class OneTopicBus(Bus):

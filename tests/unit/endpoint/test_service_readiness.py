@@ -29,15 +29,6 @@ TOPIC = "t"
 JSON = {"Content-Type": "application/json"}
 
 
-class ClosingProducer(SwitchedProducer):
-    """Remembers being closed (the service closes its producer last, after the log)."""
-
-    closed = False
-
-    async def close(self) -> None:
-        self.closed = True
-
-
 def _config(wal_mode: WalMode, wal_dir: Path | None, requests: int = 1) -> EndpointConfig:
     return EndpointConfig(
         identity=Identity(deployment_owner="acme", deployment_name="orders", pipeline_owner="acme", pipeline_name="p"),
@@ -136,7 +127,7 @@ async def test_a_failing_log_makes_the_endpoint_unready_and_forwarding_resumes_o
 
 async def test_stop_closes_the_log_and_the_producer_even_while_the_log_fails(tmp_path: Path) -> None:
     """A forwarder that had died re-raised its error from close(), and the service never closed the producer."""
-    producer = ClosingProducer()
+    producer = SwitchedProducer()
     async with _endpoint(_config(WalMode.ALWAYS, tmp_path), producer) as (service, client):
         _break_deletes(service)
         assert await client.post("a") == (202, "log")
