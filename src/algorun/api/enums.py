@@ -1,4 +1,4 @@
-"""Enumerations of the algo.run/v1beta1 API, with every value of the original (casing kept as it was).
+"""Enumerations of the algo.run/v1beta1 API: every value existing manifests use, with their casing.
 
 They are `StrEnum`s so that a value compares equal to its wire string and serialises as itself.
 """

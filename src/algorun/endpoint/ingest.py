@@ -1,9 +1,9 @@
 """Pure request logic shared by HTTP and gRPC: which path, which topic, which headers and key.
 
-Everything here is a function of the request and the config, so it is tested without a server. The original's
-defects fixed here: `run` is true for a plain POST (the original staged it, so it never ran), the Kafka key is the
-traceID (the original used a random key per HTTP request, scattering a trace's parts over partitions), an unknown
-path is an error rather than a crash, `messageDataType` is always set, and the content type is checked.
+Everything here is a function of the request and the config, so it is tested without a server. A plain POST
+runs; the Kafka key is the traceID, so a trace's parts share a partition; an unknown path is an error answer;
+`messageDataType` is always set; and the content type is checked (docs/compat.md, Endpoint, says where this differs
+from the Go system).
 """
 
 from __future__ import annotations
@@ -131,8 +131,8 @@ def _accepts(declared: str, got: str) -> bool:
 def check_content_type(path: EndpointPathConfig, content_type: str | None) -> str | None:
     """The content type to record for a request on `path`; raises 415 when the path does not accept it.
 
-    A path's `contentType` may list several types separated by commas and use wildcards (`text/*`, `*/*`; the
-    original sample's `text/any` counts as `text/*`). A request without a content type gets the path's (when it
+    A path's `contentType` may list several types separated by commas and use wildcards (`text/*`, `*/*`; `text/any`,
+    as existing manifests write it, counts as `text/*`). A request without a content type gets the path's (when it
     names exactly one concrete type). A path without a content type accepts anything.
     """
     declared = _declared(path.content_type)
@@ -153,8 +153,8 @@ def check_content_type(path: EndpointPathConfig, content_type: str | None) -> st
 
 
 def encode_params(params: Iterable[tuple[str, str]] | Mapping[str, str]) -> str | None:
-    """The `endpointParams` header: URL-encoded, keys sorted, each key's values in request order (Go's
-    `url.Values.Encode`, which the original used). None when there are no parameters."""
+    """The `endpointParams` header: URL-encoded, keys sorted, each key's values in request order (the encoding
+    of Go's `url.Values.Encode`, which existing algos parse). None when there are no parameters."""
     pairs = list(params.items()) if isinstance(params, Mapping) else list(params)
     if not pairs:
         return None

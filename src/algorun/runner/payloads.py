@@ -1,9 +1,9 @@
 """Claim checks: FileReference values (`{"host", "bucket", "file"}` JSON) resolved to bytes on input, and
 FileReference-typed outputs uploaded, through `algorun.storage` when it is configured.
 
-Storage is configured as for the endpoint (the same variables, so both sides of a pipeline agree): the original's
+Storage is configured as for the endpoint (the same variables, so both sides of a pipeline agree): the
 `MC_HOST_algorun` connection string or the AWS variables (`AWS_ENDPOINT_URL[_S3]`, `AWS_ACCESS_KEY_ID`, ...); the
-bucket for uploads is `ALGORUN_STORAGE_BUCKET`, else the original's lower(`{deploymentOwner}.{deploymentName}`).
+bucket for uploads is `ALGORUN_STORAGE_BUCKET`, else lower(`{deploymentOwner}.{deploymentName}`) (docs/compat.md).
 A reference is read from the bucket it names. Without any of these variables, FileReference messages are
 dead-lettered with a clear error (`NoStorage`).
 """

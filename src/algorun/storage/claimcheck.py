@@ -38,7 +38,8 @@ class Offloaded:
 
 
 class ObjectStore:
-    """One S3 client for the lifetime of a component (the original made one per message)."""
+    """One S3 client for the lifetime of a component: a client per message would set up a connection pool and look up
+    credentials for every message."""
 
     def __init__(self, settings: StorageSettings) -> None:
         self.settings = settings

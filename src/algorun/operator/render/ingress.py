@@ -1,9 +1,9 @@
 """Routes from the cluster's ingress to the endpoint: Emissary Mappings or Gateway API HTTPRoutes.
 
-`ENDPOINT_ROUTING` chooses: `ambassador` (default; getambassador.io/v3alpha1 Mappings, as the original made
-with v2), `gateway` (gateway.networking.k8s.io/v1 HTTPRoutes attached to `GATEWAY_NAME` in
-`GATEWAY_NAMESPACE`) or `none`. The URL contract is the original's: `/run/http/{owner}/{name}/` and
-`/run/grpc/{owner}/{name}/`, rewritten to `/{owner}/{name}/`. gRPC through a Gateway uses an HTTPRoute (a
+`ENDPOINT_ROUTING` chooses: `ambassador` (default; getambassador.io/v3alpha1 Mappings), `gateway`
+(gateway.networking.k8s.io/v1 HTTPRoutes attached to `GATEWAY_NAME` in `GATEWAY_NAMESPACE`) or `none`. The URLs are
+the ones existing clients call (docs/compat.md): `/run/http/{owner}/{name}/` and `/run/grpc/{owner}/{name}/`,
+rewritten to `/{owner}/{name}/`. gRPC through a Gateway uses an HTTPRoute (a
 GRPCRoute cannot match a path prefix); the Service's grpc port declares `appProtocol: kubernetes.io/h2c`.
 When the endpoint serves TLS (`ENDPOINT_TLS_ISSUER`), Mappings name an `https://` service, so Emissary
 originates TLS to it.

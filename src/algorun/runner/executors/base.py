@@ -33,8 +33,8 @@ class Executor(abc.ABC):
         """Release connections and processes."""
 
     def output_for(self, *kinds: OutputDeliveryType, input_name: str | None = None) -> RunnerOutput | None:
-        """The output that receives a response: same name as the input first (the original's pairing), else
-        the first output of one of `kinds`."""
+        """The output that receives a response: the one named like the input first (how a pipeline pairs an input
+        with its output), else the first output of one of `kinds`."""
         candidates = [o for o in self.config.outputs if o.output_delivery_type in kinds]
         if input_name is not None:
             for o in candidates:
