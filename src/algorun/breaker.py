@@ -19,6 +19,8 @@ from enum import StrEnum
 
 
 class State(StrEnum):
+    """The breaker's three states (module docstring)."""
+
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half-open"

@@ -67,6 +67,8 @@ MAX_ERROR_MESSAGE = 4096
 
 
 class MessageDataType(StrEnum):
+    """How a value travels: in the message (`Embedded`) or as FileReference JSON pointing to storage."""
+
     EMBEDDED = "Embedded"
     FILE_REFERENCE = "FileReference"
 

@@ -23,6 +23,8 @@ BACKED_UP = 100
 
 @dataclass
 class NodeSample:
+    """One node's figures in a sample; None where a figure could not be read (the page shows a dash, never 0)."""
+
     state: str = "up"
     """up, starting, down, backed-up or idle (a topic node)."""
     reason: str | None = None
@@ -38,12 +40,16 @@ class NodeSample:
 
 @dataclass
 class EdgeSample:
+    """One edge's figures in a sample: messages written to its topic and what its target has not read yet."""
+
     count: int | None = None
     backlog: int | None = None
 
 
 @dataclass
 class Sample:
+    """The whole pipeline's figures at one moment; rates come from two samples."""
+
     taken: float
     """time.monotonic() when taken."""
     nodes: dict[str, NodeSample] = field(default_factory=dict)

@@ -23,6 +23,8 @@ EVENT_HOOK = "EventHook"
 
 @dataclass(frozen=True)
 class Node:
+    """One box of the graph, naming the pipeline component whose figures and processes it shows."""
+
     id: str
     kind: NodeKind
     label: str
@@ -35,6 +37,8 @@ class Node:
 
 @dataclass(frozen=True)
 class Edge:
+    """One arrow of the graph: a pipe (labelled with its topic), a retry branch or a dead-letter branch."""
+
     id: str
     source: str
     target: str
@@ -45,6 +49,8 @@ class Edge:
 
 @dataclass
 class Graph:
+    """The pipeline's nodes and edges, as the page draws them."""
+
     pipeline: str
     nodes: list[Node] = field(default_factory=list)
     edges: list[Edge] = field(default_factory=list)

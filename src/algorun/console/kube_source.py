@@ -66,6 +66,9 @@ async def discover(http: httpx.AsyncClient, namespace: str | None) -> list[KubeS
 
 
 class KubeSource:
+    """One PipelineDeployment seen through the API server with the user's credentials: its graph from the spec,
+    its figures from the status and the components' metrics (module docstring)."""
+
     def __init__(
         self, http: httpx.AsyncClient, namespace: str, name: str, topology: Topology, interval: float = DEFAULT_INTERVAL
     ) -> None:

@@ -25,6 +25,8 @@ class Mode(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Step:
+    """One step of a retry strategy: `repeat` attempts, each after `backoff_seconds`."""
+
     index: int
     backoff: str
     backoff_seconds: float

@@ -21,6 +21,9 @@ StageKey = tuple[str, str]
 
 @dataclass(slots=True)
 class Staged:
+    """One staged part, with the message it came from (its offset stays uncommitted until its run is finished)
+    and when it was staged (for the TTL)."""
+
     message: Message
     part: Part
     source_topic: str
@@ -28,6 +31,8 @@ class Staged:
 
 
 class Staging:
+    """The staged parts by trace, in arrival order (module docstring)."""
+
     def __init__(self) -> None:
         self._parts: dict[StageKey, list[Staged]] = {}
         self.count = 0

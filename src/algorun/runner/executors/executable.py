@@ -173,6 +173,9 @@ def kill_group(proc: asyncio.subprocess.Process) -> None:
 
 
 class ExecutableExecutor(Executor):
+    """Runs the algo's entrypoint once per run, in a run directory of its own (module docstring): a non-zero
+    exit, a timeout or, with policy `fail`, stderr output is the message's failure."""
+
     def __init__(self, config: RunnerConfig, options: RunnerOptions) -> None:
         super().__init__(config)
         if not config.entrypoint:

@@ -42,6 +42,9 @@ def to_proto(request: Request, request_id: int = 0) -> Any:
 
 
 class GrpcExecutor(Executor):
+    """Calls the algo's gRPC server on its one port: one call per run (`unary`) or every run over one stream
+    (`stream`), reconnecting when the stream breaks."""
+
     def __init__(self, config: RunnerConfig, options: RunnerOptions, host: str = "127.0.0.1") -> None:
         super().__init__(config)
         ports = {i.grpc.port for i in config.inputs if i.grpc is not None and i.grpc.port}

@@ -60,6 +60,9 @@ class _Target:
 
 
 class HttpExecutor(Executor):
+    """Sends each part of a run to the algo's local HTTP server over pooled keep-alive connections; any 2xx is
+    success, and a connection that cannot be made or breaks means the algo is unavailable, not that it failed."""
+
     def __init__(self, config: RunnerConfig, options: RunnerOptions, host: str = "127.0.0.1") -> None:
         super().__init__(config)
         self._targets = {i.name: _Target(i, host) for i in config.inputs}

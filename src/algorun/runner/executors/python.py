@@ -31,6 +31,9 @@ from algorun.runner.model import AlgoFailure, Output, Part, Request
 
 @dataclass(slots=True)
 class Context:
+    """What a python algo that takes a second parameter is told about its run: the trace, the input, the parts
+    and the parameters (module docstring)."""
+
     trace_id: str
     input: str
     content_type: str | None
@@ -66,6 +69,9 @@ def _wants_context(fn: Callable[..., Any]) -> bool:
 
 
 class PythonExecutor(Executor):
+    """Calls the `module:function` entrypoint in this process, sync or async; an exception is the message's
+    failure."""
+
     def __init__(self, config: RunnerConfig, options: RunnerOptions) -> None:
         super().__init__(config)
         if not config.entrypoint:

@@ -56,6 +56,9 @@ class _Child:
 
 
 class StreamingExecutor(Executor):
+    """Feeds runs to one long-lived process as frames and matches its responses in request order (module
+    docstring); when the process ends, the run it was on fails and the others rerun on a fresh process."""
+
     def __init__(self, config: RunnerConfig, options: RunnerOptions) -> None:
         super().__init__(config)
         if not config.entrypoint:
