@@ -23,6 +23,7 @@ from algorun.hooks.settings import build_settings as build_hook_settings
 from algorun.operator.settings import OperatorSettings
 from algorun.runner.config import RunnerOptions
 from algorun.settings import SettingsError
+from algorun.storage.settings import DEFAULT_THRESHOLD, component_settings
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "text-transform" / "pipeline.yaml"
 
@@ -69,6 +70,8 @@ def test_an_empty_variable_counts_as_unset() -> None:
     assert RunnerOptions.from_env({"ALGORUN_RUNNER_CONCURRENCY": ""}).concurrency == 64
     assert EndpointOptions.from_env({"ALGORUN_ENDPOINT_MAX_BODY_BYTES": ""}).max_body_bytes == 1_000_000
     assert HookOptions.from_env({"ALGORUN_HOOK_TIMEOUT": ""}).timeout_seconds == 10.0
+    storage = component_settings({"AWS_ENDPOINT_URL": "http://s3:9000", "ALGORUN_STORAGE_THRESHOLD": ""}, "a", "b")
+    assert storage is not None and storage.threshold == DEFAULT_THRESHOLD
 
 
 def test_the_kafka_consumer_settings_come_from_the_runner_settings() -> None:

@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 
+from algorun.settings import ComponentSettings, SettingsError
 from algorun.storage.errors import StorageConfigError
 
 DEFAULT_THRESHOLD = 900 * 1024
@@ -88,19 +90,33 @@ STORAGE_VARIABLES = ("MC_HOST_algorun", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL
 """Any of these set means a component has storage."""
 
 
+class StorageOptions(ComponentSettings):
+    """A pipeline component's own storage settings, over what the connection variables say."""
+
+    model_config = SettingsConfigDict(env_prefix="ALGORUN_STORAGE_")
+
+    bucket: str | None = None
+    """The bucket (None: the original's lower(`{owner}.{name}`))."""
+    region: str | None = None
+    """The region (None: `AWS_REGION`, else us-east-1)."""
+    threshold_bytes: int = Field(default=DEFAULT_THRESHOLD, ge=0, validation_alias="ALGORUN_STORAGE_THRESHOLD")
+    """Values larger than this are claim-checked (written to storage, a reference sent instead)."""
+
+
 def component_settings(env: Mapping[str, str], owner: str, name: str) -> StorageSettings | None:
     """A pipeline component's storage (the runner's and the endpoint's), from its environment; None when no
-    storage is configured there. The bucket is `ALGORUN_STORAGE_BUCKET`, else the original's
-    lower(`{owner}.{name}`); `ALGORUN_STORAGE_REGION` and `ALGORUN_STORAGE_THRESHOLD` (bytes) override the
-    region and the size over which values are claim-checked."""
+    storage is configured there. `StorageOptions` (`ALGORUN_STORAGE_BUCKET`, `_REGION`, `_THRESHOLD`) override
+    the bucket, the region and the size over which values are claim-checked."""
     if not any(env.get(v) for v in STORAGE_VARIABLES):
         return None
-    bucket = env.get("ALGORUN_STORAGE_BUCKET") or f"{owner}.{name}".lower()
-    settings = StorageSettings.from_env(env, bucket=bucket)
-    if region := env.get("ALGORUN_STORAGE_REGION"):
-        settings = settings.model_copy(update={"region": region})
-    if threshold := env.get("ALGORUN_STORAGE_THRESHOLD"):
-        if not threshold.isdigit():
-            raise StorageConfigError(f"ALGORUN_STORAGE_THRESHOLD: not a number of bytes: {threshold!r}")
-        settings = settings.model_copy(update={"threshold": int(threshold)})
-    return settings
+    try:
+        options = StorageOptions.from_env(env)
+    except SettingsError:  # the threshold is the one setting here that can be refused
+        raise StorageConfigError(
+            f"ALGORUN_STORAGE_THRESHOLD: not a number of bytes: {env.get('ALGORUN_STORAGE_THRESHOLD')!r}"
+        ) from None
+    settings = StorageSettings.from_env(env, bucket=options.bucket or f"{owner}.{name}".lower())
+    update: dict[str, object] = {"threshold": options.threshold_bytes}
+    if options.region:
+        update["region"] = options.region
+    return settings.model_copy(update=update)
