@@ -73,6 +73,9 @@ def json_error(err: EndpointError) -> web.Response:
 
 
 class HttpApi:
+    """The endpoint's HTTP side: one `dispatch` for every request; an ingestion request is answered 202 only
+    once `Publisher.publish` stored its message, and every failure is a JSON error (module docstring)."""
+
     def __init__(
         self,
         config: EndpointConfig,

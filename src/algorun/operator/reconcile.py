@@ -112,6 +112,9 @@ def _problem_text(exc: BaseException) -> str:
 
 
 class Reconciler:
+    """Reconciles each known PipelineDeployment on request: requests are coalesced and run one at a time per
+    object, and the state they share (locks, log cache, rechecks, refused names) lives here (module docstring)."""
+
     def __init__(
         self,
         cluster: Cluster,
