@@ -12,7 +12,7 @@ Retry and dead-letter topics are provisioned like the others. The KafkaUser has 
 ACLs for exactly the topics and consumer groups the pipeline uses (retry and dead-letter topics, Kafka Connect's
 groups and storage topics included), no more. Each Connect cluster has its own group id and storage topics, so
 two clusters never collide; a source connector is told its output topic, and a sink connector every upstream
-topic. docs/compat.md lists how this differs from the original operator.
+topic. docs/compat.md ("Operator and Kubernetes objects") lists what differs from Algo.Run's operator.
 
 Each Connect cluster exports its metrics through Strimzi's JMX exporter (`metricsConfig`, rules in a ConfigMap of
 its own) on the pods' port 9404, and a Service labelled like every other algo.run component's metrics Service
