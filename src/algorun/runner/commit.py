@@ -99,11 +99,15 @@ class AtLeastOnce(CommitPolicy):
         return Outbox(producer, progress, metrics, oversize, plain_output)
 
     async def consume(self, cycle: Cycle, stop: asyncio.Event) -> None:
+        """Fetch and dispatch; every `commit_interval_seconds` start a commit that runs beside the next fetches
+        (at most one at a time). A commit is a round trip to the broker: awaited in the loop, it held every
+        message that arrived meanwhile, a share of the runner's latency tail (`benchmarks/latency.py`)."""
         consumer = cycle.consumer
         assert consumer is not None
         last_commit = time.monotonic()
         last_expiry = last_commit
         stop_task = asyncio.ensure_future(stop.wait())
+        committing: asyncio.Task[None] | None = None
         try:
             while not stop.is_set():
                 fetch = asyncio.ensure_future(
@@ -124,11 +128,17 @@ class AtLeastOnce(CommitPolicy):
                 if now - last_expiry >= STAGING_EXPIRY_INTERVAL_S:
                     last_expiry = now
                     cycle.expire_staged()
-                if now - last_commit >= cycle.options.commit_interval_seconds:
+                if committing is not None and committing.done():
+                    committing.result()  # a failure `commit` does not handle ends the loop, as when awaited
+                    committing = None
+                if now - last_commit >= cycle.options.commit_interval_seconds and committing is None:
                     last_commit = now
-                    await self.commit(cycle)
+                    committing = asyncio.ensure_future(self.commit(cycle))
         finally:
             stop_task.cancel()
+            if committing is not None:
+                # on_stop commits after the drain; this one must be over first (one commit at a time).
+                await asyncio.gather(committing, return_exceptions=True)
 
     async def commit(self, cycle: Cycle) -> None:
         """Store and commit the finished prefix. Stored offsets stay stored when the commit fails: the next commit
