@@ -51,6 +51,8 @@ CONSUMER_DEFAULTS: dict[str, str | int | float | bool] = {
     # this much: 1000 ms by default. A consumer that drains the queue faster than that then sits idle for the
     # rest of the second. 10 ms keeps a consumer reading a backlog busy (benchmarks/runner.py, raw and python).
     "fetch.queue.backoff.ms": 10,
+    # A fetch or commit request goes out at once, not after the acknowledgement of the one before it.
+    "socket.nagle.disable": True,
 }
 
 
