@@ -73,8 +73,15 @@ cluster: $(VENV)/.dev-stamp
 # Each benchmark runs as a module from the repository root (benchmarks/operator.py must not shadow the
 # standard library's `operator`, which a script's own directory on sys.path would do). Modules named _* are
 # the benchmarks' shared helpers, not benchmarks.
+# Each prints its figures and a `target:` line per figure that has a target (benchmarks/_targets.py); those lines
+# are collected in a file and printed again at the end, with the modules that failed and the run's duration.
 bench: $(VENV)/.dev-stamp testbin
-	@for b in benchmarks/[!_]*.py; do m=$$(basename $$b .py); echo "== $$m"; $(PY) -m benchmarks.$$m || exit 1; done
+	@targets=$$(mktemp); failed=""; started=$$(date +%s); \
+	for b in benchmarks/[!_]*.py; do m=$$(basename $$b .py); echo "== $$m"; \
+		BENCH_TARGETS=$$targets $(PY) -m benchmarks.$$m || failed="$$failed $$m"; done; \
+	$(PY) -m benchmarks._targets $$targets; rm -f $$targets; \
+	echo "make bench took $$(( $$(date +%s) - started )) s"; \
+	if [ -n "$$failed" ]; then echo "failed:$$failed"; exit 1; fi
 
 lint: $(VENV)/.dev-stamp
 	$(VENV)/bin/ruff check src tests benchmarks tools images examples

@@ -68,6 +68,7 @@ from algorun.bus.kafka.consumer import CONSUMER_DEFAULTS  # noqa: E402
 from algorun.bus.kafka.producer import PRODUCER_DEFAULTS  # noqa: E402
 from benchmarks._broker import kafka_bootstrap  # noqa: E402
 from benchmarks._rounds import rotated  # noqa: E402
+from benchmarks._targets import report  # noqa: E402
 
 N = int(os.environ.get("BENCH_MESSAGES", "100000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "6"))
@@ -318,6 +319,18 @@ def main() -> None:
     result["local"] = uvloop.run(local_suite())
     result["targets"] = targets(result)
     print(json.dumps(result, indent=2))
+    report_targets(result)
+
+
+def report_targets(result: dict[str, Any]) -> None:
+    """The target lines (`benchmarks._targets`) of issue 4's targets."""
+    for parts, figures in result["kafka"].items():
+        for name, key in (("produce", "produce_many"), ("consume", "consume")):
+            ratio = figures[key]["median_ratio"]
+            report(f"bus.kafka.{parts}.{name}_over_raw_median", ratio, f">={RATIO_TARGET:g}", ratio >= RATIO_TARGET)
+    for parts, figures in result["local"].items():
+        for key in ("produce_msgs_per_s", "consume_msgs_per_s"):
+            report(f"bus.local.{parts}.{key}", figures[key], f">={LOCAL_TARGET}", figures[key] >= LOCAL_TARGET)
 
 
 if __name__ == "__main__":

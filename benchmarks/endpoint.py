@@ -47,11 +47,14 @@ from algorun.api.configs import EndpointConfig, EndpointPathConfig, Identity  # 
 from algorun.bus import TopicSpec, open_bus  # noqa: E402
 from algorun.endpoint.pb import pipeline_endpoint_pb2 as pb  # noqa: E402
 from benchmarks._broker import kafka_bootstrap  # noqa: E402
+from benchmarks._targets import report  # noqa: E402
 from tests.support.procs import free_ports  # noqa: E402
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "256"))
+RATIO_TARGET = 0.7
+"""The endpoint's requests/s at saturation over a hello-world aiohttp server's, on the same core."""
 GRPC_MESSAGES = int(os.environ.get("BENCH_GRPC_MESSAGES", "50000"))
 GRPC_STREAMS = int(os.environ.get("BENCH_GRPC_STREAMS", "4"))
 BODY = os.urandom(1024)
@@ -353,6 +356,8 @@ def main() -> None:
         os.sched_setaffinity(0, {CLIENT_CPU})  # after the broker started: it keeps every CPU
         result.update(uvloop.run(suite(bootstrap, Path(d))))
     print(json.dumps(result, indent=2))
+    ratio = result["http"]["max"]["ratio"]
+    report("endpoint.http_max_over_hello", ratio, f">={RATIO_TARGET:g}", ratio >= RATIO_TARGET)
 
 
 if __name__ == "__main__":

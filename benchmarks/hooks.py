@@ -36,6 +36,7 @@ from algorun.hooks.runner import HookRunner
 from algorun.hooks.settings import build_settings
 from benchmarks._broker import kafka_bootstrap
 from benchmarks._rounds import rotated
+from benchmarks._targets import report
 
 N = int(os.environ.get("BENCH_MESSAGES", "20000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "4"))  # even: raw and hook each go first in half the rounds
@@ -225,6 +226,10 @@ def main() -> None:
         receiver.terminate()
         receiver.wait(10)
     print(json.dumps(result, indent=2))
+    for plane in ("kafka", "local"):
+        for partitions, figures in result[plane].items():
+            ratio = figures["ratio"]
+            report(f"hooks.{plane}.{partitions}.over_raw_aiohttp", ratio, f">={TARGET:g}", ratio >= TARGET)
 
 
 if __name__ == "__main__":

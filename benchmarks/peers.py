@@ -41,6 +41,7 @@ from algorun.bus import Bus, KafkaSettings, open_bus
 from benchmarks import runner as runner_bench
 from benchmarks._broker import kafka_bootstrap
 from benchmarks._rounds import rotated
+from benchmarks._targets import report
 from tests.support import testbin
 from tests.support.runner_configs import names
 
@@ -398,6 +399,22 @@ def main() -> None:
     for name, why in unavailable.items():
         result["peers"][name] = {"unavailable": why, "guarantee": PEERS[name].guarantee}
     print(json.dumps(result, indent=2))
+    report_targets(result["peers"])
+
+
+def report_targets(peers: dict[str, Any]) -> None:
+    """The target lines (`benchmarks._targets`): the python runner's median ratio to raw, and its lead over each
+    Python peer that ran (a peer that did not run is a line too, so its absence shows)."""
+    python = peers.get("python", {})
+    ratio = python.get("over_raw_median_of_rounds")
+    report("peers.python_over_raw_median", "missing" if ratio is None else ratio, ">=0.7", (ratio or 0) >= 0.7)
+    for peer in ("quixstreams", "bytewax", "faust"):
+        theirs = peers.get(peer, {}).get("messages_per_s")
+        ours = python.get("messages_per_s")
+        if theirs is None or ours is None:
+            report(f"peers.python_over_{peer}", "missing", ">1", False)
+        else:
+            report(f"peers.python_over_{peer}", round(ours / theirs, 2), ">1", ours > theirs)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ from algorun.runner.executors import create  # noqa: E402
 from algorun.runner.service import Runner  # noqa: E402
 from benchmarks._broker import kafka_bootstrap  # noqa: E402
 from benchmarks._rounds import rotated  # noqa: E402
+from benchmarks._targets import report  # noqa: E402
 from tests.support.runner_configs import names, runner_config  # noqa: E402
 
 N = int(os.environ.get("BENCH_MESSAGES", "200000"))  # ~2 s at raw speed: 50,000 gave a window too short to trust
@@ -347,6 +348,19 @@ def main() -> None:
     with kafka_bootstrap() as bootstrap:
         result["runner"] = run_loop(suite(bootstrap, cases))
     print(json.dumps(result, indent=2))
+    report_targets(result["runner"])
+
+
+def report_targets(runner: dict[str, Any]) -> None:
+    """The target lines (`benchmarks._targets`) of the cases that ran: python at >= 0.7x raw (the median of the
+    rounds' ratios, as `make bench` compares with the peers), http at >= 5,000 msgs/s."""
+    ratios = runner.get("ratios", {})
+    if "python_over_raw_median_of_rounds" in ratios:
+        ratio = ratios["python_over_raw_median_of_rounds"]
+        report("runner.python_over_raw_median", ratio, ">=0.7", ratio >= 0.7)
+    http = runner.get("http", {}).get("messages_per_s")
+    if http is not None:
+        report("runner.http_msgs_per_s", http, ">=5000", http >= 5000)
 
 
 def run_loop(coro: Any) -> Any:
