@@ -168,12 +168,13 @@ def _runner_config_file(tmp_path: Path) -> Path:
     [
         ("runner", {"ALGORUN_RUNNER_CONCURRENCY": "many"}, "error: ALGORUN_RUNNER_CONCURRENCY='many': "),
         ("runner", {"ALGORUN_RUNNER_EXEC_MODE": "batch"}, "error: ALGORUN_RUNNER_EXEC_MODE='batch': use per-message"),
+        ("replay", {"ALGORUN_RUNNER_SESSION_TIMEOUT_MS": "soon"}, "error: ALGORUN_RUNNER_SESSION_TIMEOUT_MS='soon': "),
         ("endpoint", {"ALGORUN_ENDPOINT_MAX_IN_FLIGHT": "-1"}, "error: ALGORUN_ENDPOINT_MAX_IN_FLIGHT='-1': "),
         ("hook", {"ALGORUN_HOOK_TIMEOUT": "soon"}, "error: ALGORUN_HOOK_TIMEOUT='soon': "),
     ],
 )
 def test_commands_exit_2_with_one_line(tmp_path: Path, command: str, env: dict[str, str], line: str) -> None:
-    config = _runner_config_file(tmp_path) if command == "runner" else EXAMPLE
+    config = _runner_config_file(tmp_path) if command in ("runner", "replay") else EXAMPLE
     result = CliRunner().invoke(app, [command, "--config", str(config)], env=env)
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith(line), result.stderr

@@ -30,7 +30,7 @@ BusOption = Annotated[
         help="kafka://host:port or local:///path/log.db (default: KAFKA_BROKERS / the config).",
     ),
 ]
-LogLevelOption = Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")]
+LogLevelOption = Annotated[str | None, typer.Option("--log-level", help="debug, info, warning or error.")]
 
 
 def read_config(path: Path) -> tuple[dict[str, Any] | None, Any]:

@@ -17,7 +17,7 @@ def endpoint(
     monitoring_listen: Annotated[
         str | None, typer.Option(help="Metrics/health address (EP_SERVER_MONITORING_LISTEN).")
     ] = None,
-    log_level: LogLevelOption = "info",
+    log_level: LogLevelOption = None,
 ) -> None:
     """Run the ingestion endpoint: HTTP, gRPC and metrics (see docs/endpoint.md).
 
@@ -36,13 +36,19 @@ def endpoint(
         raise typer.BadParameter(f"{config}: {e}") from e
     try:
         settings = build_settings(
-            cfg, http_listen=http_listen, grpc_listen=grpc_listen, monitoring_listen=monitoring_listen
+            cfg,
+            http_listen=http_listen,
+            grpc_listen=grpc_listen,
+            monitoring_listen=monitoring_listen,
+            log_level=log_level,
         )
     except SettingsError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
     ident = cfg.identity
-    configure_logging("endpoint", instance=f"{ident.deployment_owner}/{ident.deployment_name}", level=log_level)
+    configure_logging(
+        "endpoint", instance=f"{ident.deployment_owner}/{ident.deployment_name}", level=settings.log_level
+    )
     run_uvloop(serve(cfg, settings, bus_target(bus, cfg.kafka.brokers)))
 
 

@@ -15,7 +15,7 @@ def hook(
     health_port: Annotated[
         int | None, typer.Option("--health-port", help="Port of /health, /ready, /metrics (ALGORUN_HOOK_HEALTH_PORT).")
     ] = None,
-    log_level: LogLevelOption = "info",
+    log_level: LogLevelOption = None,
 ) -> None:
     """Run the event-hook runner: deliver the EventHook inputs to their webhooks (see docs/hooks.md).
 
@@ -33,12 +33,12 @@ def hook(
     except ValidationError as e:
         raise typer.BadParameter(f"{config}: {e}") from e
     try:
-        settings = build_settings(cfg, monitoring_port=health_port)
+        settings = build_settings(cfg, monitoring_port=health_port, log_level=log_level)
     except SettingsError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
     ident = cfg.identity
-    configure_logging("hook", instance=f"{ident.deployment_owner}/{ident.deployment_name}", level=log_level)
+    configure_logging("hook", instance=f"{ident.deployment_owner}/{ident.deployment_name}", level=settings.log_level)
     run_uvloop(serve(cfg, settings, bus_target(bus, cfg.kafka.brokers)))
 
 

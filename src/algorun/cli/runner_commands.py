@@ -113,11 +113,12 @@ def replay(
     """Replay an algo's dead letters: written back with error and retry state cleared, so they run again."""
     import asyncio
 
-    from algorun.runner.config import load_config
+    from algorun.runner.config import RunnerOptions, load_config
     from algorun.runner.replay import replay as do_replay
 
     try:
         cfg = load_config(config)
+        options = RunnerOptions.from_env(config=cfg)
     except (OSError, ValueError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
@@ -125,7 +126,7 @@ def replay(
     from algorun.runner.main import open_runner_bus
 
     async def main() -> None:
-        b = open_runner_bus(cfg, bus)
+        b = open_runner_bus(cfg, bus, options)
         try:
             result = await do_replay(cfg, b, to=to, trace_id=trace_id, limit=limit, idle_seconds=idle)
         finally:

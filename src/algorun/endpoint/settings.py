@@ -79,6 +79,8 @@ class EndpointOptions(ComponentSettings):
     credentials_dir: str | None = None
     """A directory with files `bearer-tokens` and `api-keys` (`spec.endpoint.auth`'s Secret), read again when
     they change."""
+    log_level: str = "info"
+    """debug, info, warning or error."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,7 @@ class EndpointSettings:
     breaker_requests: int
     breaker_interval_s: float
     resend_rate: int | None
+    log_level: str
     grpc_max_message_bytes: int = 4 * 1024 * 1024
 
     def wal_enabled(self, topics: list[str]) -> bool:
@@ -212,6 +215,7 @@ def build_settings(
     http_listen: str | None = None,
     grpc_listen: str | None = None,
     monitoring_listen: str | None = None,
+    log_level: str | None = None,
 ) -> EndpointSettings:
     """Settings from the config, then the environment, then explicit overrides (command-line options)."""
     options = EndpointOptions.from_env(
@@ -220,6 +224,7 @@ def build_settings(
         http_listen=http_listen,
         grpc_listen=grpc_listen,
         monitoring_listen=monitoring_listen,
+        log_level=log_level,
     )
     tls = _tls(options)
     producer = config.producer
@@ -262,4 +267,5 @@ def build_settings(
         breaker_requests=cb.requests if cb and cb.requests else 3,
         breaker_interval_s=float(cb.interval) if cb and cb.interval else 0.0,
         resend_rate=resend.rate_limit if resend and resend.rate_limit else None,
+        log_level=options.log_level,
     )

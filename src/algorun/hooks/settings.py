@@ -70,6 +70,8 @@ class HookOptions(ComponentSettings):
     """Port of /health, /ready and /metrics (0: any free port)."""
     health_host: str = "0.0.0.0"
     """Address the health server listens on."""
+    log_level: str = "info"
+    """debug, info, warning or error."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class HookSettings:
     circuit_open_s: float
     monitoring_port: int
     monitoring_host: str
+    log_level: str
 
 
 def _secrets(options: HookOptions) -> dict[str, str]:
@@ -125,11 +128,15 @@ def _secret_map(text: str, where: str) -> dict[str, str]:
 
 
 def build_settings(
-    config: HookConfig, env: Mapping[str, str] | None = None, *, monitoring_port: int | None = None
+    config: HookConfig,
+    env: Mapping[str, str] | None = None,
+    *,
+    monitoring_port: int | None = None,
+    log_level: str | None = None,
 ) -> HookSettings:
-    """The settings from `env` (default: the process environment) and the CLI's `--health-port`, resolved against
+    """The settings from `env` (default: the process environment) and the CLI's options, resolved against
     `config`; SettingsError names a variable or option that cannot work."""
-    options = HookOptions.from_env(env, health_port=monitoring_port)
+    options = HookOptions.from_env(env, health_port=monitoring_port, log_level=log_level)
     default_secret = options.secret.get_secret_value() if options.secret else None
     secrets = _secrets(options)
     timeout = options.timeout_seconds or HookOptions.model_fields["timeout_seconds"].default
@@ -173,4 +180,5 @@ def build_settings(
         circuit_open_s=options.circuit_open_seconds,
         monitoring_port=options.health_port,
         monitoring_host=options.health_host,
+        log_level=options.log_level,
     )
