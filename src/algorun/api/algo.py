@@ -28,6 +28,8 @@ class HttpInput(ApiModel):
 
 
 class GrpcInput(ApiModel):
+    """A gRPC input: the port the algo's server listens on (on localhost, beside the runner)."""
+
     port: int | None = Field(default=None, ge=1, le=65535)
     protofile: str | None = None
 

@@ -128,6 +128,8 @@ class RetryStrategy(ApiModel):
 
 
 class TopicParam(ApiModel):
+    """One topic-level Kafka setting (`retention.ms`...), written into the topic's config as given."""
+
     name: str
     value: Str | None = None
 
@@ -183,15 +185,21 @@ class AutoScaling(ApiModel):
 
 
 class ExecAction(ApiModel):
+    """A probe that runs a command in the container (Kubernetes' ExecAction)."""
+
     command: list[str] = Field(default_factory=list)
 
 
 class HttpHeader(ApiModel):
+    """A header an HTTP probe sends."""
+
     name: str
     value: Str
 
 
 class HttpGetAction(ApiModel):
+    """A probe that sends an HTTP GET (Kubernetes' HTTPGetAction)."""
+
     scheme: str | None = None
     path: str | None = None
     host: str | None = None
@@ -200,12 +208,14 @@ class HttpGetAction(ApiModel):
 
 
 class TcpSocketAction(ApiModel):
+    """A probe that opens a TCP connection (Kubernetes' TCPSocketAction)."""
+
     host: str | None = None
     port: IntOrString
 
 
 class Probe(ApiModel):
-    """A container probe (ProbeV1). Unlike the original, its handler is kept."""
+    """A container probe (ProbeV1), rendered with its handler (exec, httpGet or tcpSocket) and timings."""
 
     exec: ExecAction | None = None
     http_get: HttpGetAction | None = None

@@ -9,6 +9,8 @@ from algorun.api.enums import DataConnectorType
 
 
 class DataConnectorVersion(ApiModel):
+    """One version of a data connector, chosen by its `versionTag`."""
+
     version_tag: Str
     image: ContainerImage | None = Field(
         default=None, description="Kafka Connect image that carries the connector plugin"

@@ -119,6 +119,8 @@ class SnakeModel(BaseModel):
 
 
 class CircuitBreaker(SnakeModel):
+    """The breaker on broker acks: `fails` failures in a row open it for `timeout`, `requests` good probes close it."""
+
     interval: int | None = Field(
         default=None,
         ge=0,
@@ -131,6 +133,8 @@ class CircuitBreaker(SnakeModel):
 
 
 class Resend(SnakeModel):
+    """Forwarding of the write-ahead log: at most `rate_limit` messages/s (`period` is accepted, not used)."""
+
     period: Duration | None = None
     rate_limit: int | None = Field(default=None, ge=1)
 
@@ -147,28 +151,36 @@ class WriteAheadLog(SnakeModel):
 
 
 class Producer(SnakeModel):
+    """How the endpoint stores what it accepts: circuit breaker, write-ahead log and the log's forwarding."""
+
     cb: CircuitBreaker | None = None
     resend: Resend | None = None
     wal: WriteAheadLog | None = None
 
 
 class Listen(ApiModel):
+    """An address to listen on: `:port`, `host:port`, a bare port or a URL with a port."""
+
     listen: str | None = None
 
 
 class EndpointServer(ApiModel):
+    """The endpoint's listen addresses; the environment's `EP_SERVER_*_LISTEN` override them."""
+
     http: Listen | None = None
     grpc: Listen | None = None
     monitoring: Listen | None = None
 
 
 class EndpointKafka(ApiModel):
+    """The endpoint's brokers (default: the pipeline's `kafkaBrokers`) and its producer's librdkafka settings."""
+
     brokers: list[str] | None = None
     params: dict[str, Str] | None = None
 
 
 class EndpointAuth(ApiModel):
-    """Who may send data: a bearer token or an API key listed in a Secret (the original let anyone in)."""
+    """Who may send data: a bearer token or an API key listed in a Secret; without this block, anyone."""
 
     secret_name: str = Field(
         # The pattern is for the API server's own check; `validate_spec` says what is wrong in words.
