@@ -64,6 +64,8 @@ KINDS: dict[str, type[Resource]] = {
 
 
 class DeploymentStatusMessage(ApiModel):
+    """The status part of a notification: the deployment's identity, its status and what changed."""
+
     deployment_owner: str | None = None
     deployment_name: str | None = None
     deployment_namespace: str | None = None

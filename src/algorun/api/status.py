@@ -14,6 +14,8 @@ from algorun.api.enums import ComponentType, DeploymentStatus
 
 
 class ContainerStatus(ApiModel):
+    """One container of a pod: the reason of its state, the kubelet's messages and, when it fails, why."""
+
     name: str
     status: str | None = None
     messages: list[str] = Field(default_factory=list)
@@ -76,6 +78,8 @@ class Condition(ApiModel):
 
 
 class PipelineDeploymentStatus(ApiModel):
+    """What the operator last saw of the pipeline: overall status, each component and pod, and conditions."""
+
     deployment_owner: str | None = None
     deployment_name: str | None = None
     status: DeploymentStatus | None = None

@@ -105,6 +105,8 @@ class AlgoNode:
 
 @dataclass
 class ConnectorNode:
+    """A data connector instance of the pipeline, with its resolved template (None when none matches)."""
+
     position: int
     deployment: DataConnectorDeployment
     spec: DataConnectorSpec | None
@@ -155,6 +157,8 @@ class RetryPlan:
 
 @dataclass
 class Topology:
+    """A pipeline resolved: its algo and connector instances with their templates, and every topic planned."""
+
     spec: PipelineDeploymentSpec
     algos: list[AlgoNode]
     connectors: list[ConnectorNode]
