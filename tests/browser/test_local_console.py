@@ -10,12 +10,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
-import sys
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +20,7 @@ from typing import Any
 import pytest
 
 from algorun.api import load_pipeline
-from tests.support.local_mode import Receiver, post, running_pipeline
+from tests.support.local_mode import Receiver, post, running_pipeline, webhook_receiver
 from tests.support.paths import EXAMPLES
 from tests.support.procs import ManagedProcess, free_ports, wait_for
 
@@ -48,49 +45,29 @@ class Running:
             return json.loads(response.read())
 
 
-def example_copy(into: Path, algo_port: int, receiver_port: int) -> Path:
-    """The example with its algo's port and its webhook's port moved to free ones (other runs of the examples on
-    this machine hold the fixed ones); the folder layout kept, as the algo imports the shared server beside it."""
-    folder = into / "retry-dead-letter"
-    shutil.copytree(FOLDER, folder)
-    shutil.copy(EXAMPLES / "http_algo.py", into / "http_algo.py")
-    pipeline = folder / "pipeline.yaml"
-    text = pipeline.read_text().replace("9000", str(algo_port)).replace("18999", str(receiver_port))
-    pipeline.write_text(text)
+def with_free_algo_port(pipeline: Path, algo_port: int) -> Path:
+    """The example with its algo moved to a free port (other runs of the examples on this machine hold 9000)."""
+    pipeline.write_text(pipeline.read_text().replace("9000", str(algo_port)))
     return pipeline
-
-
-@contextmanager
-def receiver_on(port: int, tmp: Path) -> Iterator[Receiver]:
-    output = tmp / "received.jsonl"
-    argv = [sys.executable, "-u", str(EXAMPLES / "webhook_receiver.py"), "--port", str(port)]
-    process = ManagedProcess("webhook-receiver", argv, output)
-    try:
-        wait_for(lambda: "receiver listening" in output.read_text(), timeout=15, what="the receiver", proc=process)
-        yield Receiver(process, output)
-    finally:
-        process.stop(grace=2)
 
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     tmp = tmp_path_factory.mktemp("console")
     log = tmp / "run.log"
-    algo_port, receiver_port, console_port = free_ports(3)
-    pipeline = example_copy(tmp / "examples", algo_port, receiver_port)
+    algo_port, console_port = free_ports(2)
     extra = ["--console-port", str(console_port)]
-    with (
-        receiver_on(receiver_port, tmp) as receiver,
-        running_pipeline([pipeline], tmp / "state", log, extra=extra) as (process, ports),
-    ):
-        printed = wait_for(
-            lambda: re.search(r"console: (http://\S+)", log.read_text()),
-            timeout=30,
-            what="the console's URL in algorun run's output",
-            proc=process,
-        )
-        endpoint = f"http://127.0.0.1:{ports.http}/shop/payments/charges"
-        yield Running(process, printed.group(1), endpoint, receiver)
+    with webhook_receiver(tmp) as receiver:
+        pipeline = with_free_algo_port(receiver.examples / "retry-dead-letter" / "pipeline.yaml", algo_port)
+        with running_pipeline([pipeline], tmp / "state", log, extra=extra) as (process, ports):
+            printed = wait_for(
+                lambda: re.search(r"console: (http://\S+)", log.read_text()),
+                timeout=30,
+                what="the console's URL in algorun run's output",
+                proc=process,
+            )
+            endpoint = f"http://127.0.0.1:{ports.http}/shop/payments/charges"
+            yield Running(process, printed.group(1), endpoint, receiver)
 
 
 def charge(running: Running, **fields: Any) -> dict[str, Any]:

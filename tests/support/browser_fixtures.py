@@ -1,6 +1,11 @@
-"""A pytest plugin (registered by the top tests/conftest.py) for the console's browser tests, in tests/browser and
-tests/integration/console: Playwright driving Debian's Chromium (headless, by its executable path; Playwright
-downloads no browser here), against `algorun run` of an example on the embedded data plane.
+"""The fixtures of the console's browser tests, `browser` and `page`, taken by the conftest of each package that
+drives a browser (tests/browser, tests/integration/console): Playwright driving Debian's Chromium (headless, by its
+executable path; Playwright downloads no browser here), against `algorun run` of an example on the embedded data
+plane.
+
+They are not a plugin of the whole suite: `browser` is package-scoped, and pytest ends a package-scoped fixture
+with its package only when the package's conftest declares it. One from a plugin lives for the session, and
+every asyncio test after the browser tests would find Playwright's event loop still running.
 
 Each test saves a screenshot of its page under tests/browser/artifacts/ (ignored by git), failed or not.
 Chromium comes from `make chromium` (part of `make test`); without it the tests skip, and fail under CI=true.
