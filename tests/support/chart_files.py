@@ -1,4 +1,4 @@
-"""Paths and parsers shared by the chart's unit and integration tests."""
+"""The chart's files read and parsed (values, Chart.yaml, the seed values table), for its unit and integration tests."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fixtures and helpers of the chart's integration tests: render with the real helm, send to the real API server."""
+"""The chart's integration tests' helpers: render with the real helm, send what it renders to the real API server."""
 
 from __future__ import annotations
 

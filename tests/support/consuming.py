@@ -1,4 +1,4 @@
-"""Waiting helpers for bus tests: wait on a condition with a deadline, never sleep."""
+"""Reading a consumer in bus tests: a number of messages within a deadline, or none more, never a sleep."""
 
 from __future__ import annotations
 
