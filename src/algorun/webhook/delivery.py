@@ -28,7 +28,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 
@@ -55,9 +55,11 @@ class Webhook:
     name: str = ""
 
 
-@dataclass(frozen=True)
-class Attempt:
-    """One request's result. `status` is None when no HTTP answer came (network error, timeout)."""
+class Attempt(NamedTuple):
+    """One request's result. `status` is None when no HTTP answer came (network error, timeout).
+
+    Named tuples, this and `Outcome`: one of each is built per delivery, and a frozen dataclass's `__init__`
+    (a guarded `object.__setattr__` per field) cost about three times as much (`benchmarks/hooks.py`)."""
 
     ok: bool
     retriable: bool
@@ -67,8 +69,7 @@ class Attempt:
     seconds: float
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """A delivery's end: delivered, or given up on with the last error (which goes into the dead letter)."""
 
     delivered: bool
@@ -148,15 +149,18 @@ class Delivery:
                 ssl=hook.verify_tls,
             ) as resp:
                 # Read (a bounded part of) the answer: it explains failures, and an answer read to its end lets
-                # aiohttp reuse the connection.
-                text = (await resp.content.read(MAX_ERROR_BODY)).decode("utf-8", "replace")
-                ok, retriable = classify(resp.status)
-                error = None if ok else f"HTTP {resp.status} {resp.reason or ''}: {text}".strip()
+                # aiohttp reuse the connection. A success needs neither its text nor its Retry-After.
+                answer = await resp.content.read(MAX_ERROR_BODY)
+                status = resp.status
+                if 200 <= status < 300:
+                    return Attempt(True, False, status, None, None, time.monotonic() - started)
+                ok, retriable = classify(status)
+                text = answer.decode("utf-8", "replace")
                 return Attempt(
                     ok,
                     retriable,
-                    resp.status,
-                    error,
+                    status,
+                    f"HTTP {status} {resp.reason or ''}: {text}".strip(),
                     retry_after_seconds(resp.headers.get("Retry-After")),
                     time.monotonic() - started,
                 )
