@@ -1,7 +1,7 @@
 """Component configs: what the runner, the endpoint and the hook runner are told, derived from one pipeline.
 
 This is algorun's internal contract (the operator mounts these as JSON files; `algorun run` writes them), so it
-is designed for the components rather than copied from the original: every topic is already resolved, retry and
+is shaped for the components: every topic is already resolved, retry and
 dead-letter topics are named, parameters are merged, and each input lists exactly the topics it reads. Kafka
 security is not in here; it comes from the environment (`KAFKA_*` variables, see `algorun.bus.settings`), so that
 secrets never sit in a ConfigMap.
@@ -160,7 +160,7 @@ def identity(topology: Topology) -> Identity:
 
 
 def merged_parameters(node: AlgoNode) -> list[Param]:
-    """The algo's default parameters overridden by the instance's (the original ignored the overrides),
+    """The algo's default parameters overridden by the instance's,
     instance-only parameters appended, then ordered by sortOrder (stable)."""
     defaults = list(node.spec.parameters or []) if node.spec else []
     overrides = {p.name: p for p in node.deployment.parameters or []}
@@ -318,7 +318,7 @@ def connector_config(topology: Topology, node: ConnectorNode) -> dict[str, str]:
 
     The template's options are overridden by the instance's. A source connector is told its output topic
     (`topic`, the key Kafka's own connectors read) unless the options name one; a sink connector gets every
-    upstream topic in `topics` (the original took only the first pipe's).
+    upstream topic in `topics`, one per pipe into it.
 
     Keys and values cross between Kafka and the connector as bytes (`ByteArrayConverter`) unless the options
     name a converter: a pipeline's topics hold payloads as the algos wrote them, and the worker's own default

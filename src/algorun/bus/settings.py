@@ -6,8 +6,8 @@ runtime's names), read by `KafkaSettings.from_env`.
 
 `auth_type` takes the chart's values (`tls` = mutual TLS, `scram-sha-512`, `plain`; `none` by default); `tls`
 turns on TLS to the brokers (verified against `ca_location`). SASL runs over TLS when `tls` is set
-(`SASL_SSL`), else in clear (`SASL_PLAINTEXT`). The original's defects are not kept: SCRAM uses SHA-512
-(not 256) and the credentials come from the username/password fields (not the certificate paths).
+(`SASL_SSL`), else in clear (`SASL_PLAINTEXT`). `scram-sha-512` is the SCRAM-SHA-512 mechanism with the
+username/password fields as credentials (docs/compat.md, Kafka security).
 """
 
 from __future__ import annotations

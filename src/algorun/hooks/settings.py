@@ -61,7 +61,7 @@ class HookOptions(ComponentSettings):
     max_backlog: int = Field(default=1000, ge=0)
     """Messages a hook may owe before the topics feeding it are paused (0 counts as 1)."""
     verify_tls: bool = True
-    """Verify webhook TLS certificates (the original's notifier did not)."""
+    """Verify webhook TLS certificates against the system's trust store (false: any certificate is accepted)."""
     circuit_fails: int = Field(default=10, ge=0)
     """Failed requests in a row that open a hook's circuit (`algorun.webhook.circuit`; 0: no circuit)."""
     circuit_open_seconds: float = _seconds(10.0, "CIRCUIT_OPEN")

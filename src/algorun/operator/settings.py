@@ -2,14 +2,15 @@
 the environment variables the Helm chart sets, as `algorun.settings` defines the word.
 
 The names are the original operator's (`WATCH_NAMESPACE`, `NOTIF_URL`, `ALGORUNNER_IMAGE`, `KAFKA_*`,
-`STORAGE_*`) so the chart's values keep their meaning; a few settings are ours (`ENDPOINT_ROUTING`,
-`GATEWAY_*`, `ENDPOINT_TLS_ISSUER*`, `RESYNC_SECONDS`, `KAFKA_TOPIC_DELETION`). Differences from the original,
-on purpose:
+`STORAGE_*`) so the chart's values keep their meaning; a few settings are algorun's own (`ENDPOINT_ROUTING`,
+`GATEWAY_*`, `ENDPOINT_TLS_ISSUER*`, `RESYNC_SECONDS`, `KAFKA_TOPIC_DELETION`).
 
-- a per-deployment image (`spec.endpoint.image`, `spec.eventHook.image`, `algos[].algoRunnerImage`) overrides the
-  operator-wide default, as the chart's values promise (the original let the env var win);
-- the Kafka auth secret name template also names the KafkaUser, so the secret Strimzi creates for the user is
-  the secret the pods mount (the original only matched when the cluster was called `kafka`).
+- A per-deployment image (`spec.endpoint.image`, `spec.eventHook.image`, `algos[].algoRunnerImage`) overrides the
+  operator-wide default, as the chart's values promise.
+- The Kafka auth secret name template also names the KafkaUser, so the secret Strimzi creates for the user is
+  the secret the pods mount, whatever the Kafka cluster is called.
+
+Where these differ from Algo.Run's operator: docs/compat.md.
 """
 
 from __future__ import annotations
