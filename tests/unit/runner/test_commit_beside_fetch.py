@@ -7,47 +7,17 @@ Runs on the embedded local log; the consumer's commit is held at a gate the test
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
 from algorun.bus import TopicSpec, open_bus
-from algorun.bus.interface import Consumer
 from algorun.bus.types import Message, TopicPartition
 from algorun.runner.commit import AtLeastOnce, Cycle
+from tests.support.gated_commits import GatedCommits
 
 TOPIC = "in"
 WAIT_S = 10.0
-
-
-class GatedCommits:
-    """A real consumer whose commits wait at `gate`; counts the commits started and those in progress."""
-
-    def __init__(self, consumer: Consumer) -> None:
-        self.consumer = consumer
-        self.gate = asyncio.Event()
-        self.started = 0
-        self.running = 0
-        self.most_at_once = 0
-        self.changed = asyncio.Event()
-
-    async def getmany(self, max_messages: int = 500, max_wait: float = 1.0) -> list[Message]:
-        return await self.consumer.getmany(max_messages, max_wait)
-
-    def store(self, offsets: Mapping[TopicPartition, int] | Iterable[Message]) -> None:
-        self.consumer.store(offsets)
-
-    async def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
-        self.started += 1
-        self.running += 1
-        self.most_at_once = max(self.most_at_once, self.running)
-        self.changed.set()
-        try:
-            await self.gate.wait()
-            await self.consumer.commit(offsets)
-        finally:
-            self.running -= 1
 
 
 class Tracker:
