@@ -170,6 +170,8 @@ class Supervisor:
 
     async def start_workers(self) -> None:
         for index in range(self.options.workers):
+            if self.stopping:  # a signal came while the first ones started: start no more
+                return
             port_file = Path(self._dir.name) / f"worker-{index}.port"
             env = worker_env(os.environ, self.config, self.options, index, port_file)
             process = await asyncio.create_subprocess_exec(*worker_argv(), env=env)
@@ -232,15 +234,15 @@ async def supervise(config: RunnerConfig, options: RunnerOptions) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, supervisor.stop_all)
+    log.info(
+        "runner of %s (%s, %s workers) started; health on :%s",
+        config.full_name,
+        config.executor.value,
+        options.workers,
+        endpoint.port,
+    )
     try:
         await supervisor.start_workers()
-        log.info(
-            "runner of %s (%s, %s workers) started; health on :%s",
-            config.full_name,
-            config.executor.value,
-            options.workers,
-            endpoint.port,
-        )
         code = await supervisor.wait()
     finally:
         supervisor.stop_all()

@@ -169,3 +169,29 @@ async def test_two_workers_on_the_local_log(local_bus: Bus, tmp_path: Path, proc
     assert max(counts.values()) == 1
     assert sorted(worker_pids(runner)) == [0, 1], runner.log()
     assert await asyncio.to_thread(runner.terminate, 40) == 0, runner.log()
+
+
+@pytest.mark.integration
+async def test_two_exactly_once_workers_do_not_fence_each_other(
+    kafka_bus: Bus, kafka_settings: KafkaSettings, tmp_path: Path, procs: list[RunnerProcess]
+) -> None:
+    """With transactions, each worker has its own transactional id: every message's output is committed once and
+    no transaction fails (with one id shared, the second worker's producer fences the first's, whose transaction
+    fails and is read again: the pod's log says "transaction failed")."""
+    total = 20000
+    n = names("workers-eos")
+    config = runner_config(n)
+    await create_topics(kafka_bus, config, partitions=4)
+    env = {**WORKERS, "ALGORUN_RUNNER_EXACTLY_ONCE": "true"}
+    # Half before the start, so the first worker to join runs transactions while the other one starts.
+    await send(kafka_bus, n["input"], [f"m{i:05d}".encode() for i in range(total // 2)])
+    runner = RunnerProcess(config, f"kafka://{kafka_settings.bootstrap_servers}", tmp_path, env=env)
+    procs.append(runner)
+    await asyncio.to_thread(runner.wait_ready, 60)
+    await send(kafka_bus, n["input"], [f"m{i:05d}".encode() for i in range(total // 2, total)])
+    counts = await outputs(kafka_bus, n["output"], total, 90, runner)
+    assert set(counts) == {f"M{i:05d}".encode() for i in range(total)}
+    assert max(counts.values()) == 1
+    assert await asyncio.to_thread(runner.terminate, 40) == 0, runner.log()
+    log = runner.log_path.read_text(errors="replace")
+    assert "transaction failed" not in log, "a worker's transactions were fenced by the other's"
