@@ -230,6 +230,7 @@ async def supervise(config: RunnerConfig, options: RunnerOptions) -> int:
         await endpoint.start(options.health_host, options.health_port)
     except OSError as e:
         log.error("cannot start: health port: %s", e)
+        supervisor.close()
         return 2
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

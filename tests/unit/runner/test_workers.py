@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from algorun.runner.config import RunnerOptions, load_config
 from algorun.runner.pod_endpoint import exposition, merge_expositions
-from algorun.runner.workers import exit_code, option_values, pod_exit_code, worker_env
+from algorun.runner.workers import exit_code, option_values, pod_exit_code, supervise, worker_env
 from tests.support.runner_configs import names, runner_config
 
 
@@ -87,3 +88,13 @@ def test_merged_metrics_are_the_pods_sums_and_shared_figures_are_not_added() -> 
     assert got[("algorunner_run_duration_seconds_sum", ())] == 3.0
     assert got[("algorunner_consumer_lag", (("partition", "0"), ("topic", "in")))] == 50, "one group, one lag"
     assert got[("process_start_time_seconds", ())] == 110
+
+
+async def test_a_pod_whose_health_port_is_taken_exits_2_before_starting_workers() -> None:
+    config = runner_config(names())
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        options = RunnerOptions.from_env(env={}, config=config, workers=2, health_host="127.0.0.1", health_port=port)
+        assert await supervise(config, options) == 2
