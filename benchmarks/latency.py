@@ -130,7 +130,8 @@ def answers(url: str) -> bool:
 
 def serve_receiver(port: int) -> None:
     """The receiver process: answers 200 to every webhook and notes its traceID's arrival (`time.time()`);
-    `GET /arrivals?after=N` answers the arrivals after the first N, waiting up to a second for one."""
+    `GET /arrivals?after=N` answers the arrivals after the first N, waiting up to a second for one (N < 0: at
+    once, for the probe that waits for the process to listen)."""
     import uvloop
 
     arrivals: list[tuple[str, float]] = []
@@ -142,12 +143,12 @@ def serve_receiver(port: int) -> None:
         return web.Response(text="ok")
 
     async def follow(request: web.Request) -> web.Response:
-        after = max(0, int(request.query["after"]))
-        if len(arrivals) <= after:
+        after = int(request.query["after"])
+        if after >= 0 and len(arrivals) <= after:  # a negative `after` (the start-up probe) does not wait
             grown.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(grown.wait(), 1.0)
-        return web.json_response(arrivals[after:])
+        return web.json_response(arrivals[max(0, after) :])
 
     async def serve() -> None:
         app = web.Application()
