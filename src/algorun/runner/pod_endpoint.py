@@ -1,8 +1,10 @@
 """The one /health, /ready and /metrics of a pod whose runner has several workers (see `workers`).
 
 - `/health` answers 200 while the supervisor's loop runs (a worker that dies ends the supervisor, and so the pod).
-- `/ready` answers 200 only when every worker's own /ready does; else 503 naming each worker that is not ready
-  and why, so a pod with one worker still starting or stuck does not take traffic it cannot serve.
+- `/ready` answers 200 only when every worker's own /ready does, except that a worker whose only reason is that
+  it owns no partition (`STANDBY`: more workers than partitions) counts as ready while some worker owns partitions;
+  else 503 naming each worker that is not ready and why, so a pod with a worker still starting or stuck is not
+  ready.
 - `/metrics` is every worker's exposition merged into one (`merge_expositions`): what the pod did, as if one
   process had done it.
 
@@ -28,6 +30,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
+STANDBY = {"consumer": "no partitions assigned"}
+"""A worker's /ready reasons when it runs and consumes but the group gave it no partition (more workers than
+partitions): a standby member, not a fault, so it does not make the pod unready while another worker owns
+partitions. The text is the runner's own reason (`Runner._consumer_reason`)."""
 WORKER_TIMEOUT_S = 3.0
 """How long the pod's endpoint waits for one worker's answer."""
 
@@ -143,9 +149,17 @@ class PodEndpoint:
 
     async def _ready(self, _: web.Request) -> web.Response:
         reasons: dict[str, Any] = {}
+        standby = 0
         for index, (status, body) in enumerate(await self._all("/ready")):
-            if status != 200:
-                reasons[f"worker {index}"] = _not_ready(status, body)
+            if status == 200:
+                continue
+            reason = _not_ready(status, body)
+            if reason == STANDBY:
+                standby += 1
+            else:
+                reasons[f"worker {index}"] = reason
+        if standby == self._workers:
+            reasons["consumer"] = "no partitions assigned to any worker"
         payload = {"ready": not reasons, "notReady": reasons}
         return web.Response(
             status=200 if not reasons else 503, text=json.dumps(payload), content_type="application/json"

@@ -18,7 +18,7 @@ def _worker(messages: int, reason: list[str | None]) -> HealthServer:
 
 
 async def test_the_pod_is_ready_only_when_every_worker_is_and_counts_them_all() -> None:
-    reasons: list[list[str | None]] = [[None], ["no partitions assigned"]]
+    reasons: list[list[str | None]] = [[None], ["not consuming yet (waiting for the algo)"]]
     workers = [_worker(3, reasons[0]), _worker(4, reasons[1])]
     for w in workers:
         await w.start()
@@ -33,8 +33,13 @@ async def test_the_pod_is_ready_only_when_every_worker_is_and_counts_them_all() 
                     return r.status, await r.text()
 
             status, body = await get("/ready")
-            assert status == 503 and "worker 1" in body and "no partitions assigned" in body and "worker 0" not in body
-            reasons[1][0] = None
+            assert status == 503 and "worker 1" in body and "waiting for the algo" in body and "worker 0" not in body
+            reasons[1][0] = "no partitions assigned"  # a standby member: more workers than partitions
+            assert (await get("/ready"))[0] == 200
+            reasons[0][0] = "no partitions assigned"
+            status, body = await get("/ready")
+            assert status == 503 and "no partitions assigned to any worker" in body
+            reasons[0][0] = reasons[1][0] = None
             assert (await get("/ready"))[0] == 200
             status, text = await get("/metrics")
             assert status == 200 and "algorunner_messages_total 7.0" in text
