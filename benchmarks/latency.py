@@ -1,13 +1,15 @@
 """End-to-end latency: HTTP request into the endpoint -> python algo -> python algo -> event hook -> webhook
 receiver, under open-loop load, on the embedded local log and on the test-bed Kafka in the same run.
 
-The pipeline runs under `algorun run` (its own process); the load generator and the webhook receiver share this
-process. First the maximum rate is measured: `BENCH_BURST` requests sent closed-loop with `BENCH_CONNECTIONS`
-in flight, divided by the time until the last webhook arrived. Then each load (10%, 50% and 80% of that maximum)
-sends requests at fixed times for `BENCH_SECONDS`: a request's latency runs from the time it was scheduled (so
-queueing in the generator counts) to the arrival of its webhook, matched by the traceID the endpoint answered
-with. Printed per data plane and load: the rate offered, p50/p99/p99.9 in ms, and how many requests did not
-arrive within the wait.
+The pipeline runs under `algorun run` (its own process), the webhook receiver in another (`Receiver`), and the load
+generator in this one. First the maximum rate is measured: `BENCH_BURST` requests sent closed-loop with
+`BENCH_CONNECTIONS` in flight, divided by the time until the last webhook arrived. Then each load (10%, 50% and 80%
+of that maximum) sends requests at fixed times for `BENCH_SECONDS`: a request's latency runs from the time it was
+scheduled (so queueing in the generator counts) to the arrival of its webhook, matched by the traceID the endpoint
+answered with. Printed per data plane and load: the rate offered, p50/p99/p99.9 in ms, and how many requests did not
+arrive within the wait, and how many of the machine's cores were busy meanwhile (`machine_busy_cores`: everything
+shares them, the broker and the load generator too, so a tail at a busy machine is the scheduler's as much as
+algorun's).
 
 Per hop, from the records' own timestamps (each component's write time, read back from the topics after the
 loads; millisecond resolution): `endpoint` runs from a request's scheduled time to the endpoint's write of its
@@ -212,6 +214,7 @@ async def open_loop(
     count = max(1, int(rate * SECONDS))
     scheduled: dict[str, float] = {}
     start = time.perf_counter() + 0.1
+    busy_before = machine_jiffies()
 
     async def one(at: float) -> None:
         delay = at - time.perf_counter()
@@ -220,12 +223,23 @@ async def open_loop(
         scheduled[await post(session, url)] = at
 
     await asyncio.gather(*(one(start + i / rate) for i in range(count)))
+    busy_after = machine_jiffies()
     traces = list(scheduled)
     await wait_arrivals(receiver, traces, 30)
     latencies = [(receiver.arrived[t] - at) * 1000 for t, at in scheduled.items() if t in receiver.arrived]
     out: dict[str, Any] = {"offered_per_s": round(rate), "requests": count, "missing": count - len(latencies)}
+    busy, total = (after - before for after, before in zip(busy_after, busy_before, strict=True))
+    out["machine_busy_cores"] = round(busy / total * (os.cpu_count() or 1), 2) if total else None
     out.update(spread(latencies))
     return out, scheduled
+
+
+def machine_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine so far, from /proc/stat's first line (idle and iowait are not
+    busy): how many cores were busy while a load ran, this benchmark's processes, the broker and anything else."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    total = sum(fields[:8])
+    return total - fields[3] - fields[4], total
 
 
 def spread(values: list[float]) -> dict[str, float]:
