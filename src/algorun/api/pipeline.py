@@ -59,8 +59,8 @@ class AlgoDeployment(ApiModel):
         default=None,
         ge=1,
         le=64,
-        description="Runner processes in each pod, each a member of the instance's consumer group (one core each: "
-        "request as many CPUs)",
+        description="Runner processes in each pod, each a member of the instance's consumer group; the runner's "
+        "container requests a CPU per worker unless its resources set a CPU request or limit",
     )
     key_concurrency: bool | None = Field(
         default=None, description="Run messages of different keys of one partition in parallel (order per key)"

@@ -281,12 +281,32 @@ def _pod_spec(ctx: RenderContext, node: AlgoNode, executor: ExecutorKind, config
         algo_container["volumeMounts"] = [*user_mounts, *scratch]
         _probes(algo_container, dep.liveness_probe, dep.readiness_probe, None)
         containers += [runner, algo_container]
+        runner_cpu = worker_cpu(dep.workers, None)
+        if runner_cpu:
+            runner["resources"] = runner_cpu
+    if executor in (ExecutorKind.EXECUTABLE, ExecutorKind.PYTHON):
+        res = worker_cpu(dep.workers, res) or res
     if res:
         algo_container["resources"] = res
     pod: dict[str, Any] = {"containers": containers, "volumes": volumes}
     if init_containers:
         pod["initContainers"] = init_containers
     return pod
+
+
+def worker_cpu(workers: int | None, res: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The resources of the container that runs the runner, given `workers` > 1: a CPU request of one core per
+    worker when the user set no CPU request or limit (each worker is a process that can use one core, and a
+    container without a request gets the smallest CPU share under contention). A CPU request or limit the user gave
+    is kept as it is (Kubernetes takes a lone limit as the request too, and a request above the limit is invalid).
+    None when nothing changes."""
+    given = res or {}
+    if not workers or workers <= 1 or "cpu" in given.get("requests", {}) or "cpu" in given.get("limits", {}):
+        return None
+    out = {k: dict(v) for k, v in (res or {}).items()}
+    out["requests"] = {**out.get("requests", {}), "cpu": str(workers)}
+    out["requests"] = dict(sorted(out["requests"].items()))
+    return out
 
 
 def _entrypoint(container: dict[str, Any], entry: list[str]) -> None:
