@@ -32,7 +32,7 @@ from aiohttp import web
 from algorun.api.configs import HookConfig, HookTarget, Identity
 from algorun.bus import Bus, TopicSpec, contract, open_bus
 from algorun.hooks.metrics import HookMetrics
-from algorun.hooks.runner import HookRunner
+from algorun.hooks.service import HookRunner
 from algorun.hooks.settings import build_settings
 from benchmarks._broker import kafka_bootstrap
 from benchmarks._rounds import rotated

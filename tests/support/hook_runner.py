@@ -16,7 +16,7 @@ from algorun.api.configs import HookConfig, HookTarget, Identity
 from algorun.bus import Bus, KafkaSettings, contract
 from algorun.bus.types import Message
 from algorun.hooks.metrics import HookMetrics
-from algorun.hooks.runner import HookRunner
+from algorun.hooks.service import HookRunner
 from algorun.hooks.settings import build_settings
 from tests.support.waiting import wait_until
 

@@ -10,7 +10,7 @@ import aiohttp
 from algorun.api.configs import HookConfig
 from algorun.bus import KafkaSettings, open_bus
 from algorun.hooks.metrics import HookMetrics
-from algorun.hooks.runner import HookRunner
+from algorun.hooks.service import HookRunner
 from algorun.hooks.settings import HookSettings
 from algorun.telemetry import HealthServer, Readiness
 

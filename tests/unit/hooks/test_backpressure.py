@@ -8,7 +8,7 @@ from typing import cast
 
 from algorun.bus.interface import Consumer
 from algorun.bus.types import TopicPartition
-from algorun.hooks.runner import FETCH_MAX
+from algorun.hooks.service import FETCH_MAX
 from tests.support.fakes import PausableConsumer
 from tests.support.hook_runner import slow_and_fast_runner
 

@@ -13,7 +13,7 @@ from algorun.bus import contract
 from algorun.bus.errors import BusError, MessageTooLarge
 from algorun.bus.interface import Bus, Producer
 from algorun.bus.types import Headers, Message
-from algorun.hooks.runner import HookRunner
+from algorun.hooks.service import HookRunner
 from algorun.hooks.settings import build_settings
 from algorun.webhook.delivery import Outcome
 from tests.support.fakes import ScriptedSender

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from algorun.bus.types import Message, TopicPartition
-from algorun.hooks.runner import _Seat
+from algorun.hooks.service import _Seat
 from tests.support.hook_runner import slow_and_fast_runner
 
 A0, A1 = TopicPartition("a", 0), TopicPartition("a", 1)
