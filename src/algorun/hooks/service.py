@@ -40,7 +40,7 @@ from algorun.bus.errors import BusError, MessageTooLarge
 from algorun.bus.interface import Bus, Consumer, Producer
 from algorun.bus.offsets import OffsetTracker, Ticket
 from algorun.bus.types import Message, TopicPartition
-from algorun.hooks.message import request_headers, trace_id
+from algorun.hooks.message import HookHeaders, trace_id
 from algorun.hooks.metrics import HookMetrics
 from algorun.hooks.settings import HookSettings, HookTarget
 from algorun.telemetry.logs import TRACE_ID
@@ -98,6 +98,7 @@ class _Hook:
         self.delivery_latency = self.metrics.delivery_latency.labels(name)
         self.backlog = self.metrics.backlog.labels(name)
         self.backlog.set(0)
+        self.headers = HookHeaders(hook_id=name, input_name=self.target.input_name, configured=self.target.headers)
         self.metrics.circuit_state.labels(name).set(0)
         if self.circuit is not None:
             self.circuit.on_change = self._circuit_changed
@@ -227,9 +228,7 @@ class HookRunner:
         token = TRACE_ID.set(trace_id(msg))
         try:
             try:
-                headers = request_headers(
-                    msg, hook_id=target.id, input_name=target.input_name, configured=target.headers
-                )
+                headers = hook.headers.of(msg)
                 outcome = await self.delivery.deliver(
                     target.webhook, msg.value, headers, since=read_at, gate=hook.gate, circuit=hook.circuit
                 )

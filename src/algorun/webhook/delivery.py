@@ -109,8 +109,15 @@ def classify(status: int) -> tuple[bool, bool]:
 def request_headers(hook: Webhook, body: bytes, headers: Mapping[str, str], number: int) -> dict[str, str]:
     """The headers actually sent: the caller's, minus any spoofed signature or attempt header (matched without
     case, since HTTP names are case-insensitive), plus ours."""
-    sent = {k: v for k, v in headers.items() if k.lower() not in _RESERVED}
+    sent = signed_headers(hook, body, headers)
     sent[ATTEMPT_HEADER] = str(number)
+    return sent
+
+
+def signed_headers(hook: Webhook, body: bytes, headers: Mapping[str, str]) -> dict[str, str]:
+    """`request_headers` without the attempt number: what every attempt of one delivery shares (the body, so
+    its signature, does not change between attempts), built once per delivery."""
+    sent = {k: v for k, v in headers.items() if k.lower() not in _RESERVED}
     if hook.secret is not None:
         sent[SIGNATURE_HEADER] = sign(hook.secret, body)
     return sent
@@ -136,7 +143,10 @@ class Delivery:
 
     async def attempt(self, hook: Webhook, body: bytes, headers: Mapping[str, str], number: int = 1) -> Attempt:
         """One request. Never raises for network or HTTP problems: they are in the result."""
-        sent = request_headers(hook, body, headers, number)
+        return await self._send(hook, body, request_headers(hook, body, headers, number))
+
+    async def _send(self, hook: Webhook, body: bytes, sent: Mapping[str, str]) -> Attempt:
+        """One request with exactly the headers `sent`."""
         started = time.monotonic()
         try:
             async with self.session.request(
@@ -191,9 +201,11 @@ class Delivery:
         a down webhook do not take the places of ones that could be sent. `circuit` (the webhook's, shared by
         its deliveries) holds requests back while the webhook is found down; the budget keeps running."""
         started = time.monotonic() if since is None else since
+        sent = signed_headers(hook, body, headers)  # its attempt header is set per attempt, in place
         number = 0
         while True:
             number += 1
+            sent[ATTEMPT_HEADER] = str(number)
             limit: AbstractAsyncContextManager[Any] = gate if gate is not None else nullcontext()
             admitted = False
             try:
@@ -204,7 +216,7 @@ class Delivery:
                         if not await circuit.admit(started + self.policy.budget_s):
                             return self._circuit_open(circuit, number - 1, started)
                         admitted = True
-                    result = await self.attempt(hook, body, headers, number)
+                    result = await self._send(hook, body, sent)
             except asyncio.CancelledError:
                 if admitted and circuit is not None:
                     circuit.abandon()
