@@ -116,7 +116,7 @@ async def fill(bus: Bus, topic: str) -> None:
     async with bus.producer() as producer:
         acks = []
         for i in range(N):
-            trace = f"t{i}"
+            trace = contract.new_trace_id()  # as the endpoint writes them: the hook's traceparent path for them
             headers = contract.first_hop(trace_id=trace, content_type="application/json")
             acks.append(producer.produce(topic, VALUE, key=trace.encode(), headers=headers))
             if i % 1000 == 0:

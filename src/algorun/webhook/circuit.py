@@ -45,6 +45,11 @@ class Circuit:
     def state(self) -> State:
         return self.breaker.state
 
+    @property
+    def closed(self) -> bool:
+        """Closed: `admit` would let a request through at once and change nothing, so a caller may skip it."""
+        return self.breaker.state is State.CLOSED
+
     async def admit(self, deadline: float) -> bool:
         """Wait until a request may be sent (True), or until `deadline` on `clock` (False: the caller gives up).
 

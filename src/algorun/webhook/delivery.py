@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import aiohttp
+from multidict import CIMultiDict
 
 from algorun.webhook.backoff import RetryPolicy
 from algorun.webhook.circuit import Circuit
@@ -106,7 +107,7 @@ def classify(status: int) -> tuple[bool, bool]:
     return False, status >= 500 or status in RETRIABLE_STATUS
 
 
-def request_headers(hook: Webhook, body: bytes, headers: Mapping[str, str], number: int) -> dict[str, str]:
+def request_headers(hook: Webhook, body: bytes, headers: Mapping[str, str], number: int) -> CIMultiDict[str]:
     """The headers actually sent: the caller's, minus any spoofed signature or attempt header (matched without
     case, since HTTP names are case-insensitive), plus ours."""
     sent = signed_headers(hook, body, headers)
@@ -114,10 +115,15 @@ def request_headers(hook: Webhook, body: bytes, headers: Mapping[str, str], numb
     return sent
 
 
-def signed_headers(hook: Webhook, body: bytes, headers: Mapping[str, str]) -> dict[str, str]:
+def signed_headers(hook: Webhook, body: bytes, headers: Mapping[str, str]) -> CIMultiDict[str]:
     """`request_headers` without the attempt number: what every attempt of one delivery shares (the body, so
-    its signature, does not change between attempts), built once per delivery."""
-    sent = {k: v for k, v in headers.items() if k.lower() not in _RESERVED}
+    its signature, does not change between attempts), built once per delivery.
+
+    A `CIMultiDict`, aiohttp's own header type: it drops our reserved names in any case, and aiohttp takes it as
+    it is where it would convert a plain dict on every request (`benchmarks/hooks.py`)."""
+    sent: CIMultiDict[str] = CIMultiDict(headers)
+    for name in _RESERVED:
+        sent.popall(name, None)
     if hook.secret is not None:
         sent[SIGNATURE_HEADER] = sign(hook.secret, body)
     return sent
@@ -213,7 +219,7 @@ class Delivery:
                     # Asked with a place in the gate, not before: deliveries queued for a place when the circuit
                     # opens must not all go out afterwards.
                     if circuit is not None:
-                        if not await circuit.admit(started + self.policy.budget_s):
+                        if not circuit.closed and not await circuit.admit(started + self.policy.budget_s):
                             return self._circuit_open(circuit, number - 1, started)
                         admitted = True
                     result = await self._send(hook, body, sent)
