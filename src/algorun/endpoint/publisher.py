@@ -184,7 +184,7 @@ class Publisher:
 
     async def _stop_forwarder(self) -> None:
         """Wait for the forwarder to return, cancelling it if stuck. Never raises: the caller still has to close the
-        log, and the service the producer (a forwarder's error re-raised here used to skip both)."""
+        log, and the service the producer, whatever the forwarder raised."""
         task = self._forwarder
         if task is None:
             return
@@ -296,8 +296,8 @@ class Publisher:
     def _refused(self, e: BusError, probe: bool) -> None:
         """Settle the breaker for a refusal for good: an answer, never a failure. One only the broker gives shows it
         is up (a success); one librdkafka may give by itself (too large) shows nothing, so a probe gives its slot
-        back. Before, such a probe was never settled: a half-open breaker waited for it forever, refusing every
-        later request with 503 while /ready said ready."""
+        back: a half-open breaker whose probe is never settled would refuse every later request with 503 while /ready
+        said ready."""
         if isinstance(e, BROKER_ANSWERS):
             self.breaker.success()
         elif probe:
@@ -358,8 +358,8 @@ class Publisher:
 
     async def _forward_loop(self) -> None:
         """Forward the log until `close()`. Nothing else ends it: a failed read or delete (disk full, I/O error) or
-        an unexpected error is logged, shown by `forwarding_problem` and retried after a back-off. Before, one such
-        error ended the task for good while the endpoint went on answering 202 from the log."""
+        an unexpected error is logged, shown by `forwarding_problem` and retried after a back-off: the endpoint
+        answers 202 from the log, so the forwarder must not end while it does."""
         backoff = BACKOFF_START_S
         while not self._stopping.is_set():
             self._wake.clear()

@@ -1,8 +1,8 @@
 """The health, readiness and metrics endpoints of a component.
 
 `/health` answers 200 while the process's event loop runs (liveness). `/ready` answers 200 only when every
-registered readiness check passes, else 503 with a JSON body naming what is not ready (the original answered
-healthy as soon as any one consumer was). `/metrics` serves a Prometheus registry.
+registered readiness check passes, else 503 with a JSON body naming what is not ready: a component with one
+part down is not ready. `/metrics` serves a Prometheus registry.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ Pod layouts by executor:
 
 Names: `{deploymentOwner}-{deploymentName}-{algoOwner}-{algoName}-{index}` (Deployment, HPA), with `-config`
 (ConfigMap) and `-metrics` (Service). The version is not in the name and not in the selector, so a version
-change is a rolling update of the same Deployment (the original's selector held the version, which is
-immutable, and its ConfigMap name lacked the index, so two instances overwrote each other's config).
+change is a rolling update of the same Deployment (a selector is immutable), and each instance has a ConfigMap of
+its own.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def render_algo(ctx: RenderContext, node: AlgoNode) -> list[dict[str, Any]]:
 def topic_env(ctx: RenderContext, node: AlgoNode) -> list[dict[str, Any]]:
     """`KAFKA_INPUT_TOPIC_<INPUT>` / `KAFKA_OUTPUT_TOPIC_<OUTPUT>` for KafkaTopic inputs and outputs.
 
-    Inputs match pipes on destName *and* destInputName (the original matched the input name only).
+    Inputs match pipes on destName *and* destInputName: two algos may each have an input of the same name.
     """
     assert node.spec is not None and node.full_name is not None
     env: list[dict[str, Any]] = []
