@@ -12,7 +12,7 @@ from algorun.api.configs import HookConfig, HookTarget, Identity
 from algorun.api.headers import parse_http_headers
 from algorun.bus import contract
 from algorun.bus.types import Message
-from algorun.hooks.message import request_headers, trace_id
+from algorun.hooks.message import HookHeaders, request_headers, trace_id
 from algorun.hooks.settings import SettingsError, build_settings
 from algorun.webhook.delivery import ATTEMPT_HEADER, Webhook
 from algorun.webhook.delivery import request_headers as sent_headers
@@ -65,6 +65,23 @@ def test_a_message_without_headers_gets_defaults_and_a_stable_trace_id() -> None
         == request_headers(msg, hook_id="h-1", input_name="h", configured={})["X-Algorun-Trace-Id"]
     )
     assert "X-Algorun-Endpoint-Params" not in h
+
+
+def test_one_webhook_s_headers_carry_each_message_s_own_values() -> None:
+    """A webhook's headers are built once and reused: nothing of one message may leak into the next."""
+    headers = HookHeaders(
+        hook_id="h-0", input_name="h", configured={"x-algorun-endpoint-params": "configured", "A": "b"}
+    )
+    with_params = _msg(contract.first_hop(trace_id="one", content_type="text/csv", endpoint_params="p=1"))
+    plain = Message("other.topic", 0, 7, None, b"", contract.first_hop(trace_id="two"), 5)
+    first, second = headers.of(with_params), headers.of(plain)
+    assert first["X-Algorun-Endpoint-Params"] == "p=1"
+    assert [k for k in first if k.lower() == "x-algorun-endpoint-params"] == ["X-Algorun-Endpoint-Params"]
+    assert second["x-algorun-endpoint-params"] == "configured"  # a message without parameters keeps the webhook's
+    assert (second["X-Algorun-Trace-Id"], second["X-Algorun-Topic"]) == ("two", "other.topic")
+    assert (second["X-Algorun-Delivery-Id"], second["X-Algorun-Timestamp"]) == ("other.topic/0/7", "5")
+    assert second["Content-Type"] == "application/octet-stream" and second["A"] == "b"
+    assert first["Content-Type"] == "text/csv"
 
 
 def test_line_breaks_in_message_headers_cannot_inject_request_headers() -> None:
