@@ -20,7 +20,7 @@ from algorun.api.resources import PipelineDeployment
 from algorun.api.topology import build_topology
 from algorun.operator import kinds
 from algorun.operator.render import render
-from algorun.operator.settings import OperatorSettings
+from algorun.operator.settings import OperatorOptions
 from benchmarks._targets import report
 
 ALGOS = 100
@@ -74,7 +74,7 @@ def bench_render() -> float:
     started = time.perf_counter()
     rounds = 5
     for _ in range(rounds):
-        render(pd, build_topology(pd.spec), OperatorSettings())
+        render(pd, build_topology(pd.spec), OperatorOptions())
     return (time.perf_counter() - started) / rounds
 
 

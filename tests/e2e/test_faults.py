@@ -227,7 +227,7 @@ def rendered(
     settings the operator runs with (its Deployment's environment, as the chart set it)."""
     from algorun.api.documents import load_pipeline
     from algorun.cli.operator_commands import render_offline
-    from algorun.operator.settings import OperatorSettings
+    from algorun.operator.settings import OperatorOptions
 
     status, body = operator.api.request(
         "GET", f"/apis/apps/v1/namespaces/{OPERATOR_NAMESPACE}/deployments?labelSelector={OPERATOR_PODS}"
@@ -241,7 +241,7 @@ def rendered(
     path = tmp_path / "pipeline.yaml"
     path.write_text(yaml.safe_dump(pd))
     pipeline, topology = load_pipeline([path])
-    objects = [d for d in yaml.safe_load_all(render_offline(pipeline, topology, OperatorSettings(), namespace)) if d]
+    objects = [d for d in yaml.safe_load_all(render_offline(pipeline, topology, OperatorOptions(), namespace)) if d]
     return sorted(
         (d["kind"].lower() + "s", f"{d['metadata'].get('namespace', '')}/{d['metadata']['name']}") for d in objects
     )

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from algorun.operator import kinds
 from algorun.operator.service import Operator
-from algorun.operator.settings import OperatorSettings
+from algorun.operator.settings import OperatorOptions
 from tests.support.kube import KubeAPI
 from tests.support.waiting import eventually
 
@@ -142,7 +142,7 @@ async def running_operator(kube: KubeAPI, **overrides: Any) -> AsyncIterator[Har
     namespace = overrides.pop("namespace", None) or kube.create_namespace("op")
     kafka_namespace = overrides.pop("kafka_namespace", None) or kube.create_namespace("kafka")
     async with receiver() as rec:
-        settings = OperatorSettings.model_validate(
+        settings = OperatorOptions.model_validate(
             {
                 "watch_namespace": f"{namespace},{kafka_namespace}",
                 "kafka_namespace": kafka_namespace,

@@ -10,7 +10,7 @@ from algorun.api.documents import load_pipeline
 from algorun.api.resources import PipelineDeployment
 from algorun.api.topology import Topology
 from algorun.operator.render import ClusterFacts, Rendered, render
-from algorun.operator.settings import OperatorSettings
+from algorun.operator.settings import OperatorOptions
 from tests.support.paths import EXAMPLES
 
 
@@ -23,7 +23,7 @@ def load(name: str) -> tuple[PipelineDeployment, Topology]:
     return load_pipeline(example_files(name))
 
 
-def golden_settings(**overrides: Any) -> OperatorSettings:
+def golden_settings(**overrides: Any) -> OperatorOptions:
     """Fixed settings (independent of the environment): the chart's defaults with TLS and tls auth on."""
     values: dict[str, Any] = {
         "algorunner_image": "algorun/algorun:test",
@@ -34,7 +34,7 @@ def golden_settings(**overrides: Any) -> OperatorSettings:
         "storage_secret_name": "storage-connection",
         **overrides,
     }
-    return OperatorSettings.model_validate(values)
+    return OperatorOptions.model_validate(values)
 
 
 def rendered(name: str, facts: ClusterFacts | None = None, **overrides: Any) -> Rendered:

@@ -20,7 +20,7 @@ from algorun.cli.main import app
 from algorun.endpoint.settings import EndpointOptions, build_settings
 from algorun.hooks.settings import HookOptions
 from algorun.hooks.settings import build_settings as build_hook_settings
-from algorun.operator.settings import OperatorSettings
+from algorun.operator.settings import OperatorOptions
 from algorun.runner.config import RunnerOptions
 from algorun.settings import SettingsError
 from algorun.storage.settings import DEFAULT_THRESHOLD, component_settings
@@ -134,7 +134,7 @@ def test_operator_refuses_naming_the_variable(
 ) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(SettingsError) as caught:
-        OperatorSettings.from_env()
+        OperatorOptions.from_env()
     assert str(caught.value).startswith(line)
 
 

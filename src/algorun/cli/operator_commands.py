@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from algorun.api.resources import PipelineDeployment
     from algorun.api.topology import Topology
     from algorun.operator.apis import ServedApis
-    from algorun.operator.settings import OperatorSettings
+    from algorun.operator.settings import OperatorOptions
 
 
 def operator(
@@ -39,14 +39,14 @@ def operator(
     import logging
 
     from algorun.operator.service import Operator
-    from algorun.operator.settings import OperatorSettings
+    from algorun.operator.settings import OperatorOptions
     from algorun.settings import SettingsError
 
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        settings = OperatorSettings.from_env()
+        settings = OperatorOptions.from_env()
     except SettingsError as exc:
         console_.print_error(console_.err(), str(exc), prefix="invalid operator settings: ")
         raise typer.Exit(2) from exc
@@ -77,7 +77,7 @@ def render(
     """
     from algorun.api.documents import SpecError, load_pipeline
     from algorun.operator.apis import STRIMZI_MISSING, assumed
-    from algorun.operator.settings import OperatorSettings
+    from algorun.operator.settings import OperatorOptions
     from algorun.settings import SettingsError
 
     err = console_.err()
@@ -89,7 +89,7 @@ def render(
         console_.print_error(err, STRIMZI_MISSING.removesuffix("; nothing was changed"))
         raise typer.Exit(1)
     try:
-        settings = OperatorSettings.from_env()
+        settings = OperatorOptions.from_env()
         pipeline, topology = load_pipeline(files)
     except SpecError as exc:
         for problem in exc.problems:
@@ -104,7 +104,7 @@ def render(
 def render_offline(
     pipeline: PipelineDeployment,
     topology: Topology,
-    settings: OperatorSettings,
+    settings: OperatorOptions,
     namespace: str,
     apis: ServedApis | None = None,
 ) -> str:

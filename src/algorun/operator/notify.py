@@ -21,7 +21,7 @@ from algorun.webhook.backoff import RetryPolicy
 from algorun.webhook.delivery import post_json
 
 if TYPE_CHECKING:
-    from algorun.operator.settings import OperatorSettings
+    from algorun.operator.settings import OperatorOptions
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class Notifier:
     `secret`, when given, signs each body."""
 
     @classmethod
-    def from_settings(cls, settings: OperatorSettings) -> Notifier:
+    def from_settings(cls, settings: OperatorOptions) -> Notifier:
         """The notifier the operator's settings describe (NOTIF_URL, NOTIF_SECRET)."""
         secret = settings.notif_secret.get_secret_value().encode()
         return cls(settings.notif_url, secret=secret or None)

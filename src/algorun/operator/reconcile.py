@@ -57,7 +57,7 @@ from algorun.operator.metrics import RECONCILE_SECONDS, RECONCILES
 from algorun.operator.notify import Notifier
 from algorun.operator.render import ClusterFacts, identity_of, render
 from algorun.operator.render.labels import Identity, owned_selector
-from algorun.operator.settings import OperatorSettings
+from algorun.operator.settings import OperatorOptions
 from algorun.operator.status import (
     Observed,
     component_events,
@@ -118,7 +118,7 @@ class Reconciler:
     def __init__(
         self,
         cluster: Cluster,
-        settings: OperatorSettings,
+        settings: OperatorOptions,
         notifier: Notifier | None = None,
         *,
         debounce: float = 0.2,

@@ -27,7 +27,7 @@ from algorun.operator.apply import Cluster
 from algorun.operator.handlers import build_registry, configure
 from algorun.operator.notify import Notifier
 from algorun.operator.reconcile import Reconciler
-from algorun.operator.settings import OperatorSettings
+from algorun.operator.settings import OperatorOptions
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def pod_priority(pod_name: str) -> int:
 
 @dataclass
 class Operator:
-    settings: OperatorSettings
+    settings: OperatorOptions
     kubeconfig: Path | None = None
 
     def __post_init__(self) -> None:

@@ -44,9 +44,9 @@ class Routing:
     NONE = "none"
 
 
-class OperatorSettings(ComponentSettings):
-    """One model for every operator setting; `OperatorSettings()` reads the process environment, and
-    `OperatorSettings.from_env()` also turns a value that cannot work into a SettingsError naming its variable.
+class OperatorOptions(ComponentSettings):
+    """One model for every operator setting; `OperatorOptions()` reads the process environment, and
+    `OperatorOptions.from_env()` also turns a value that cannot work into a SettingsError naming its variable.
 
     The variables have no prefix (the chart's names); an empty one is a value, as the chart sets some to ''."""
 
@@ -137,7 +137,7 @@ class OperatorSettings(ComponentSettings):
         return value
 
     @model_validator(mode="after")
-    def _endpoint_tls_routing(self) -> OperatorSettings:
+    def _endpoint_tls_routing(self) -> OperatorOptions:
         """A Gateway reaches a TLS backend only through a BackendTLSPolicy, whose CA must be in a ConfigMap that
         cert-manager does not write: refused here rather than rendering routes that fail every request."""
         if self.endpoint_tls_issuer and self.endpoint_routing == Routing.GATEWAY:

@@ -161,13 +161,13 @@ def test_auth_types_set_the_operator_env(helm: Helm, tmp_path: Path) -> None:
 
 
 def test_the_rendered_env_is_valid_operator_settings(helm: Helm, tmp_path: Path) -> None:
-    from algorun.operator.settings import OperatorSettings
+    from algorun.operator.settings import OperatorOptions
 
     for combo in ("defaults", "auth-tls", "auth-scram", "auth-plain", "storage-on", "gateway-routing", "endpoint-tls"):
         env = {
             k: v for k, v in container_env(render(helm, tmp_path, COMBINATIONS[combo])).items() if isinstance(v, str)
         }
-        settings = OperatorSettings.model_validate({k.lower(): v for k, v in env.items()})
+        settings = OperatorOptions.model_validate({k.lower(): v for k, v in env.items()})
         assert settings.kafka_namespace == "kafka", combo
         assert settings.algorunner_image == "algorun/algorun:0.2.0", combo
 

@@ -159,10 +159,10 @@ def _sar(
 async def _reconcile_examples(kube: KubeAPI, install: Install, kubeconfig: Path) -> list[dict[str, Any]]:
     """Run the operator as the ServiceAccount, apply every example as an admin, wait for their statuses."""
     from algorun.operator.service import Operator
-    from algorun.operator.settings import OperatorSettings
+    from algorun.operator.settings import OperatorOptions
 
     env = {k.lower(): v for k, v in container_env(install.docs).items() if isinstance(v, str)}
-    settings = OperatorSettings.model_validate({**env, "resync_seconds": 3600})
+    settings = OperatorOptions.model_validate({**env, "resync_seconds": 3600})
     discovery = Discovery(kube)
     ca = {
         "apiVersion": "v1",

@@ -10,7 +10,7 @@ from algorun.api.enums import KafkaAuthType
 from algorun.operator.bucket import parse_connection_string
 from algorun.operator.diff import is_subset, needs_apply, with_digest
 from algorun.operator.render.kafka import keep_partitions
-from algorun.operator.settings import OperatorSettings
+from algorun.operator.settings import OperatorOptions
 from algorun.operator.status import Observed, compute, notifications, status_patch
 
 
@@ -125,7 +125,7 @@ def test_settings_from_the_charts_environment(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("KAFKA_AUTH_SECRETNAME", "{kafkaclustername}-{deploymentowner}-{deploymentname}")
     monkeypatch.setenv("KAFKA_CLUSTER_NAME", "My-Cluster")
     monkeypatch.setenv("WATCH_NAMESPACE", "a, b")
-    settings = OperatorSettings()
+    settings = OperatorOptions()
     assert settings.kafka_tls and settings.kafka_auth_type == KafkaAuthType.SCRAM_SHA_512
     assert settings.namespaces == ["a", "b"]
     assert settings.kafka_user_name("Acme", "Orders") == "my-cluster-acme-orders"
@@ -133,7 +133,7 @@ def test_settings_from_the_charts_environment(monkeypatch: pytest.MonkeyPatch) -
     assert not settings.storage
     monkeypatch.setenv("ENDPOINT_ROUTING", "nginx")
     with pytest.raises(ValueError, match="ENDPOINT_ROUTING"):
-        OperatorSettings()
+        OperatorOptions()
 
 
 def test_storage_connection_strings() -> None:

@@ -13,7 +13,7 @@ from algorun.api.status import PipelineDeploymentStatus
 from algorun.operator import reconcile as reconcile_module
 from algorun.operator.notify import Notifier
 from algorun.operator.reconcile import MAX_LOG_READS, Reconciler, Result
-from algorun.operator.settings import OperatorSettings
+from algorun.operator.settings import OperatorOptions
 from algorun.operator.status import (
     CRASH_LOOP_SETTLE_SECONDS,
     EVENT_MESSAGE_CHARS,
@@ -264,7 +264,7 @@ class LogCluster:
 
 def test_the_reconciler_reads_logs_at_a_bounded_rate(monkeypatch: pytest.MonkeyPatch) -> None:
     cluster = LogCluster()
-    settings = OperatorSettings()
+    settings = OperatorOptions()
     reconciler = Reconciler(cluster, settings, Notifier.from_settings(settings))  # type: ignore[arg-type]
     clock = [1000.0]
     monkeypatch.setattr(reconcile_module.time, "monotonic", lambda: clock[0])

@@ -19,7 +19,7 @@ from algorun.operator.render.ingress import render_routing
 from algorun.operator.render.kafka import render_connector, render_topics, render_user
 from algorun.operator.render.labels import Identity
 from algorun.operator.render.secrets import render_secrets
-from algorun.operator.settings import OperatorSettings
+from algorun.operator.settings import OperatorOptions
 
 __all__ = ["KIND_ORDER", "ClusterFacts", "Rendered", "identity_of", "render"]
 
@@ -63,7 +63,7 @@ def sort_key(obj: dict[str, Any]) -> tuple[int, str, str]:
 def render(
     pipeline: PipelineDeployment,
     topology: Topology,
-    settings: OperatorSettings,
+    settings: OperatorOptions,
     facts: ClusterFacts | None = None,
     default_namespace: str = "default",
 ) -> Rendered:

@@ -14,7 +14,7 @@ from algorun.api.resources import PipelineDeployment
 from algorun.api.topology import Topology
 from algorun.operator.apis import STRIMZI_VERSIONS
 from algorun.operator.render.labels import Identity
-from algorun.operator.settings import OperatorSettings
+from algorun.operator.settings import OperatorOptions
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class RenderContext:
 
     pipeline: PipelineDeployment
     topology: Topology
-    settings: OperatorSettings
+    settings: OperatorOptions
     facts: ClusterFacts
     ident: Identity
     notes: list[str] = field(default_factory=list)
