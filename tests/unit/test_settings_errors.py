@@ -187,6 +187,12 @@ def test_the_runner_option_is_named_when_it_gave_the_value(tmp_path: Path) -> No
     assert result.stderr.startswith("error: --concurrency=0: Input should be greater than or equal to 1")
 
 
+def test_the_runner_workers_option_is_a_setting_like_the_others(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["runner", "--config", str(_runner_config_file(tmp_path)), "--workers", "0"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: --workers=0: Input should be greater than or equal to 1")
+
+
 def test_the_operator_exits_2_naming_the_variable() -> None:
     result = CliRunner().invoke(app, ["render", str(EXAMPLE)], env={"METRICS_PORT": "http"})
     assert result.exit_code == 2, result.output

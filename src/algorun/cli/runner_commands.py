@@ -32,6 +32,9 @@ def runner(
     bus: BusOpt = None,
     health_port: Annotated[int | None, typer.Option(help="Port of /health, /ready, /metrics.")] = None,
     concurrency: Annotated[int | None, typer.Option(help="Runs in progress at once.")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Runner processes, each a member of the instance's consumer group.")
+    ] = None,
     key_concurrency: Annotated[
         bool | None, typer.Option("--key-concurrency/--no-key-concurrency", help="Run keys of a partition in parallel.")
     ] = None,
@@ -65,6 +68,7 @@ def runner(
             bus=bus,
             health_port=health_port,
             concurrency=concurrency,
+            workers=workers,
             key_concurrency=key_concurrency,
             exactly_once=exactly_once,
             exec_mode=exec_mode,
