@@ -285,6 +285,18 @@ def _start(argv: list[str], cwd: Path, env: dict[str, str], log: Path) -> subpro
         return subprocess.Popen(argv, cwd=cwd, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
 
 
+async def _stop(proc: subprocess.Popen[bytes], grace_s: float) -> None:
+    """SIGTERM a side still running and give it `grace_s` to drain; kill it after that."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.to_thread(proc.wait, grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 async def run_side(bootstrap: str, bus: Bus, side: str, home: Path | None) -> dict[str, float]:
     """Fill an input topic, start the side in its own process, measure it, stop it, delete the topics."""
     peer = PEERS.get(side)
@@ -308,13 +320,7 @@ async def run_side(bootstrap: str, bus: Bus, side: str, home: Path | None) -> di
         except Exception as exc:
             raise RuntimeError(f"{side}: {exc}; its log's last lines:\n{log.read_text()[-1500:]}") from exc
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.to_thread(proc.wait, 30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            await _stop(proc, 30)
             await bus.delete_topics([n["input"], n["output"], n["dlq"]])
     return {"messages_per_s": round(rate), "cpu_us_per_message": round(cpu * 1e6, 2), "messages": count}
 

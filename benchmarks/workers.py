@@ -23,7 +23,6 @@ import asyncio
 import json
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -147,13 +146,7 @@ async def run_side(bootstrap: str, bus: Bus, side: str, benthos: Path | None) ->
         except Exception as exc:
             raise RuntimeError(f"{side}: {exc}; its log's last lines:\n{log.read_text()[-1500:]}") from exc
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.to_thread(proc.wait, 60)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            await peers._stop(proc, 60)
             await bus.delete_topics([n["input"], n["output"], n["dlq"]])
 
 
