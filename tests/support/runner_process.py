@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,26 @@ from tests.support.procs import die_with_parent
 _PORT_LINE = re.compile(r"started; health on :(\d+)")
 
 
+ALGORUN = (sys.executable, "-m", "algorun.cli.main")
+"""The `algorun` command of this checkout's interpreter: the program a runner process runs unless told otherwise."""
+
+
 class RunnerProcess:
+    """`PROGRAM runner --config ... --bus ...` in its own session, logging to a file in `workdir`.
+
+    `program` is `algorun` by default; the self-contained build (`bin/algo-runner`) is the other program with a
+    `runner` command. The environment is this one plus `env`, or only `env` when `inherit_env` is False (as a pod
+    whose image has no Python would run it)."""
+
     def __init__(
-        self, config: RunnerConfig, bus_url: str, workdir: Path, *args: str, env: dict[str, str] | None = None
+        self,
+        config: RunnerConfig,
+        bus_url: str,
+        workdir: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        program: Sequence[str] = ALGORUN,
+        inherit_env: bool = True,
     ) -> None:
         self._port: int | None = None
         path = workdir / f"runner-{config.consumer_group}.json"
@@ -38,9 +56,7 @@ class RunnerProcess:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.popen = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "algorun.cli.main",
+                *program,
                 "runner",
                 "--config",
                 str(path),
@@ -56,7 +72,7 @@ class RunnerProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={
-                **os.environ,
+                **(os.environ if inherit_env else {}),
                 "ALGORUN_RUNNER_COMMIT_INTERVAL_SECONDS": "0.05",
                 "ALGORUN_RUNNER_SESSION_TIMEOUT_MS": "6000",
                 **(env or {}),
