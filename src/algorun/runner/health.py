@@ -18,6 +18,9 @@ READY_POLL_S = 0.5
 """The wait between checks while the algo does not answer."""
 ALGO_CHECK_INTERVAL_S = 2.0
 LAG_INTERVAL_S = 15.0
+NO_PARTITIONS = "no partitions assigned"
+"""The consumer's /ready reason when the group gave this runner no partition: the pod's endpoint of several
+workers (`pod_endpoint`) reads it as a standby worker, not a fault, so both read this one text."""
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

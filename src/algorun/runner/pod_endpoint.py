@@ -30,10 +30,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
-STANDBY = {"consumer": "no partitions assigned"}
+from algorun.runner.health import NO_PARTITIONS
+
+STANDBY = {"consumer": NO_PARTITIONS}
 """A worker's /ready reasons when it runs and consumes but the group gave it no partition (more workers than
 partitions): a standby member, not a fault, so it does not make the pod unready while another worker owns
-partitions. The text is the runner's own reason (`Runner._consumer_reason`)."""
+partitions."""
 WORKER_TIMEOUT_S = 3.0
 """How long the pod's endpoint waits for one worker's answer."""
 

@@ -31,7 +31,7 @@ from algorun.runner.commit import AtLeastOnce, CommitPolicy, Transactional
 from algorun.runner.config import RunnerOptions
 from algorun.runner.executors.base import Executor, InlineExecutor
 from algorun.runner.general import GeneralPath
-from algorun.runner.health import AlgoHealth, monitor_lag
+from algorun.runner.health import NO_PARTITIONS, AlgoHealth, monitor_lag
 from algorun.runner.inline import Handover, InlinePath
 from algorun.runner.lanes import Abandoned, Lanes, Queued, lane_key
 from algorun.runner.metrics import RunnerMetrics
@@ -92,7 +92,7 @@ class Runner:
         if self.consumer is None:
             return "not consuming yet (waiting for the algo)" if self.health.reason else "not consuming"
         if not self.consumer.assignment():
-            return "no partitions assigned"
+            return NO_PARTITIONS
         return None
 
     # ---- lifecycle ----
