@@ -212,6 +212,9 @@ def main() -> None:
         return
     import uvloop
 
+    from algorun.cli.component_options import tune_gc
+
+    tune_gc()  # as `algorun hook` does; both sides run with the same collector settings
     result: dict[str, Any] = {
         "messages": N,
         "rounds": ROUNDS,
