@@ -87,10 +87,11 @@ impersonation, escalate/bind, and writes to KafkaTopics/KafkaUsers outside kafka
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
-# Pod statuses of the components, reported in the PipelineDeployment's status.
+# Pod statuses of the components, reported in the PipelineDeployment's status; one pod is read again (get) before
+# an exited container's log, to tell whether the kubelet restarted it meanwhile (list already shows as much).
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list", "watch"]
+  verbs: ["get", "list", "watch"]
 # The last lines of a failing container's log, put in the status and the Event (only failing pods, rate-bounded).
 - apiGroups: [""]
   resources: ["pods/log"]

@@ -146,7 +146,7 @@ def _container_failure(
     previous = (
         LogRequest(pod_name, name, True, str(last.get("containerID") or f"#{restarts}"), True) if restarts > 0 else None
     )
-    current_id = str(cs.get("containerID") or f"#{restarts}")
+    current_id = _instance(cs)
     where = f"{'init container' if init else 'container'} {name} of pod {pod_name}"
 
     def failure(reason: str, detail: str, log: LogRequest | None) -> tuple[Failure, None]:
@@ -202,6 +202,22 @@ def pod_failures(pod: dict[str, Any], at: datetime | None) -> list[Failure]:
             if found is not None:
                 out.append(found)
     return out
+
+
+def _instance(cs: dict[str, Any]) -> str:
+    """A container status's current instance: its containerID, or its restart count while it has none."""
+    return str(cs.get("containerID") or f"#{int(cs.get('restartCount') or 0)}")
+
+
+def restarted_since(pod: dict[str, Any] | None, request: LogRequest) -> bool:
+    """Whether the container `request` names runs another instance now than the one whose log it asks for (the
+    kubelet restarted it after the observation the request comes from). False when the pod or container is gone:
+    nothing better can be read then."""
+    status = (pod or {}).get("status") or {}
+    for cs in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
+        if cs.get("name") == request.container:
+            return _instance(cs) != request.instance
+    return False
 
 
 def log_requests(pods: list[dict[str, Any]], at: str | None = None) -> list[LogRequest]:

@@ -51,6 +51,7 @@ from algorun.operator.failures import (
     log_requests,
     now,
     recheck_after,
+    restarted_since,
     tail_lines,
 )
 from algorun.operator.metrics import RECONCILE_SECONDS, RECONCILES
@@ -453,14 +454,7 @@ class Reconciler:
             if not fresh and result.log_reads < MAX_LOG_READS:
                 result.log_reads += 1
                 try:
-                    text = await self.cluster.pod_log(
-                        request.pod,
-                        namespace,
-                        request.container,
-                        previous=request.previous,
-                        tail_lines=LOG_TAIL_LINES,
-                        limit_bytes=LOG_READ_BYTES,
-                    )
+                    text = await self._instance_log(request, namespace)
                     entry = _LogEntry(tail_lines(text), clock, complete=True)
                 except Exception as exc:  # a log we cannot read leaves the status without it, nothing more
                     log.info("could not read the log of %s/%s %s: %s", namespace, request.pod, request.container, exc)
@@ -472,6 +466,31 @@ class Reconciler:
         else:
             self._logs.pop(key, None)
         return {(r.pod, r.container): entry.lines for r, entry in kept.items()}
+
+    async def _instance_log(self, request: LogRequest, namespace: str) -> str:
+        """The end of the log of the container instance `request` names.
+
+        An instance that exited is read as the current one, but the kubelet restarts it, maybe between the
+        observation and the read: the current log is then the new instance's (often nothing yet), and an exited
+        instance's log is read only once, so the failure would keep that for good (and its Event would go out
+        without the crash's last words). So after such a read the pod is read again, and when the container has
+        been restarted meanwhile, the log read is the previous instance's: the one that exited."""
+
+        async def read(previous: bool) -> str:
+            return await self.cluster.pod_log(
+                request.pod,
+                namespace,
+                request.container,
+                previous=previous,
+                tail_lines=LOG_TAIL_LINES,
+                limit_bytes=LOG_READ_BYTES,
+            )
+
+        text = await read(request.previous)
+        exited_current = request.final and not request.previous
+        if exited_current and restarted_since(await self.cluster.get(kinds.POD, request.pod, namespace), request):
+            return await read(True)
+        return text
 
     def _recheck(self, key: Key, delay: float | None) -> None:
         """Reconcile `key` again in `delay` seconds (plus a second, so the allowance has surely passed), unless

@@ -247,6 +247,7 @@ def test_service_account_can_do_what_the_operator_does(kube: KubeAPI, helm: Helm
     assert _sar(kube, install, "patch", "horizontalpodautoscalers", ns, "autoscaling")
     assert _sar(kube, install, "create", "events", ns)
     assert _sar(kube, install, "get", "pods", ns, subresource="log"), "failing containers' logs go in the status"
+    assert _sar(kube, install, "get", "pods", ns), "a pod is read again before an exited container's log"
     assert _sar(kube, install, "create", "mappings", ns, "getambassador.io")
     assert _sar(kube, install, "patch", "certificates", ns, "cert-manager.io")
     assert _sar(kube, install, "delete", "certificates", ns, "cert-manager.io")

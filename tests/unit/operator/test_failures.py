@@ -246,11 +246,16 @@ def test_event_message_fits_and_keeps_the_last_log_lines() -> None:
 
 
 class LogCluster:
-    """Answers pods/log requests, counting them."""
+    """Answers pods/log requests, counting them, and pod reads from `pods`."""
 
     def __init__(self) -> None:
         self.reads: list[tuple[str, str, bool]] = []
         self.refuse = False
+        self.pods: dict[str, dict[str, Any]] = {}
+
+    async def get(self, kind: Any, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        assert kind.kind == "Pod"
+        return self.pods.get(name)
 
     async def pod_log(
         self, name: str, namespace: str, container: str, *, previous: bool, tail_lines: int, limit_bytes: int
@@ -306,6 +311,31 @@ def test_the_reconciler_reads_logs_at_a_bounded_rate(monkeypatch: pytest.MonkeyP
         clock[0] += reconcile_module.LOG_REFRESH_SECONDS
         logs, result = await read([exited])
         assert result.log_reads == 1 and logs[("p1", "c")] != [], "but after the refresh, even for an exited one"
+
+    asyncio.run(scenario())
+
+
+def test_an_exited_instance_restarted_before_its_log_is_read_gives_the_log_of_the_one_that_exited() -> None:
+    """The observation saw the container exited, not yet restarted; by the time its log is read the kubelet has
+    started the next instance: the log kept is the previous instance's (the crash's), not the new one's."""
+    cluster = LogCluster()
+    settings = OperatorOptions()
+    reconciler = Reconciler(cluster, settings, Notifier.from_settings(settings))  # type: ignore[arg-type]
+
+    def pod(instance: str, restarts: int) -> dict[str, Any]:
+        return {"status": {"containerStatuses": [{"name": "c", "containerID": instance, "restartCount": restarts}]}}
+
+    cluster.pods = {"p1": pod("containerd://next", 1), "p2": pod("containerd://same", 0)}
+    restarted = LogRequest("p1", "c", previous=False, instance="containerd://exited", final=True)
+    not_restarted = LogRequest("p2", "c", previous=False, instance="containerd://same", final=True)
+
+    async def scenario() -> None:
+        logs = await reconciler._read_logs(("ns", "a"), "ns", [restarted], Result())
+        assert cluster.reads == [("p1", "c", False), ("p1", "c", True)]
+        assert logs == {("p1", "c"): ["log of p1/c #2"]}, "the previous instance's log, read second"
+        cluster.reads.clear()
+        logs = await reconciler._read_logs(("ns", "b"), "ns", [not_restarted], Result())
+        assert cluster.reads == [("p2", "c", False)] and logs == {("p2", "c"): ["log of p2/c #1"]}
 
     asyncio.run(scenario())
 
