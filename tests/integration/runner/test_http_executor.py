@@ -160,6 +160,37 @@ async def test_an_algo_that_goes_away_mid_request_is_unavailable_not_failed() ->
         await executor.close()
 
 
+async def test_an_algo_that_goes_away_mid_answer_is_unavailable_not_failed() -> None:
+    """The algo's process ends between the head of its answer and the body (a stopping container is killed at any
+    byte): the answer is cut short, which is the algo going away, not its verdict on the message. The run waits and
+    reruns; dead-lettering it lost the message for a pod deleted mid-stream (tests/e2e/test_faults.py)."""
+    port = free_port()
+    config = http_config(names(), port)
+    server: asyncio.Server | None = None
+
+    async def die_mid_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(
+            next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+        )
+        await reader.readexactly(length)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nABC")
+        await writer.drain()
+        assert server is not None
+        server.close()  # the process ends: the listener goes, then this connection
+        writer.transport.abort()
+
+    server = await asyncio.start_server(die_mid_answer, "127.0.0.1", port)
+    executor = create(config, options())
+    await executor.start()
+    try:
+        with pytest.raises(AlgoUnavailable, match="not reachable"):
+            await asyncio.wait_for(executor.run(_request(config, b"x")), 10)
+    finally:
+        server.close()
+        await executor.close()
+
+
 async def test_an_algo_that_drops_a_message_three_times_while_staying_up_failed_it(local_bus: Bus) -> None:
     """The algo closes the connection of every request for one message and keeps serving. One break may be its
     process ending (it accepts connections a moment longer), so the run is repeated; the third break while it

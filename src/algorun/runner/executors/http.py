@@ -133,7 +133,9 @@ class HttpExecutor(Executor):
                 ) from None
             except aiohttp.ClientConnectorError as e:
                 raise AlgoUnavailable(f"{target.url}: {e}") from e
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as e:
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError) as e:
+                # An answer cut short (its head sent, its body not) is the connection breaking too: a stopping
+                # algo's process can end at any byte of it.
                 raise await self._broken(target.url, e) from e
             except aiohttp.ClientError as e:
                 raise AlgoFailure(f"{target.method} {target.url}: {e.__class__.__name__}: {e}", "HttpError") from e
@@ -145,11 +147,11 @@ class HttpExecutor(Executor):
         return outputs
 
     async def _broken(self, url: str, error: Exception) -> AlgoUnavailable:
-        """A connection that broke after it was made: the algo went away (its container stopping, restarting or
-        deleted with its pod) or dropped this one request. Either way the run waits and reruns (at a stop its
-        offset stays uncommitted, for the replacement), so no message is dead-lettered for an algo's restart;
-        when the algo still accepts connections, `broke` is the failure it becomes if it keeps happening (see
-        AlgoUnavailable)."""
+        """A connection that broke after it was made, before or during the answer: the algo went away (its
+        container stopping, restarting or deleted with its pod) or dropped this one request. Either way the run
+        waits and reruns (at a stop its offset stays uncommitted, for the replacement), so no message is
+        dead-lettered for an algo's restart; when the algo still accepts connections, `broke` is the failure it
+        becomes if it keeps happening (see AlgoUnavailable)."""
         detail = f"{error.__class__.__name__}: {error}"
         reason = await self.check()
         if reason is not None:
