@@ -26,6 +26,12 @@ def children(pid: int) -> list[int]:
     return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
+def started_by(parent: int, fragment: str) -> list[int]:
+    """The children of `parent` whose command line contains `fragment`. Not every process that shows it: a child
+    the runner is forking shows the runner's own command line until it execs its program."""
+    return [pid for pid in processes_with(fragment) if pid in children(parent)]
+
+
 def test_an_algo_with_two_workers_runs_two_runner_processes_and_loses_nothing(
     tmp_path: Path, receiver: Receiver
 ) -> None:
@@ -37,7 +43,7 @@ def test_an_algo_with_two_workers_runs_two_runner_processes_and_loses_nothing(
     count = 20
     with running_pipeline([pipeline], state, tmp_path / "run.log") as (run, ports):
         (runner,) = wait_for(
-            lambda: processes_with(f"{state}/configs/runner-demo-wordcount"), timeout=30, what="the runner"
+            lambda: started_by(run.pid, f"{state}/configs/runner-demo-wordcount"), timeout=30, what="the runner"
         )
         wait_for(lambda: len(children(runner)) == 2, timeout=60, what="the runner's two workers")
         url = f"http://127.0.0.1:{ports.http}/demo/text-transform/text"
